@@ -1,0 +1,118 @@
+"""Admin pages: studies are edited here; imported stimuli and answers are shown read-only."""
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from .models import Answer, Bundle, Dataset, Pair, Participant, SequenceItem, Stimulus, Study
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Imported and participant-given data: visible, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ["title", "slug", "status", "questions_per_cell", "target_participants", "links"]
+    list_filter = ["status"]
+    search_fields = ["slug", "title"]
+    prepopulated_fields = {"slug": ["title"]}
+    actions = ["open_studies", "close_studies"]
+
+    @admin.display(description="links")
+    def links(self, study: Study) -> str:
+        return format_html(
+            '<a href="{}">dashboard</a> · <a href="{}">participant link</a>',
+            reverse("studyapp:dashboard", args=[study.slug]),
+            study.get_absolute_url(),
+        )
+
+    @admin.action(description="Open selected studies to participants")
+    def open_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        queryset.update(status=Study.Status.OPEN)
+
+    @admin.action(description="Close selected studies to newcomers")
+    def close_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        queryset.update(status=Study.Status.CLOSED)
+
+
+@admin.register(Bundle)
+class BundleAdmin(ReadOnlyAdmin):
+    list_display = ["bundle_id", "study", "imported_at", "content_sha256"]
+    exclude = ["manifest"]
+
+
+@admin.register(Dataset)
+class DatasetAdmin(ReadOnlyAdmin):
+    list_display = ["key", "title", "task", "bundle"]
+
+
+class StimulusInline(admin.TabularInline):
+    model = Stimulus
+    extra = 0
+    can_delete = False
+    fields = ["order", "method", "image", "source_file", "explanation_size"]
+    readonly_fields = fields
+
+
+@admin.register(Pair)
+class PairAdmin(ReadOnlyAdmin):
+    list_display = ["pair_id", "question_type", "dataset", "image_id", "predicted_class", "true_class"]
+    list_filter = ["question_type", "dataset__key", "bundle"]
+    search_fields = ["pair_id", "image_id"]
+    inlines = [StimulusInline]
+
+
+class SequenceItemInline(admin.TabularInline):
+    model = SequenceItem
+    extra = 0
+    can_delete = False
+    fields = ["position", "pair", "stimulus_a", "stimulus_b", "answer_choice"]
+    readonly_fields = fields
+
+    @admin.display(description="answer")
+    def answer_choice(self, item: SequenceItem) -> str:
+        answer = getattr(item, "answer", None)
+        return f"{answer.choice} ({answer.response_ms} ms)" if answer else "—"
+
+
+@admin.register(Participant)
+class ParticipantAdmin(admin.ModelAdmin):
+    list_display = ["public_id", "study", "status", "simulated", "started_at", "completed_at", "external_id"]
+    list_filter = ["study", "excluded", "simulated", ("completed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["public_id", "external_id"]
+    fields = [
+        "study", "public_id", "external_id", "simulated", "started_at", "demographics_at", "instructions_at",
+        "completed_at", "excluded", "exclusion_reason", "gender", "age", "ml_experience", "xai_experience",
+        "sequence_length",
+    ]  # fmt: skip
+    readonly_fields = [f for f in fields if f not in ("excluded", "exclusion_reason")]
+    inlines = [SequenceItemInline]
+    actions = ["exclude_participants", "include_participants"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.action(description="Exclude selected participants from the analysis")
+    def exclude_participants(self, request: HttpRequest, queryset: QuerySet[Participant]) -> None:
+        queryset.update(excluded=True)
+
+    @admin.action(description="Include selected participants again")
+    def include_participants(self, request: HttpRequest, queryset: QuerySet[Participant]) -> None:
+        queryset.update(excluded=False, exclusion_reason="")
+
+
+@admin.register(Answer)
+class AnswerAdmin(ReadOnlyAdmin):
+    list_display = ["item", "choice", "chosen_method", "response_ms", "answered_at"]
+    list_filter = ["choice", "item__participant__study"]
+    list_select_related = ["item__stimulus_a", "item__stimulus_b"]

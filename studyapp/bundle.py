@@ -1,0 +1,284 @@
+"""Validate a stimulus bundle (DESIGN.md, schema 1) and import it into a study all-or-nothing.
+
+Images are decoded, stripped of metadata and stored in media storage under fresh random names, so
+nothing a participant can fetch carries the bundle's file names or any text chunk of the files.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from PIL import Image, UnidentifiedImageError
+
+from .models import Bundle, Dataset, Pair, Stimulus, Study
+
+SCHEMA_VERSION = 1
+IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpg"}
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+STORAGE_DIR = "stimuli"
+
+
+class BundleError(Exception):
+    """The bundle is not valid; the message is one sentence naming the file, field and value."""
+
+
+@dataclass(frozen=True)
+class ValidatedBundle:
+    """A bundle that passed validation: its folder, parsed manifest and content hash."""
+
+    root: Path
+    manifest: dict[str, Any]
+    content_sha256: str
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did."""
+
+    study: Study
+    created: bool
+    pairs: int
+    images: int
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise BundleError(message)
+
+
+def _string(value: Any, where: str, *, key: bool = False) -> str:
+    _require(isinstance(value, str) and value.strip() != "", f"{where} must be a non-empty string, got {value!r}.")
+    if key:
+        _require(bool(KEY_PATTERN.match(value)), f"{where} {value!r} must use only a-z, 0-9, '_' and '-'.")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    _require(isinstance(value, list) and len(value) > 0, f"{where} must be a non-empty list.")
+    return value
+
+
+def _read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
+    _require(root.is_dir(), f"{root}: bundle folder does not exist.")
+    path = root / "manifest.json"
+    _require(path.is_file(), f"{path}: manifest.json is missing.")
+    raw = path.read_bytes()
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: not valid UTF-8 JSON ({exc}).") from None
+    _require(isinstance(manifest, dict), f"{path}: the manifest must be a JSON object.")
+    return manifest, raw
+
+
+def _check_image(root: Path, file: Any, where: str) -> str:
+    name = _string(file, where)
+    path = (root / name).resolve()
+    _require(
+        not Path(name).is_absolute() and path.is_relative_to(root.resolve()),
+        f"{where} {name!r} must be a path inside the bundle.",
+    )
+    _require(path.is_file(), f"{where}: image file {root / name} does not exist.")
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            image.load()
+            _require(image.format in IMAGE_FORMATS, f"{root / name}: image format {image.format} is not PNG or JPEG.")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BundleError(f"{root / name}: not a readable image ({exc}).") from None
+    return name
+
+
+def _check_datasets(manifest: dict[str, Any], where: str) -> dict[str, set[str]]:
+    classes_by_key: dict[str, set[str]] = {}
+    for i, dataset in enumerate(_list(manifest.get("datasets"), f"{where}: datasets")):
+        at = f"{where}: datasets[{i}]"
+        _require(isinstance(dataset, dict), f"{at} must be an object.")
+        key = _string(dataset.get("key"), f"{at}.key", key=True)
+        _require(key not in classes_by_key, f"{at}.key {key!r} appears twice.")
+        _string(dataset.get("title"), f"{at}.title")
+        _string(dataset.get("task"), f"{at}.task")
+        names = _list(dataset.get("class_names"), f"{at}.class_names")
+        classes_by_key[key] = {_string(n, f"{at}.class_names[{j}]") for j, n in enumerate(names)}
+    return classes_by_key
+
+
+def _check_pair(root: Path, pair: Any, at: str, classes_by_key: dict[str, set[str]]) -> list[str]:
+    _require(isinstance(pair, dict), f"{at} must be an object.")
+    _string(pair.get("question_type"), f"{at}.question_type", key=True)
+    dataset = _string(pair.get("dataset"), f"{at}.dataset")
+    _require(dataset in classes_by_key, f"{at}.dataset {dataset!r} is not one of the datasets {sorted(classes_by_key)}.")
+    _string(pair.get("image_id"), f"{at}.image_id")
+    for field in ("true_class", "predicted_class"):
+        value = _string(pair.get(field), f"{at}.{field}")
+        _require(value in classes_by_key[dataset], f"{at}.{field} {value!r} is not a class of dataset {dataset!r}.")
+    source = pair.get("random_source_image_id")
+    _require(source is None or isinstance(source, str), f"{at}.random_source_image_id must be a string or null.")
+    stimuli = _list(pair.get("stimuli"), f"{at}.stimuli")
+    _require(len(stimuli) == 2, f"{at}.stimuli must hold exactly 2 stimuli, got {len(stimuli)}.")
+    files, methods = [], []
+    for j, stimulus in enumerate(stimuli):
+        sat = f"{at}.stimuli[{j}]"
+        _require(isinstance(stimulus, dict), f"{sat} must be an object.")
+        methods.append(_string(stimulus.get("method"), f"{sat}.method", key=True))
+        size = stimulus.get("explanation_size")
+        _require(
+            size is None or (isinstance(size, int) and not isinstance(size, bool) and size >= 0),
+            f"{sat}.explanation_size must be a non-negative integer or absent, got {size!r}.",
+        )
+        files.append(_check_image(root, stimulus.get("file"), f"{sat}.file"))
+    _require(methods[0] != methods[1], f"{at}.stimuli both use method {methods[0]!r}.")
+    return files
+
+
+def _content_hash(manifest_bytes: bytes, root: Path, files: list[str]) -> str:
+    digest = hashlib.sha256(manifest_bytes)
+    for name in sorted(set(files)):
+        digest.update(name.encode())
+        digest.update(hashlib.sha256((root / name).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def validate_bundle(folder: str | Path, progress: Callable[[int], None] | None = None) -> ValidatedBundle:
+    """Check the whole bundle (manifest fields, references, every image) before anything is written."""
+    root = Path(folder)
+    manifest, raw = _read_manifest(root)
+    where = str(root / "manifest.json")
+    version = manifest.get("schema_version")
+    _require(version == SCHEMA_VERSION, f"{where}: schema_version is {version!r}; this app reads {SCHEMA_VERSION}.")
+    _string(manifest.get("bundle_id"), f"{where}: bundle_id")
+    classes_by_key = _check_datasets(manifest, where)
+    pair_ids: set[str] = set()
+    files: list[str] = []
+    for i, pair in enumerate(_list(manifest.get("pairs"), f"{where}: pairs")):
+        at = f"{where}: pairs[{i}]"
+        pair_id = _string(pair.get("pair_id") if isinstance(pair, dict) else None, f"{at}.pair_id")
+        _require(pair_id not in pair_ids, f"{at}.pair_id {pair_id!r} appears twice.")
+        pair_ids.add(pair_id)
+        files.extend(_check_pair(root, pair, at, classes_by_key))
+        if progress:
+            progress(1)
+    return ValidatedBundle(root, manifest, _content_hash(raw, root, files), tuple(files))
+
+
+def clean_image_bytes(path: Path) -> tuple[bytes, str]:
+    """Re-encode an image without metadata (text chunks, EXIF, ICC, comments); return bytes and extension."""
+    with Image.open(path) as image:
+        image.load()
+        fmt = image.format
+        transparency = image.info.get("transparency")
+        image.info = {} if transparency is None else {"transparency": transparency}
+        out = io.BytesIO()
+        if fmt == "JPEG":
+            image.save(out, "JPEG", quality="keep")
+        else:
+            image.save(out, "PNG")
+    return out.getvalue(), IMAGE_FORMATS[fmt]
+
+
+def _store_images(bundle: ValidatedBundle, saved: list[str], progress: Callable[[int], None] | None) -> dict[str, str]:
+    stored: dict[str, str] = {}
+    for name in dict.fromkeys(bundle.files):
+        data, ext = clean_image_bytes(bundle.root / name)
+        stored[name] = default_storage.save(f"{STORAGE_DIR}/{secrets.token_urlsafe(18)}.{ext}", ContentFile(data))
+        saved.append(stored[name])
+        if progress:
+            progress(1)
+    return stored
+
+
+def _existing_bundle(study: Study, bundle: ValidatedBundle) -> bool:
+    """True if the study already holds this very bundle; raise if it holds another one."""
+    current = Bundle.objects.filter(study=study).first()
+    if current is None:
+        return False
+    bundle_id = bundle.manifest["bundle_id"]
+    _require(
+        current.bundle_id == bundle_id,
+        f"study {study.slug!r} already holds bundle {current.bundle_id!r}; import {bundle_id!r} into a new study.",
+    )
+    _require(
+        current.content_sha256 == bundle.content_sha256,
+        f"study {study.slug!r} already holds bundle {bundle_id!r} with different content; give the changed bundle a new bundle_id and a new study.",
+    )
+    return True
+
+
+def import_bundle(
+    bundle: ValidatedBundle,
+    study_slug: str,
+    *,
+    title: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Import a validated bundle into the study (created as a draft if missing), all or nothing."""
+    _require(bool(KEY_PATTERN.match(study_slug)), f"--study {study_slug!r} must use only a-z, 0-9, '_' and '-'.")
+    saved: list[str] = []
+    try:
+        with transaction.atomic():
+            study, _ = Study.objects.select_for_update().get_or_create(
+                slug=study_slug, defaults={"title": title or study_slug}
+            )
+            if _existing_bundle(study, bundle):
+                return ImportResult(study, False, 0, 0)
+            stored = _store_images(bundle, saved, progress)
+            _create_rows(study, bundle, stored)
+    except BaseException:
+        for name in saved:
+            default_storage.delete(name)
+        raise
+    return ImportResult(study, True, len(bundle.manifest["pairs"]), len(stored))
+
+
+def _create_rows(study: Study, bundle: ValidatedBundle, stored: dict[str, str]) -> None:
+    manifest = bundle.manifest
+    record = Bundle.objects.create(
+        study=study, bundle_id=manifest["bundle_id"], content_sha256=bundle.content_sha256, manifest=manifest
+    )
+    datasets = {
+        d["key"]: Dataset.objects.create(
+            bundle=record, key=d["key"], title=d["title"], task=d["task"], class_names=d["class_names"]
+        )
+        for d in manifest["datasets"]
+    }
+    pairs = Pair.objects.bulk_create(
+        Pair(
+            bundle=record,
+            pair_id=p["pair_id"],
+            question_type=p["question_type"],
+            dataset=datasets[p["dataset"]],
+            image_id=p["image_id"],
+            true_class=p["true_class"],
+            predicted_class=p["predicted_class"],
+            random_source_image_id=p.get("random_source_image_id") or "",
+        )
+        for p in manifest["pairs"]
+    )
+    if any(pair.pk is None for pair in pairs):  # backends without RETURNING ids
+        by_id = dict(Pair.objects.filter(bundle=record).values_list("pair_id", "pk"))
+        for pair in pairs:
+            pair.pk = by_id[pair.pair_id]
+    Stimulus.objects.bulk_create(
+        Stimulus(
+            pair=pair,
+            method=s["method"],
+            image=stored[s["file"]],
+            source_file=s["file"],
+            explanation_size=s.get("explanation_size"),
+            order=order,
+        )
+        for pair, p in zip(pairs, manifest["pairs"], strict=True)
+        for order, s in enumerate(p["stimuli"])
+    )

@@ -1,0 +1,119 @@
+"""Sequence assignment: which pairs a participant sees, in which order, and which method is System A.
+
+For every question type × dataset cell a participant gets ``questions_per_cell`` pairs, chosen
+least-shown first so that exposure stays even across participants, avoiding images this
+participant already has where the pool allows. The order is shuffled and the side of each method
+is drawn per question; everything is drawn from a generator seeded by the participant's token.
+"""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+
+from .models import Pair, Participant, SequenceItem
+
+Cell = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class PairOption:
+    """What the planner needs to know about one pair."""
+
+    pk: int
+    cell: Cell
+    image: tuple[str, str]
+    stimuli: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    """One question of a planned sequence (1-based position)."""
+
+    position: int
+    pair: int
+    stimulus_a: int
+    stimulus_b: int
+
+
+def plan_sequence(
+    options: Sequence[PairOption], exposure: Mapping[int, int], per_cell: int, rng: random.Random
+) -> list[PlannedItem]:
+    """Choose ``per_cell`` pairs per cell (least exposed first, fresh images first), shuffle, draw sides."""
+    cells: dict[Cell, list[PairOption]] = defaultdict(list)
+    for option in options:
+        cells[option.cell].append(option)
+    cell_keys = sorted(cells)
+    rng.shuffle(cell_keys)
+    cell_keys.sort(key=lambda cell: len(cells[cell]))  # scarce cells pick their images first
+    used_images: set[tuple[str, str]] = set()
+    chosen: list[PairOption] = []
+    for cell in cell_keys:
+        tiebreak = {option.pk: rng.random() for option in cells[cell]}
+        pool = sorted(cells[cell], key=lambda o: (exposure.get(o.pk, 0), tiebreak[o.pk]))
+        fresh = [o for o in pool if o.image not in used_images][:per_cell]
+        reused = [o for o in pool if o not in fresh][: per_cell - len(fresh)]
+        picked = fresh + reused
+        used_images.update(o.image for o in picked)
+        chosen.extend(picked)
+    rng.shuffle(chosen)
+    planned = []
+    for position, option in enumerate(chosen, start=1):
+        first, second = option.stimuli
+        a, b = (second, first) if rng.random() < 0.5 else (first, second)
+        planned.append(PlannedItem(position=position, pair=option.pk, stimulus_a=a, stimulus_b=b))
+    return planned
+
+
+def pair_options(study_id: int) -> list[PairOption]:
+    """The pairs of a study's bundle as planner options."""
+    pairs = Pair.objects.filter(bundle__study_id=study_id).select_related("dataset").prefetch_related("stimuli")
+    options = []
+    for pair in pairs:
+        stimuli = sorted(pair.stimuli.all(), key=lambda s: s.order)
+        options.append(
+            PairOption(
+                pk=pair.pk,
+                cell=(pair.question_type, pair.dataset.key),
+                image=(pair.dataset.key, pair.image_id),
+                stimuli=(stimuli[0].pk, stimuli[1].pk),
+            )
+        )
+    return options
+
+
+def pair_exposure(study_id: int) -> dict[int, int]:
+    """How many not-excluded participants have each pair of the study in their sequence."""
+    rows = (
+        Pair.objects.filter(bundle__study_id=study_id)
+        .annotate(n=Count("sequence_items", filter=Q(sequence_items__participant__excluded=False)))
+        .values_list("pk", "n")
+    )
+    return dict(rows)
+
+
+def create_sequence(participant: Participant) -> int:
+    """Plan and store the participant's sequence; call inside the transaction that holds the study lock."""
+    rng = random.Random(participant.token)
+    planned = plan_sequence(
+        pair_options(participant.study_id),
+        pair_exposure(participant.study_id),
+        participant.study.questions_per_cell,
+        rng,
+    )
+    SequenceItem.objects.bulk_create(
+        SequenceItem(
+            participant=participant,
+            position=item.position,
+            pair_id=item.pair,
+            stimulus_a_id=item.stimulus_a,
+            stimulus_b_id=item.stimulus_b,
+        )
+        for item in planned
+    )
+    Participant.objects.filter(pk=participant.pk).update(sequence_length=len(planned))
+    participant.sequence_length = len(planned)
+    return len(planned)

@@ -1,0 +1,38 @@
+"""``manage.py import_stimuli BUNDLE --study SLUG``: validate a stimulus bundle and import it all-or-nothing."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from studyapp.bundle import BundleError, import_bundle, validate_bundle
+from studyapp.models import Study
+
+
+class Command(BaseCommand):
+    help = "Validate a stimulus bundle (manifest.json + images/) and import it into a study; re-importing it changes nothing."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("bundle", help="bundle folder holding manifest.json and images/")
+        parser.add_argument("--study", required=True, help="slug of the study (created as a draft if missing)")
+        parser.add_argument("--title", help="title of a newly created study (default: the slug)")
+        parser.add_argument("--open", action="store_true", help="open the study to participants after the import")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        quiet = options["verbosity"] == 0
+        try:
+            with tqdm(desc="checking pairs", unit="pair", disable=quiet) as bar:
+                bundle = validate_bundle(options["bundle"], progress=bar.update)
+            with tqdm(desc="storing images", unit="image", disable=quiet) as bar:
+                result = import_bundle(bundle, options["study"], title=options["title"], progress=bar.update)
+        except BundleError as exc:
+            raise CommandError(str(exc)) from None
+        if options["open"]:
+            Study.objects.filter(pk=result.study.pk).update(status=Study.Status.OPEN)
+        status = Study.objects.get(pk=result.study.pk).status
+        if result.created:
+            summary = f"imported bundle {bundle.manifest['bundle_id']!r}: {result.pairs} pairs, {result.images} images"
+        else:
+            summary = f"bundle {bundle.manifest['bundle_id']!r} was already imported; nothing changed"
+        self.stdout.write(f"{summary} → study {result.study.slug!r} ({status}), link {result.study.get_absolute_url()}")

@@ -1,0 +1,289 @@
+"""Data model of the user study: studies, imported stimulus bundles, participants, sequences, answers.
+
+A participant is identified by an unguessable token (``secrets.token_urlsafe(32)``, 256 bits) that
+sits in the path of every participant URL; the study page also remembers it in a signed cookie so
+that a return visit to the study link resumes instead of starting over.
+"""
+from __future__ import annotations
+
+import secrets
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+DEFAULT_CONSENT = (
+    "This study is about how people judge explanations that image classifiers give for their "
+    "decisions. Taking part is voluntary and takes about 10 minutes. We record your answers, "
+    "how long each answer took, and the few questions about yourself on the next page; we do "
+    "not record your name, e-mail or IP address. You may stop at any time; you may ask for your "
+    "data to be deleted by quoting the completion code shown at the end."
+)
+DEFAULT_INSTRUCTIONS = (
+    "Each question shows one image and how two systems, System A and System B, explain their "
+    "decision about it: the highlighted parts of the image are the parts the system bases its "
+    "decision on. Both systems make the same decision. Please say which system behaves more "
+    "reasonably, or that both are equally reasonable. There are no right or wrong answers; "
+    "answer by your first impression. You can use the keys A, B and E to answer."
+)
+
+
+def new_participant_token() -> str:
+    """Return an unguessable participant token (256 bits of randomness, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def new_public_id() -> str:
+    """Return the short random label under which a participant appears in exports."""
+    return secrets.token_hex(6)
+
+
+def new_completion_code() -> str:
+    """Return a random completion code that participants quote (e.g. to Prolific)."""
+    return secrets.token_hex(4).upper()
+
+
+class Study(models.Model):
+    """One study: the settings a researcher chooses and the link that is handed out."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "draft"
+        OPEN = "open", "open"
+        CLOSED = "closed", "closed"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    consent_text = models.TextField(default=DEFAULT_CONSENT)
+    instructions = models.TextField(default=DEFAULT_INSTRUCTIONS)
+    questions_per_cell = models.PositiveSmallIntegerField(
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Questions each participant answers per question type × dataset.",
+    )
+    target_participants = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Newcomers are turned away once this many participants completed; empty = no limit.",
+    )
+    completion_redirect_url = models.URLField(
+        blank=True, max_length=500, help_text="Where to send participants after the last answer (e.g. Prolific)."
+    )
+    completion_code = models.CharField(max_length=32, default=new_completion_code)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(questions_per_cell__gte=1), name="study_questions_per_cell_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.slug})"
+
+    def get_absolute_url(self) -> str:
+        """The one participant link a researcher hands out."""
+        return reverse("studyapp:study", kwargs={"slug": self.slug})
+
+    def completed_count(self) -> int:
+        """Number of completed, not excluded participants."""
+        return self.participants.filter(completed_at__isnull=False, excluded=False).count()
+
+    def is_full(self) -> bool:
+        """True once the target number of participants has completed."""
+        return self.target_participants is not None and self.completed_count() >= self.target_participants
+
+
+class Bundle(models.Model):
+    """A stimulus bundle (DESIGN.md) imported into a study; a study holds exactly one."""
+
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="bundle")
+    bundle_id = models.CharField(max_length=200)
+    content_sha256 = models.CharField(max_length=64, help_text="SHA-256 over the manifest and all image files.")
+    manifest = models.JSONField()
+    imported_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.bundle_id
+
+
+class Dataset(models.Model):
+    """A dataset of a bundle; its task completes the sentence "trained to …"."""
+
+    bundle = models.ForeignKey(Bundle, on_delete=models.CASCADE, related_name="datasets")
+    key = models.CharField(max_length=100)
+    title = models.CharField(max_length=200)
+    task = models.CharField(max_length=300)
+    class_names = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bundle", "key"], name="dataset_key_unique_per_bundle")]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def task_phrase(self) -> str:
+        """The task without a leading "to" or trailing full stop, so "trained to {task}." reads well."""
+        task = self.task.strip().rstrip(".").strip()
+        if task.lower().startswith("to "):
+            task = task[3:].lstrip()
+        return task
+
+
+class Pair(models.Model):
+    """One question of the bundle: an image and the two explanations to compare."""
+
+    bundle = models.ForeignKey(Bundle, on_delete=models.CASCADE, related_name="pairs")
+    pair_id = models.CharField(max_length=200)
+    question_type = models.CharField(max_length=100)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="pairs")
+    image_id = models.CharField(max_length=300)
+    true_class = models.CharField(max_length=200)
+    predicted_class = models.CharField(max_length=200)
+    random_source_image_id = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["bundle", "pair_id"], name="pair_id_unique_per_bundle")]
+        indexes = [models.Index(fields=["bundle", "question_type", "dataset"], name="pair_cell_idx")]
+
+    def __str__(self) -> str:
+        return self.pair_id
+
+
+class Stimulus(models.Model):
+    """One explanation image of a pair, stored in media storage under an opaque random name."""
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="stimuli")
+    method = models.CharField(max_length=100)
+    image = models.FileField(max_length=200)
+    source_file = models.CharField(max_length=500, help_text="The file's path inside the bundle.")
+    explanation_size = models.PositiveIntegerField(null=True, blank=True)
+    order = models.PositiveSmallIntegerField(help_text="Place of the stimulus in the manifest's list (0 or 1).")
+
+    class Meta:
+        verbose_name_plural = "stimuli"
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["pair", "method"], name="stimulus_method_unique_per_pair"),
+            models.UniqueConstraint(fields=["pair", "order"], name="stimulus_order_unique_per_pair"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pair_id}:{self.method}"
+
+    @property
+    def url(self) -> str:
+        """Where participants fetch the image: its opaque stored name, nothing else."""
+        return reverse("studyapp:image", args=[self.image.name.rsplit("/", 1)[-1]])
+
+
+class Participant(models.Model):
+    """A volunteer taking a study; created when they consent, with their whole sequence."""
+
+    class Gender(models.TextChoices):
+        MALE = "male", "Male"
+        FEMALE = "female", "Female"
+        OTHER = "other", "Other"
+        UNDISCLOSED = "prefer not to say", "Prefer not to say"
+
+    class Experience(models.TextChoices):
+        STRONGLY_DISAGREE = "strongly disagree", "Strongly disagree"
+        DISAGREE = "disagree", "Disagree"
+        UNDECIDED = "undecided", "Undecided"
+        AGREE = "agree", "Agree"
+        STRONGLY_AGREE = "strongly agree", "Strongly agree"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
+    token = models.CharField(max_length=64, unique=True, default=new_participant_token, editable=False)
+    public_id = models.CharField(max_length=16, unique=True, default=new_public_id, editable=False)
+    external_id = models.CharField(max_length=128, null=True, blank=True)
+    simulated = models.BooleanField(default=False)
+    started_at = models.DateTimeField(default=timezone.now)
+    demographics_at = models.DateTimeField(null=True, blank=True)
+    instructions_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    excluded = models.BooleanField(default=False)
+    exclusion_reason = models.CharField(max_length=300, blank=True)
+    gender = models.CharField(max_length=20, choices=Gender.choices, blank=True)
+    age = models.PositiveSmallIntegerField(null=True, blank=True)
+    ml_experience = models.CharField(max_length=20, choices=Experience.choices, blank=True)
+    xai_experience = models.CharField(max_length=20, choices=Experience.choices, blank=True)
+    sequence_length = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="participant_external_id_unique_per_study",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def status(self) -> str:
+        """`excluded`, `completed` or `incomplete`, as in participants.csv."""
+        if self.excluded:
+            return "excluded"
+        return "completed" if self.completed_at else "incomplete"
+
+
+class SequenceItem(models.Model):
+    """One question in a participant's stored sequence, with the side each method is shown on."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveSmallIntegerField()
+    pair = models.ForeignKey(Pair, on_delete=models.PROTECT, related_name="sequence_items")
+    stimulus_a = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="+")
+    stimulus_b = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["participant_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "position"], name="item_position_unique"),
+            models.UniqueConstraint(fields=["participant", "pair"], name="item_pair_unique"),
+            models.CheckConstraint(condition=Q(position__gte=1), name="item_position_positive"),
+            models.CheckConstraint(condition=~Q(stimulus_a=models.F("stimulus_b")), name="item_sides_differ"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}#{self.position}"
+
+
+class Answer(models.Model):
+    """The participant's choice for one sequence item; the database allows one per item."""
+
+    class Choice(models.TextChoices):
+        A = "A", "System A"
+        B = "B", "System B"
+        EQUAL = "equal", "Equally reasonable"
+
+    item = models.OneToOneField(SequenceItem, on_delete=models.CASCADE, related_name="answer")
+    choice = models.CharField(max_length=5, choices=Choice.choices)
+    response_ms = models.PositiveIntegerField()
+    answered_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(choice__in=["A", "B", "equal"]), name="answer_choice_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item}={self.choice}"
+
+    @property
+    def chosen_method(self) -> str:
+        """The method key the participant chose, or ``equal``."""
+        if self.choice == self.Choice.A:
+            return self.item.stimulus_a.method
+        if self.choice == self.Choice.B:
+            return self.item.stimulus_b.method
+        return "equal"

@@ -1,0 +1,148 @@
+"""Researcher pages (staff login): study overview, exclusion and deletion of participants, export download."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from ..export import export_zip
+from ..forms import ExclusionForm
+from ..models import Answer, Pair, Participant, Study
+
+REFRESH_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class CellRow:
+    """Answers and pool of one question type × dataset cell."""
+
+    question_type: str
+    dataset: str
+    pairs: int
+    answers: int
+    short: bool
+
+
+def _cells(study: Study) -> list[CellRow]:
+    pool = (
+        Pair.objects.filter(bundle__study=study)
+        .values("question_type", "dataset__key")
+        .annotate(n=Count("id"))
+        .order_by("question_type", "dataset__key")
+    )
+    answers = (
+        Answer.objects.filter(item__participant__study=study, item__participant__excluded=False)
+        .values("item__pair__question_type", "item__pair__dataset__key")
+        .annotate(n=Count("id"))
+    )
+    answered = {(a["item__pair__question_type"], a["item__pair__dataset__key"]): a["n"] for a in answers}
+    return [
+        CellRow(c["question_type"], c["dataset__key"], c["n"], answered.get((c["question_type"], c["dataset__key"]), 0),
+                c["n"] < study.questions_per_cell)  # fmt: skip
+        for c in pool
+    ]
+
+
+def _exposure(study: Study) -> tuple[list[dict[str, object]], dict[str, int]]:
+    live = Q(sequence_items__participant__excluded=False)
+    pairs = list(
+        Pair.objects.filter(bundle__study=study)
+        .annotate(
+            shown=Count("sequence_items", filter=live),
+            answered=Count("sequence_items__answer", filter=live),
+        )
+        .values("pair_id", "question_type", "dataset__key", "image_id", "shown", "answered")
+        .order_by("question_type", "dataset__key", "shown", "pair_id")
+    )
+    shown = [p["shown"] for p in pairs] or [0]
+    return pairs, {"min": min(shown), "max": max(shown)}
+
+
+def _participants(study: Study) -> list[Participant]:
+    return list(
+        Participant.objects.filter(study=study)
+        .annotate(answered=Count("items__answer"))
+        .order_by("-started_at", "-id")
+    )
+
+
+@staff_member_required
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    """All studies with their participant counts."""
+    studies = Study.objects.annotate(
+        started=Count("participants", filter=Q(participants__excluded=False)),
+        completed=Count("participants", filter=Q(participants__excluded=False, participants__completed_at__isnull=False)),
+    )
+    return render(request, "studyapp/dashboard/index.html", {"studies": studies})
+
+
+@never_cache
+@staff_member_required
+@require_GET
+def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    """Counts, answers per cell, pair exposure and participants of one study; refreshes while it runs."""
+    study = get_object_or_404(Study, slug=slug)
+    participants = _participants(study)
+    counts: dict[str, int] = defaultdict(int)
+    for p in participants:
+        counts[p.status] += 1
+        counts["simulated"] += p.simulated
+    pairs, exposure = _exposure(study)
+    refresh = study.status == Study.Status.OPEN and request.GET.get("refresh") != "0"
+    context = {
+        "study": study,
+        "bundle": getattr(study, "bundle", None),
+        "counts": dict(counts),
+        "started": len(participants) - counts["excluded"],
+        "cells": _cells(study),
+        "pairs": pairs,
+        "exposure": exposure,
+        "participants": participants,
+        "refresh": REFRESH_SECONDS if refresh else None,
+        "study_url": request.build_absolute_uri(study.get_absolute_url()),
+    }
+    return render(request, "studyapp/dashboard/study.html", context)
+
+
+@staff_member_required
+@require_POST
+def set_exclusion(request: HttpRequest, slug: str, public_id: str, exclude: bool) -> HttpResponse:
+    """Exclude a participant from the analysis (e.g. failed sanity checks), or include them again."""
+    participant = get_object_or_404(Participant, study__slug=slug, public_id=public_id)
+    form = ExclusionForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    Participant.objects.filter(pk=participant.pk).update(excluded=exclude, exclusion_reason=reason if exclude else "")
+    messages.success(request, f"Participant {public_id} {'excluded' if exclude else 'included again'}.")
+    return redirect("studyapp:dashboard", slug)
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def delete_participant(request: HttpRequest, slug: str, public_id: str) -> HttpResponse:
+    """Delete everything stored about a participant (on their request), after a confirmation page."""
+    participant = get_object_or_404(Participant, study__slug=slug, public_id=public_id)
+    if request.method == "POST":
+        participant.delete()
+        messages.success(request, f"All data of participant {public_id} was deleted.")
+        return redirect("studyapp:dashboard", slug)
+    answered = Answer.objects.filter(item__participant=participant).count()
+    context = {"study": participant.study, "participant": participant, "answered": answered}
+    return render(request, "studyapp/dashboard/delete.html", context)
+
+
+@staff_member_required
+@require_GET
+def download_export(request: HttpRequest, slug: str) -> HttpResponse:
+    """answers.csv and participants.csv of the study in one zip file."""
+    study = get_object_or_404(Study, slug=slug)
+    response = HttpResponse(export_zip(study), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{study.slug}-export.zip"'
+    return response

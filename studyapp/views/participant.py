@@ -1,0 +1,200 @@
+"""Participant pages: study page with consent → demographics → instructions → questions → thank-you.
+
+Plain server-rendered forms; every page is ``no-store`` so the back button asks the server again,
+and every view sends the participant on to their next step when they ask for another one.
+"""
+from __future__ import annotations
+
+import re
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from ..bundle import STORAGE_DIR
+from ..flow import StudyUnavailable, current_items, enrol, find_participant, mark_instructions_read, next_url, record_answer
+from ..forms import AnswerForm, ConsentForm, DemographicsForm, shown_stamp
+from ..models import Participant, SequenceItem, Study
+
+COOKIE_SALT = "studyapp.participant-cookie"
+COOKIE_MAX_AGE = 60 * 60 * 24 * 60
+EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "external_id")
+IMAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(png|jpg)$")
+IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
+
+
+def study_cookie_name(study: Study) -> str:
+    """Name of the signed cookie remembering this browser's participant of a study."""
+    return f"study{study.pk}"
+
+
+def _participant(token: str) -> Participant:
+    return get_object_or_404(Participant.objects.select_related("study"), token=token)
+
+
+def _is_preview(request: HttpRequest, study: Study) -> bool:
+    return study.status == Study.Status.DRAFT and request.user.is_active and request.user.is_staff
+
+
+def _returning(request: HttpRequest, study: Study, external_id: str | None) -> Participant | None:
+    """The participant this visitor already is, by external id or by this browser's signed cookie."""
+    participant = find_participant(study, external_id)
+    if participant is not None:
+        return participant
+    token = request.get_signed_cookie(study_cookie_name(study), default=None, salt=COOKIE_SALT)
+    return Participant.objects.filter(study=study, token=token).first() if token else None
+
+
+def _unavailable(request: HttpRequest, study: Study, status: int = 200) -> HttpResponse:
+    reason = "full" if study.status == Study.Status.OPEN else study.status
+    return render(request, "studyapp/unavailable.html", {"study": study, "reason": reason}, status=status)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def study_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The study link: information and consent; a returning visitor goes straight to their next step."""
+    study = get_object_or_404(Study, slug=slug)
+    external_id = next((request.GET[k].strip()[:128] for k in EXTERNAL_ID_PARAMS if request.GET.get(k, "").strip()), None)
+    returning = _returning(request, study, external_id)
+    if returning is not None:
+        return redirect(next_url(returning))
+    preview = _is_preview(request, study)
+    if request.method == "POST":
+        form = ConsentForm(request.POST, study_slug=study.slug)
+        if form.is_valid():
+            try:
+                participant = enrol(
+                    study,
+                    external_id=form.cleaned_data["external_id"],
+                    simulated=form.cleaned_data["sim"],
+                    preview=preview,
+                )
+            except StudyUnavailable:
+                return _unavailable(request, study, status=403)
+            response = redirect(next_url(participant))
+            response.set_signed_cookie(
+                study_cookie_name(study), participant.token, salt=COOKIE_SALT, max_age=COOKIE_MAX_AGE,
+                httponly=True, samesite="Lax", secure=request.is_secure(),
+            )  # fmt: skip
+            return response
+        status = 400
+    else:
+        if not (study.status == Study.Status.OPEN or preview) or study.is_full():
+            return _unavailable(request, study)
+        form = ConsentForm(
+            initial={"external_id": external_id or "", "sim": request.GET.get("sim", "")[:300]}, study_slug=study.slug
+        )
+        status = 200
+    return render(request, "studyapp/study.html", {"study": study, "form": form, "preview": preview}, status=status)
+
+
+@never_cache
+@require_GET
+def resume(request: HttpRequest, token: str) -> HttpResponse:
+    """A participant's own link: always leads to the first thing still to do."""
+    return redirect(next_url(_participant(token)))
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def demographics(request: HttpRequest, token: str) -> HttpResponse:
+    """Gender, age and ML/XAI experience; answered once."""
+    participant = _participant(token)
+    if participant.demographics_at is not None:
+        return redirect(next_url(participant))
+    form = DemographicsForm(request.POST or None, instance=participant)
+    if request.method == "POST":
+        if form.is_valid():
+            fields = {name: form.cleaned_data[name] for name in form.Meta.fields}
+            Participant.objects.filter(pk=participant.pk, demographics_at__isnull=True).update(
+                demographics_at=timezone.now(), **fields
+            )
+            participant.demographics_at = timezone.now()
+            return redirect(next_url(participant))
+    context = {"study": participant.study, "form": form, "participant": participant}
+    return render(request, "studyapp/demographics.html", context, status=400 if form.errors else 200)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def instructions(request: HttpRequest, token: str) -> HttpResponse:
+    """The study's instructions; continuing records that they were read."""
+    participant = _participant(token)
+    if participant.demographics_at is None or participant.instructions_at is not None:
+        return redirect(next_url(participant))
+    if request.method == "POST":
+        mark_instructions_read(participant)
+        return redirect(next_url(participant))
+    context = {"study": participant.study, "participant": participant}
+    return render(request, "studyapp/instructions.html", context)
+
+
+def _question_url(participant: Participant, item: SequenceItem | None) -> str:
+    if item is None:
+        return reverse("studyapp:done", args=[participant.token])
+    return reverse("studyapp:question", args=[participant.token, item.position])
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def question(request: HttpRequest, token: str, position: int) -> HttpResponse:
+    """One question; only the first unanswered one can be answered, anything else moves the participant on."""
+    participant = _participant(token)
+    if participant.demographics_at is None or participant.instructions_at is None:
+        return redirect(next_url(participant))
+    items = current_items(participant, 2)
+    if not items:
+        return redirect("studyapp:done", participant.token)
+    item, following = items[0], (items[1] if len(items) > 1 else None)
+    if position != item.position:
+        return redirect(_question_url(participant, item))
+    form = AnswerForm(request.POST or None, item=item)
+    if request.method == "POST":
+        if form.is_valid():
+            stored = record_answer(item, form.cleaned_data["choice"], form.response_ms())
+            return redirect(_question_url(participant, following) if stored else next_url(participant))
+    context = {
+        "study": participant.study,
+        "participant": participant,
+        "item": item,
+        "form": form,
+        "task": item.pair.dataset.task_phrase,
+        "shown": shown_stamp(item),
+        "answered": item.position - 1,
+        "preload": [following.stimulus_a.url, following.stimulus_b.url] if following else [],
+    }
+    return render(request, "studyapp/question.html", context, status=400 if form.errors else 200)
+
+
+@never_cache
+@require_GET
+def done(request: HttpRequest, token: str) -> HttpResponse:
+    """Thank-you page with the completion code, or the study's completion redirect; only after the last answer."""
+    participant = _participant(token)
+    if participant.completed_at is None:
+        if participant.instructions_at is None or current_items(participant, 1):
+            return redirect(next_url(participant))
+        Participant.objects.filter(pk=participant.pk, completed_at__isnull=True).update(completed_at=timezone.now())
+    study = participant.study
+    if study.completion_redirect_url:
+        return HttpResponseRedirect(study.completion_redirect_url)
+    return render(request, "studyapp/done.html", {"study": study, "participant": participant})
+
+
+@require_GET
+def stimulus_image(request: HttpRequest, name: str) -> FileResponse:
+    """A stimulus image by its opaque stored name; long-cached since names never change content."""
+    match = IMAGE_NAME.match(name)
+    path = f"{STORAGE_DIR}/{name}"
+    if match is None or not default_storage.exists(path):
+        raise Http404("No such image.")
+    response = FileResponse(default_storage.open(path, "rb"), content_type=IMAGE_TYPES[match.group(1)])
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers.pop("Content-Disposition", None)
+    return response
+

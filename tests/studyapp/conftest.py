@@ -1,0 +1,29 @@
+"""Fixtures for the study app: a synthetic bundle and an imported, open study."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from studyapp.bundle import import_bundle, validate_bundle
+from studyapp.models import Study
+from studyapp.synthetic import write_synthetic_bundle
+
+
+@pytest.fixture
+def media_root(tmp_path: Path, settings) -> Path:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def bundle_dir(tmp_path: Path) -> Path:
+    return write_synthetic_bundle(tmp_path / "bundle", pairs_per_cell=6, images_per_dataset=8, seed=1)
+
+
+@pytest.fixture
+def study(db, bundle_dir: Path, media_root: Path) -> Study:
+    """An open study with 2 datasets × 3 question types, 2 questions per cell (12 questions)."""
+    result = import_bundle(validate_bundle(bundle_dir), "pilot", title="Pilot study")
+    Study.objects.filter(pk=result.study.pk).update(status=Study.Status.OPEN, questions_per_cell=2)
+    return Study.objects.get(pk=result.study.pk)
