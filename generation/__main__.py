@@ -1,0 +1,7 @@
+"""Entry point for `python -m generation`."""
+
+import sys
+
+from generation.cli import main
+
+sys.exit(main())

@@ -1,0 +1,278 @@
+"""Build a stimulus bundle: load explanations, plan pairs, render both sides, write the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+import generation
+from generation.atomic import atomic_directory, check_writable
+from generation.errors import GenerationError
+from generation.explanations import Explanations, load_explanations
+from generation.manifest import IMAGES_DIR, MANIFEST_NAME, SCHEMA_VERSION
+from generation.render import RenderSettings, load_display_image, render_overlay, write_png
+from generation.selection import (
+    ANCHOR_METHOD,
+    DatasetInputs,
+    PairPlan,
+    QuestionType,
+    group_by_dataset,
+    resolve_question_types,
+    select_pairs,
+)
+from generation.validate import validate_bundle
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything `build` needs; mirrors the command-line flags."""
+
+    explanation_files: tuple[Path, ...]
+    out: Path
+    question_types: tuple[str, ...] | None = None
+    per_type: int = 12
+    seed: int = 0
+    include_misclassified: bool = False
+    titles: Mapping[str, str] = field(default_factory=dict)
+    tasks: Mapping[str, str] = field(default_factory=dict)
+    render: RenderSettings = field(default_factory=RenderSettings)
+    overwrite: bool = False
+    workers: int = 2
+    argv: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build wrote and what the user should know about it."""
+
+    bundle: Path
+    manifest: dict[str, Any]
+    notes: list[str]
+
+    @property
+    def stimulus_count(self) -> int:
+        """Number of explanation images (two per pair)."""
+        return sum(len(pair["stimuli"]) for pair in self.manifest["pairs"])
+
+
+@dataclass(frozen=True)
+class PairFiles:
+    """The opaque names given to one pair: its id, its plain image, and its two stimuli."""
+
+    pair_id: str
+    image: str
+    sides: tuple[str, str]
+
+
+class TokenSource:
+    """Opaque 32-hex tokens from a generator seeded by the seed and the inputs' digests.
+
+    Deterministic for the same inputs and seed, and different bundles of different inputs do not
+    share file names.
+    """
+
+    def __init__(self, seed: int, digests: Sequence[str]) -> None:
+        entropy = [seed, *(int(d, 16) for d in sorted(digests))]
+        self._rng = np.random.default_rng(np.random.SeedSequence(entropy))
+        self._issued: set[str] = set()
+
+    def next(self) -> str:
+        """A token not issued before by this source."""
+        while (token := self._rng.bytes(16).hex()) in self._issued:
+            pass
+        self._issued.add(token)
+        return token
+
+
+def build_bundle(options: BuildOptions, progress: bool = False) -> BuildResult:
+    """Write the bundle described by `options`; raise GenerationError (writing nothing) on bad input."""
+    if options.per_type < 1:
+        raise GenerationError(f"--per-type {options.per_type} must be at least 1")
+    if options.workers < 1:
+        raise GenerationError(f"--workers {options.workers} must be at least 1")
+    check_writable(options.out, options.overwrite, "bundle")
+    files = [load_explanations(path) for path in options.explanation_files]
+    datasets = group_by_dataset(files)
+    _check_wording_keys(datasets, options)
+    wording = {key: dataset_wording(d, options.titles, options.tasks) for key, d in datasets.items()}
+    questions, notes = resolve_question_types(datasets, options.question_types)
+    plans, shortfalls = select_pairs(
+        datasets, questions, options.per_type, options.seed, options.include_misclassified
+    )
+    notes += shortfalls + _unused_file_notes(files, datasets, questions)
+    notes += [f"dataset '{key}': {note}" for key, (_, _, note) in wording.items() if note]
+    _check_images_exist(plans)
+
+    tokens = TokenSource(options.seed, [ex.sha256 for ex in files])
+    names = _name_files(plans, tokens)
+    with atomic_directory(options.out, options.overwrite) as folder:
+        (folder / IMAGES_DIR).mkdir()
+        _render_all(plans, names, folder, options, progress)
+        manifest = _manifest(options, files, datasets, wording, questions, plans, names)
+        (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        problems = validate_bundle(folder)
+        if problems:
+            raise GenerationError(f"the new bundle failed its own check ({problems[0]}); nothing was written")
+    return BuildResult(options.out, manifest, notes)
+
+
+def _file(tokens: TokenSource) -> str:
+    return f"{IMAGES_DIR}/{tokens.next()}.png"
+
+
+def _name_files(plans: Sequence[PairPlan], tokens: TokenSource) -> list[PairFiles]:
+    """Opaque names for every pair; pairs showing the same image share its plain image file."""
+    plain: dict[tuple[str, int], str] = {}
+    names = []
+    for plan in plans:
+        pair_id = tokens.next()
+        image = plain.setdefault((plan.dataset.key, plan.row), _file(tokens))
+        names.append(PairFiles(pair_id, image, (_file(tokens), _file(tokens))))
+    return names
+
+
+def dataset_wording(
+    dataset: DatasetInputs, titles: Mapping[str, str], tasks: Mapping[str, str]
+) -> tuple[str, str, str | None]:
+    """Title and task for the question text: flags first, then the files, then a plain default.
+
+    The study shows "Two systems (A and B) were trained to {task}.", so a leading "to " is dropped.
+    Returns (title, task, note on what was defaulted or None).
+    """
+    files = [dataset.anchor, *dataset.by_method.values()]
+    title = titles.get(dataset.key) or next((ex.title for ex in files if ex.title), None)
+    task = tasks.get(dataset.key) or next((ex.task for ex in files if ex.task), None)
+    defaulted = [name for name, value in (("title", title), ("task", task)) if not value]
+    classes = dataset.anchor.class_names
+    if not task:
+        task = f"tell {classes[0]} from {classes[1]}" if len(classes) == 2 else f"sort images into {len(classes)} classes"
+    task = task.strip()
+    task = task[3:] if task.lower().startswith("to ") else task
+    title = title or dataset.key
+    note = f"no {' or '.join(defaulted)} given, using {title!r} / {task!r} (set --title/--task)" if defaulted else None
+    return title, task, note
+
+
+def _check_wording_keys(datasets: Mapping[str, DatasetInputs], options: BuildOptions) -> None:
+    for flag, given in (("--title", options.titles), ("--task", options.tasks)):
+        unknown = sorted(set(given) - set(datasets))
+        if unknown:
+            raise GenerationError(
+                f"{flag} names dataset '{unknown[0]}', but the explanation files describe {', '.join(datasets)}"
+            )
+
+
+def _unused_file_notes(
+    files: Sequence[Explanations], datasets: Mapping[str, DatasetInputs], questions: Sequence[QuestionType]
+) -> list[str]:
+    used = {ANCHOR_METHOD}
+    for question in questions:
+        used |= {d.rival(question).method for d in datasets.values() if d.rival(question) is not None}
+    return [f"ignoring {ex.path}: method '{ex.method}' is not part of the chosen question types"
+            for ex in files if ex.method not in used]
+
+
+def _check_images_exist(plans: Sequence[PairPlan]) -> None:
+    missing = sorted({(str(p.dataset.anchor.image_paths[p.row]), p.dataset.anchor.image_ids[p.row])
+                      for p in plans if not p.dataset.anchor.image_paths[p.row].is_file()})
+    if missing:
+        path, image_id = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise GenerationError(f"{path}: image file for image id {image_id!r} does not exist{more}")
+
+
+def _render_all(
+    plans: Sequence[PairPlan], names: Sequence[PairFiles], folder: Path, options: BuildOptions, progress: bool
+) -> None:
+    """Render every pair; threads overlap PNG encoding, file names are fixed beforehand (deterministic)."""
+    images: dict[Path, np.ndarray] = {}
+    for plan in plans:
+        path = plan.dataset.anchor.image_paths[plan.row]
+        if path not in images:
+            images[path] = load_display_image(path, options.render.size, options.render.image_resample)
+
+    first_user = {files.image: i for i, files in reversed(list(enumerate(names)))}
+
+    def render(job: tuple[int, PairPlan, PairFiles]) -> None:
+        index, plan, files = job
+        image = images[plan.dataset.anchor.image_paths[plan.row]]
+        if first_user[files.image] == index:  # a shared plain image is written by exactly one job
+            write_png(image, folder / files.image)
+        for side, name in zip(plan.sides, files.sides):
+            pixels = render_overlay(image, side.source.maps[side.row], side.source.is_hard, options.render)
+            write_png(pixels, folder / name)
+
+    with ThreadPoolExecutor(max_workers=options.workers) as pool:
+        jobs = pool.map(render, zip(range(len(plans)), plans, names))
+        for _ in tqdm(jobs, total=len(plans), desc="rendering pairs", unit="pair", disable=not progress):
+            pass
+
+
+def _manifest(
+    options: BuildOptions,
+    files: Sequence[Explanations],
+    datasets: Mapping[str, DatasetInputs],
+    wording: Mapping[str, tuple[str, str, str | None]],
+    questions: Sequence[QuestionType],
+    plans: Sequence[PairPlan],
+    names: Sequence[PairFiles],
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "generator": {
+            "version": generation.__version__,
+            "seed": options.seed,
+            "argv": list(options.argv),
+            "options": {
+                "question_types": [q.key for q in questions],
+                "per_type": options.per_type,
+                "include_misclassified": options.include_misclassified,
+            },
+        },
+        "datasets": [
+            {"key": key, "title": wording[key][0], "task": wording[key][1],
+             "class_names": list(d.anchor.class_names)}
+            for key, d in datasets.items()
+        ],
+        "pairs": [_pair_entry(plan, files_) for plan, files_ in zip(plans, names)],
+        "provenance": {
+            "explanations": {str(ex.path): ex.sha256 for ex in files},
+            "explanation_provenance": {str(ex.path): ex.provenance for ex in files},
+        },
+        "render": options.render.as_manifest(),
+    }
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"schema_version": SCHEMA_VERSION, "bundle_id": digest, "created_at": created, **body}
+
+
+def _pair_entry(plan: PairPlan, files: PairFiles) -> dict[str, Any]:
+    anchor = plan.dataset.anchor
+    source = plan.random_source_row
+    return {
+        "pair_id": files.pair_id,
+        "question_type": plan.question_type,
+        "dataset": plan.dataset.key,
+        "image_id": anchor.image_ids[plan.row],
+        "true_class": anchor.class_names[anchor.labels[plan.row]],
+        "predicted_class": anchor.class_names[anchor.preds[plan.row]],
+        "stimuli": [_stimulus_entry(side.method, side.source, side.row, name)
+                    for side, name in zip(plan.sides, files.sides)],
+        "random_source_image_id": None if source is None else anchor.image_ids[source],
+        "image_file": files.image,
+    }
+
+
+def _stimulus_entry(method: str, source: Explanations, row: int, name: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"method": method, "file": name}
+    if source.is_hard:
+        entry["explanation_size"] = int(np.count_nonzero(source.maps[row]))
+    return entry

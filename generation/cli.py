@@ -1,0 +1,141 @@
+"""Command line: `python -m generation build|preview|validate`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from generation.build import BuildOptions, build_bundle
+from generation.errors import GenerationError
+from generation.preview import write_contact_sheet
+from generation.render import RESAMPLE_MODES, RenderSettings
+from generation.selection import QUESTION_TYPES
+from generation.validate import validate_bundle
+
+MAX_LISTED_PROBLEMS = 50
+
+
+def _dataset_text(value: str) -> tuple[str, str]:
+    key, sep, text = value.partition("=")
+    if not sep or not key or not text.strip():
+        raise argparse.ArgumentTypeError(f"expected DATASET=TEXT, got {value!r}")
+    return key, text.strip()
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with its three subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="python -m generation",
+        description="Build, preview and validate blinded stimulus bundles for the BLA user study.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{build,preview,validate}")
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+
+    build = commands.add_parser("build", help="write a stimulus bundle from explanation files",
+                                formatter_class=defaults,
+                                description="Choose image pairs, render both explanations on each image and "
+                                            "write a bundle folder (manifest.json + images/) atomically.")
+    build.add_argument("--explanations", nargs="+", type=Path, required=True, metavar="FILE.npz",
+                       help="explanation files, one per (dataset, method), e.g. bla_t, l2x_f and cam of mnist38")
+    build.add_argument("--out", type=Path, required=True, metavar="BUNDLE", help="bundle folder to create")
+    build.add_argument("--question-types", nargs="+", choices=list(QUESTION_TYPES), default=None,
+                       help="question types to build (default: every type the given files support)")
+    build.add_argument("--per-type", type=_positive_int, default=12, metavar="N",
+                       help="pairs per question type, spread evenly over datasets and classes")
+    build.add_argument("--seed", type=int, default=0, help="seed for pair choice, random swaps and file names")
+    build.add_argument("--include-misclassified", action="store_true",
+                       help="admit images both systems classify the same but wrongly")
+    build.add_argument("--title", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
+                       help="dataset title for the study (default: from the files); repeat per dataset")
+    build.add_argument("--task", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
+                       help='what the systems were trained to do, shown as "trained to TEXT" '
+                            "(default: from the files); repeat per dataset")
+    build.add_argument("--size", type=int, default=224, help="side of the square stimulus images in pixels")
+    build.add_argument("--image-resample", choices=list(RESAMPLE_MODES), default="bilinear",
+                       help="how the photo is scaled to --size")
+    build.add_argument("--upscale", choices=list(RESAMPLE_MODES), default="nearest",
+                       help="how the explanation grid is scaled: nearest shows cells, bilinear smooths")
+    build.add_argument("--colormap", default="turbo", help="matplotlib colormap of the explanation")
+    build.add_argument("--alpha", type=float, default=0.5, help="weight of the explanation colour in the blend")
+    build.add_argument("--workers", type=_positive_int, default=2, help="rendering threads")
+    build.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+
+    preview = commands.add_parser("preview", help="draw a contact sheet of a bundle", formatter_class=defaults,
+                                  description="Draw one row per pair (image, both sides, method names, classes) "
+                                              "for a researcher to eyeball.")
+    preview.add_argument("bundle", type=Path, help="bundle folder")
+    preview.add_argument("--out", type=Path, required=True, metavar="SHEET.png", help="contact sheet to write")
+    preview.add_argument("--thumb", type=int, default=160, help="thumbnail side in pixels")
+    preview.add_argument("--max-pairs", type=_positive_int, default=None, help="draw only the first N pairs")
+
+    validate = commands.add_parser("validate", help="check a bundle's schema, files and blinding",
+                                   formatter_class=defaults,
+                                   description="Check the manifest schema, that every file exists and opens, "
+                                               "that sizes agree and that no file name or image metadata "
+                                               "reveals a method. Exit status 1 lists the problems.")
+    validate.add_argument("bundle", type=Path, help="bundle folder")
+    return parser
+
+
+def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    render = RenderSettings(size=args.size, upscale=args.upscale, image_resample=args.image_resample,
+                            colormap=args.colormap, alpha=args.alpha)
+    options = BuildOptions(
+        explanation_files=tuple(args.explanations), out=args.out,
+        question_types=tuple(args.question_types) if args.question_types else None,
+        per_type=args.per_type, seed=args.seed, include_misclassified=args.include_misclassified,
+        titles=dict(args.title), tasks=dict(args.task), render=render, overwrite=args.overwrite,
+        workers=args.workers, argv=tuple(argv),
+    )
+    result = build_bundle(options, progress=True)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    manifest = result.manifest
+    types = ", ".join(manifest["generator"]["options"]["question_types"])
+    datasets = ", ".join(d["key"] for d in manifest["datasets"])
+    print(f"wrote {len(manifest['pairs'])} pairs ({result.stimulus_count} stimuli) of {types} for {datasets} "
+          f"to {result.bundle} (bundle {manifest['bundle_id']})")
+    return 0
+
+
+def _run_preview(args: argparse.Namespace) -> int:
+    rows = write_contact_sheet(args.bundle, args.out, args.thumb, args.max_pairs)
+    print(f"wrote a contact sheet of {rows} pairs from {args.bundle} to {args.out}")
+    return 0
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    problems = validate_bundle(args.bundle)
+    if not problems:
+        print(f"{args.bundle}: bundle is valid")
+        return 0
+    for problem in problems[:MAX_LISTED_PROBLEMS]:
+        print(problem)
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        print(f"… and {len(problems) - MAX_LISTED_PROBLEMS} more")
+    print(f"{args.bundle}: {len(problems)} problem(s) found", file=sys.stderr)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; user mistakes print one sentence and return 2, invalid bundles return 1."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "build":
+            return _run_build(args, argv)
+        if args.command == "preview":
+            return _run_preview(args)
+        return _run_validate(args)
+    except GenerationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,210 @@
+"""Load and check one explanations file (the bla_core → generation contract in DESIGN.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generation.errors import GenerationError
+
+REQUIRED_FIELDS = (
+    "image_ids",
+    "image_paths",
+    "labels",
+    "preds",
+    "maps",
+    "method",
+    "class_names",
+    "dataset",
+    "provenance",
+)
+MAP_KINDS = ("hard", "continuous")
+_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True, eq=False)
+class Explanations:
+    """One (dataset, method) explanations file, checked and with image paths resolved."""
+
+    path: Path
+    sha256: str
+    dataset: str
+    method: str
+    image_ids: tuple[str, ...]
+    image_paths: tuple[Path, ...]
+    labels: np.ndarray
+    preds: np.ndarray
+    maps: np.ndarray
+    class_names: tuple[str, ...]
+    map_kind: str
+    title: str | None
+    task: str | None
+    provenance: Any
+
+    @property
+    def is_hard(self) -> bool:
+        """True when every map is a 0/1 selection of cells."""
+        return self.map_kind == "hard"
+
+    def reordered(self, rows: np.ndarray) -> Explanations:
+        """The same explanations with rows taken in the given order (to align files by image id)."""
+        return dataclasses.replace(
+            self,
+            image_ids=tuple(self.image_ids[i] for i in rows),
+            image_paths=tuple(self.image_paths[i] for i in rows),
+            labels=self.labels[rows],
+            preds=self.preds[rows],
+            maps=self.maps[rows],
+        )
+
+
+def load_explanations(path: str | Path) -> Explanations:
+    """Read an explanations .npz and check every field; raise GenerationError naming the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenerationError(f"{path}: explanations file does not exist")
+    raw = path.read_bytes()
+    arrays = _read_npz(path, raw)
+    missing = [name for name in REQUIRED_FIELDS if name not in arrays]
+    if missing:
+        raise GenerationError(f"{path}: missing field(s) {', '.join(missing)}")
+
+    dataset = _string_scalar(path, arrays, "dataset")
+    method = _string_scalar(path, arrays, "method")
+    for field, value in (("dataset", dataset), ("method", method)):
+        if not _KEY_PATTERN.match(value):
+            raise GenerationError(f"{path}: field '{field}' has an unusable key {value!r}")
+    image_ids = _string_vector(path, arrays, "image_ids")
+    count = len(image_ids)
+    if count == 0:
+        raise GenerationError(f"{path}: field 'image_ids' is empty")
+    duplicates = sorted({i for i in image_ids if image_ids.count(i) > 1})
+    if duplicates:
+        raise GenerationError(f"{path}: field 'image_ids' repeats {duplicates[0]!r}")
+    image_paths = _string_vector(path, arrays, "image_paths", count)
+    class_names = _string_vector(path, arrays, "class_names")
+    if len(class_names) < 2 or len(set(class_names)) != len(class_names):
+        raise GenerationError(f"{path}: field 'class_names' must hold at least two distinct names")
+    labels = _class_vector(path, arrays, "labels", count, len(class_names))
+    preds = _class_vector(path, arrays, "preds", count, len(class_names))
+    maps = _maps(path, arrays["maps"], count)
+    return Explanations(
+        path=path,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        dataset=dataset,
+        method=method,
+        image_ids=image_ids,
+        image_paths=tuple(_resolve(path, p) for p in image_paths),
+        labels=labels,
+        preds=preds,
+        maps=maps,
+        class_names=class_names,
+        map_kind=_map_kind(path, arrays, maps),
+        title=_optional_string(path, arrays, "dataset_title"),
+        task=_optional_string(path, arrays, "dataset_task"),
+        provenance=_provenance(arrays["provenance"]),
+    )
+
+
+def _read_npz(path: Path, raw: bytes) -> dict[str, np.ndarray]:
+    try:
+        loaded = np.load(io.BytesIO(raw), allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise GenerationError(f"{path}: is a single .npy array, not an .npz explanations file")
+        with loaded:
+            return {name: loaded[name] for name in loaded.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise GenerationError(f"{path}: not a readable .npz explanations file ({exc})") from None
+
+
+def _string_scalar(path: Path, arrays: dict[str, np.ndarray], name: str) -> str:
+    value = arrays[name]
+    if value.ndim != 0 or value.dtype.kind not in "US":
+        raise GenerationError(
+            f"{path}: field '{name}' must be a string scalar, got {value.dtype} of shape {value.shape}"
+        )
+    text = value.item()
+    return text.decode() if isinstance(text, bytes) else str(text)
+
+
+def _optional_string(path: Path, arrays: dict[str, np.ndarray], name: str) -> str | None:
+    if name not in arrays:
+        return None
+    return _string_scalar(path, arrays, name).strip() or None
+
+
+def _string_vector(
+    path: Path, arrays: dict[str, np.ndarray], name: str, length: int | None = None
+) -> tuple[str, ...]:
+    value = arrays[name]
+    if value.ndim != 1 or value.dtype.kind not in "US":
+        raise GenerationError(
+            f"{path}: field '{name}' must be a 1-D string array, got {value.dtype} of shape {value.shape}"
+        )
+    if length is not None and len(value) != length:
+        raise GenerationError(f"{path}: field '{name}' has {len(value)} entries, expected {length}")
+    return tuple(v.decode() if isinstance(v, bytes) else str(v) for v in value.tolist())
+
+
+def _class_vector(
+    path: Path, arrays: dict[str, np.ndarray], name: str, length: int, classes: int
+) -> np.ndarray:
+    value = arrays[name]
+    if value.ndim != 1 or value.dtype.kind not in "iu" or len(value) != length:
+        raise GenerationError(
+            f"{path}: field '{name}' must be {length} integers, got {value.dtype} of shape {value.shape}"
+        )
+    bad = value[(value < 0) | (value >= classes)]
+    if bad.size:
+        raise GenerationError(
+            f"{path}: field '{name}' holds class index {int(bad[0])}, outside 0..{classes - 1}"
+        )
+    return value.astype(np.int64)
+
+
+def _maps(path: Path, value: np.ndarray, count: int) -> np.ndarray:
+    if value.ndim != 3 or value.shape[0] != count or value.dtype.kind not in "fiub":
+        raise GenerationError(
+            f"{path}: field 'maps' must be numbers of shape ({count}, h, w), "
+            f"got {value.dtype} of shape {value.shape}"
+        )
+    if min(value.shape[1:]) < 1:
+        raise GenerationError(f"{path}: field 'maps' has an empty grid of shape {value.shape}")
+    maps = value.astype(np.float32)
+    if not np.isfinite(maps).all():
+        raise GenerationError(f"{path}: field 'maps' holds NaN or infinite values")
+    return maps
+
+
+def _map_kind(path: Path, arrays: dict[str, np.ndarray], maps: np.ndarray) -> str:
+    binary = bool(np.isin(maps, (0.0, 1.0)).all())
+    if "map_kind" not in arrays:
+        return "hard" if binary else "continuous"
+    kind = _string_scalar(path, arrays, "map_kind")
+    if kind not in MAP_KINDS:
+        raise GenerationError(f"{path}: field 'map_kind' is {kind!r}, expected 'hard' or 'continuous'")
+    if kind == "hard" and not binary:
+        raise GenerationError(f"{path}: field 'map_kind' says 'hard' but 'maps' holds values other than 0 and 1")
+    return kind
+
+
+def _resolve(npz_path: Path, image_path: str) -> Path:
+    candidate = Path(image_path)
+    return candidate if candidate.is_absolute() else npz_path.parent / candidate
+
+
+def _provenance(value: np.ndarray) -> Any:
+    text = str(value.item()) if value.ndim == 0 else str(value.tolist())
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

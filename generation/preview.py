@@ -1,0 +1,86 @@
+"""A contact sheet of a bundle for the researcher: image, both sides, method names and classes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from generation.atomic import atomic_file
+from generation.errors import GenerationError
+from generation.manifest import MANIFEST_NAME, check_manifest
+
+GAP = 8
+LINE = 14
+BACKGROUND = (255, 255, 255)
+INK = (20, 20, 20)
+PLACEHOLDER = (200, 200, 200)
+
+
+def load_manifest(bundle: Path) -> dict[str, Any]:
+    """The bundle's manifest, or GenerationError if it is missing or breaks the schema."""
+    path = bundle / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GenerationError(f"{path}: manifest file is missing; is {bundle} a stimulus bundle?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GenerationError(f"{path}: not readable JSON ({exc})") from None
+    problems = check_manifest(manifest)
+    if problems:
+        raise GenerationError(f"{bundle}: {problems[0]} (run `python -m generation validate` for all problems)")
+    return manifest
+
+
+def contact_sheet(bundle: Path, thumb: int = 160, max_pairs: int | None = None) -> tuple[Image.Image, int]:
+    """One row per pair: the plain image and its two stimuli, each captioned with what it shows."""
+    if thumb < 32:
+        raise GenerationError(f"--thumb {thumb} is below 32 pixels")
+    pairs = load_manifest(bundle)["pairs"][:max_pairs]
+    cell_w, row_h = thumb + GAP, thumb + 3 * LINE + 2 * GAP
+    sheet = Image.new("RGB", (GAP + 3 * cell_w, GAP + row_h * len(pairs)), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for i, pair in enumerate(pairs):
+        top = GAP + i * row_h
+        draw.text((GAP, top), f"{i + 1}. {pair['question_type']} · {pair['dataset']} · {pair['image_id']}",
+                  fill=INK, font=font)
+        columns = [(pair.get("image_file"), f"true {pair['true_class']}, predicted {pair['predicted_class']}")]
+        columns += [(s["file"], _stimulus_caption(s, pair)) for s in pair["stimuli"]]
+        for c, (name, caption) in enumerate(columns):
+            left = GAP + c * cell_w
+            sheet.paste(_thumbnail(bundle, name, thumb), (left, top + LINE + 2))
+            draw.multiline_text((left, top + LINE + thumb + 4), caption, fill=INK, font=font, spacing=2)
+    return sheet, len(pairs)
+
+
+def _stimulus_caption(stimulus: dict[str, Any], pair: dict[str, Any]) -> str:
+    caption = stimulus["method"]
+    if stimulus.get("explanation_size") is not None:
+        caption += f" ({stimulus['explanation_size']} cells)"
+    if stimulus["method"] == "random" and pair.get("random_source_image_id"):
+        caption += f"\nfrom {pair['random_source_image_id']}"
+    return caption
+
+
+def _thumbnail(bundle: Path, name: str | None, thumb: int) -> Image.Image:
+    try:
+        with Image.open(bundle / name) as image:  # type: ignore[operator]
+            return image.convert("RGB").resize((thumb, thumb), Image.Resampling.BILINEAR)
+    except (TypeError, OSError):
+        placeholder = Image.new("RGB", (thumb, thumb), PLACEHOLDER)
+        ImageDraw.Draw(placeholder).text((4, 4), "missing", fill=INK)
+        return placeholder
+
+
+def write_contact_sheet(bundle: Path, out: Path, thumb: int = 160, max_pairs: int | None = None) -> int:
+    """Write the contact sheet of `bundle` to `out` (format from its suffix); return the rows drawn."""
+    image_format = Image.registered_extensions().get(out.suffix.lower())
+    if image_format not in ("PNG", "JPEG", "WEBP"):
+        raise GenerationError(f"{out}: use a .png, .jpg or .webp file name for the contact sheet")
+    sheet, rows = contact_sheet(bundle, thumb, max_pairs)
+    with atomic_file(out) as temporary:
+        sheet.save(temporary, format=image_format)
+    return rows
