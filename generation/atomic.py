@@ -18,7 +18,8 @@ def check_writable(target: Path, overwrite: bool, what: str) -> None:
     if target.exists() and not overwrite:
         raise GenerationError(f"{target}: {what} already exists; choose another path or pass --overwrite")
     if not parent.is_dir():
-        raise GenerationError(f"{target}: cannot write the {what} because folder {parent} does not exist")
+        state = "is not a folder" if parent.exists() else "does not exist"
+        raise GenerationError(f"{target}: cannot write the {what} because {parent} {state}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise GenerationError(f"{target}: cannot write the {what} because folder {parent} is not writable")
 

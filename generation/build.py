@@ -213,7 +213,9 @@ def _render_all(
 
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
         jobs = pool.map(render, zip(range(len(plans)), plans, names))
-        for _ in tqdm(jobs, total=len(plans), desc="rendering pairs", unit="pair", disable=not progress):
+        # disable=None shows the bar only on a terminal, so logs and captured output stay clean
+        for _ in tqdm(jobs, total=len(plans), desc="rendering pairs", unit="pair",
+                      disable=None if progress else True):
             pass
 
 

@@ -1,0 +1,117 @@
+"""`validate` catches broken and leaky bundles; `preview` draws a contact sheet."""
+
+import json
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from generation.cli import main
+from generation.validate import PNG_SIGNATURE, validate_bundle
+
+
+@pytest.fixture
+def bundle(fixture_files, tmp_path: Path) -> Path:
+    """A freshly built, valid bundle of 6 pairs (2 per question type)."""
+    out = tmp_path / "bundle"
+    assert main(["build", "--explanations", *fixture_files.paths, "--out", str(out),
+                 "--per-type", "2", "--size", "32"]) == 0
+    return out
+
+
+def _manifest(bundle: Path) -> dict:
+    return json.loads((bundle / "manifest.json").read_text())
+
+
+def _save_manifest(bundle: Path, manifest: dict) -> None:
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _insert_chunk(path: Path, kind: bytes, payload: bytes) -> None:
+    """Insert a chunk right after IHDR, as a careless tool would."""
+    data = path.read_bytes()
+    ihdr_end = len(PNG_SIGNATURE) + 8 + 13 + 4
+    chunk = len(payload).to_bytes(4, "big") + kind + payload + zlib.crc32(kind + payload).to_bytes(4, "big")
+    path.write_bytes(data[:ihdr_end] + chunk + data[ihdr_end:])
+
+
+def test_fresh_bundle_is_valid(bundle: Path, capsys) -> None:
+    assert validate_bundle(bundle) == []
+    assert main(["validate", str(bundle)]) == 0
+    assert "bundle is valid" in capsys.readouterr().out
+
+
+def test_method_name_in_a_file_name_is_reported(bundle: Path, capsys) -> None:
+    manifest = _manifest(bundle)
+    stimulus = manifest["pairs"][0]["stimuli"][0]
+    leaky = "images/bla_t_0.png"
+    (bundle / stimulus["file"]).rename(bundle / leaky)
+    stimulus["file"] = leaky
+    _save_manifest(bundle, manifest)
+    assert main(["validate", str(bundle)]) == 1
+    assert "images/bla_t_0.png: file name reveals the method word 'bla'" in capsys.readouterr().out
+
+
+def test_png_text_chunk_is_reported(bundle: Path) -> None:
+    name = _manifest(bundle)["pairs"][1]["stimuli"][1]["file"]
+    _insert_chunk(bundle / name, b"tEXt", b"Comment\x00made by grad_cam")
+    with Image.open(bundle / name) as image:  # still a readable PNG
+        assert image.text == {"Comment": "made by grad_cam"}
+    assert validate_bundle(bundle) == [f"{name}: PNG carries a tEXt metadata chunk and names the method word 'cam'"]
+
+
+def test_exif_chunk_is_reported_even_without_method_words(bundle: Path) -> None:
+    name = _manifest(bundle)["pairs"][0]["image_file"]
+    _insert_chunk(bundle / name, b"eXIf", b"MM\x00\x2a\x00\x00\x00\x08\x00\x00")
+    assert validate_bundle(bundle) == [f"{name}: PNG carries a eXIf metadata chunk"]
+
+
+def test_missing_resized_and_stray_files_and_schema_errors(bundle: Path) -> None:
+    manifest = _manifest(bundle)
+    first, second = manifest["pairs"][0], manifest["pairs"][1]
+    (bundle / first["stimuli"][0]["file"]).unlink()
+    Image.new("RGB", (40, 40)).save(bundle / second["stimuli"][1]["file"])
+    (bundle / "images" / "0123456789abcdef0123456789abcdef.png").write_bytes(b"")
+    manifest["pairs"][2]["true_class"] = "5"
+    del manifest["pairs"][3]["random_source_image_id"]
+    _save_manifest(bundle, manifest)
+    problems = validate_bundle(bundle)
+    assert f"{first['stimuli'][0]['file']}: file does not exist" in problems
+    assert f"pair {second['pair_id']!r}: its images differ in size [(32, 32), (40, 40)]" in problems
+    assert "images/0123456789abcdef0123456789abcdef.png: file is not referenced by the manifest" in problems
+    assert any("true_class '5' is not a class of dataset 'mnist38'" in p for p in problems)
+    assert any("field 'random_source_image_id' is missing" in p for p in problems)
+
+
+def test_random_pair_pointing_at_its_own_image_is_reported(bundle: Path) -> None:
+    manifest = _manifest(bundle)
+    pair = next(p for p in manifest["pairs"] if p["question_type"] == "bla_t_vs_random")
+    pair["random_source_image_id"] = pair["image_id"]
+    _save_manifest(bundle, manifest)
+    assert validate_bundle(bundle) == [f"manifest.json: pair {pair['pair_id']!r}: random_source_image_id is the pair's own image"]
+
+
+def test_not_a_bundle(tmp_path: Path, capsys) -> None:
+    assert main(["validate", str(tmp_path)]) == 1
+    assert "manifest.json: manifest file is missing" in capsys.readouterr().out
+
+
+def test_preview_draws_one_row_per_pair(bundle: Path, tmp_path: Path, capsys) -> None:
+    sheet = tmp_path / "sheet.png"
+    assert main(["preview", str(bundle), "--out", str(sheet), "--thumb", "64", "--max-pairs", "4"]) == 0
+    assert f"wrote a contact sheet of 4 pairs from {bundle} to {sheet}" in capsys.readouterr().out
+    with Image.open(sheet) as image:
+        assert image.size == (8 + 3 * (64 + 8), 8 + 4 * (64 + 3 * 14 + 16))
+        pixels = image.convert("RGB")
+        first_stimulus = Image.open(bundle / _manifest(bundle)["pairs"][0]["stimuli"][0]["file"])
+        expected = first_stimulus.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR)
+        assert pixels.crop((8 + 72, 8 + 16, 8 + 72 + 64, 8 + 16 + 64)).tobytes() == expected.tobytes()
+
+
+def test_preview_refuses_a_broken_bundle(tmp_path: Path, capsys) -> None:
+    (tmp_path / "manifest.json").write_text("{}")
+    assert main(["preview", str(tmp_path), "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert "schema_version is None" in err and "run `python -m generation validate`" in err
+    assert not (tmp_path / "s.png").exists()
