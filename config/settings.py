@@ -1,5 +1,6 @@
 """Django settings for the BLA Study app; deployment values come from environment variables."""
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -62,6 +63,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # Tests use a file, not shared-cache memory, whose table locks fail at once instead of waiting.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"blastudy-test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"

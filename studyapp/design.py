@@ -1,8 +1,8 @@
 """Sequence assignment: which pairs a participant sees, in which order, and which method is System A.
 
-For every question type × dataset cell a participant gets ``questions_per_cell`` pairs, chosen
-least-shown first so that exposure stays even across participants, avoiding images this
-participant already has where the pool allows. The order is shuffled and the side of each method
+For every question type × dataset cell a participant gets ``questions_per_cell`` pairs. Pairs are
+taken least-shown first across all cells, skipping pairs whose image this participant already
+has; only a cell whose pool has no fresh image left reuses one. The order is shuffled and the side of each method
 is drawn per question; everything is drawn from a generator seeded by the participant's token.
 """
 from __future__ import annotations
@@ -42,26 +42,23 @@ class PlannedItem:
 def plan_sequence(
     options: Sequence[PairOption], exposure: Mapping[int, int], per_cell: int, rng: random.Random
 ) -> list[PlannedItem]:
-    """Choose ``per_cell`` pairs per cell (least exposed first, fresh images first), shuffle, draw sides."""
-    cells: dict[Cell, list[PairOption]] = defaultdict(list)
-    for option in options:
-        cells[option.cell].append(option)
-    cell_keys = sorted(cells)
-    rng.shuffle(cell_keys)
-    cell_keys.sort(key=lambda cell: len(cells[cell]))  # scarce cells pick their images first
+    """Choose ``per_cell`` pairs per cell (least exposed first, fresh images only while possible), shuffle, draw sides."""
+    tiebreak = {option.pk: rng.random() for option in options}
+    ranked = sorted(options, key=lambda o: (exposure.get(o.pk, 0), tiebreak[o.pk]))
+    need: dict[Cell, int] = defaultdict(lambda: per_cell)
     used_images: set[tuple[str, str]] = set()
-    chosen: list[PairOption] = []
-    for cell in cell_keys:
-        tiebreak = {option.pk: rng.random() for option in cells[cell]}
-        pool = sorted(cells[cell], key=lambda o: (exposure.get(o.pk, 0), tiebreak[o.pk]))
-        fresh = [o for o in pool if o.image not in used_images][:per_cell]
-        reused = [o for o in pool if o not in fresh][: per_cell - len(fresh)]
-        picked = fresh + reused
-        used_images.update(o.image for o in picked)
-        chosen.extend(picked)
-    rng.shuffle(chosen)
+    chosen: dict[int, PairOption] = {}
+    for fresh_only in (True, False):  # second pass only where a cell's pool has no fresh image left
+        for option in ranked:
+            if need[option.cell] == 0 or option.pk in chosen or (fresh_only and option.image in used_images):
+                continue
+            chosen[option.pk] = option
+            used_images.add(option.image)
+            need[option.cell] -= 1
+    order = list(chosen.values())
+    rng.shuffle(order)
     planned = []
-    for position, option in enumerate(chosen, start=1):
+    for position, option in enumerate(order, start=1):
         first, second = option.stimuli
         a, b = (second, first) if rng.random() < 0.5 else (first, second)
         planned.append(PlannedItem(position=position, pair=option.pk, stimulus_a=a, stimulus_b=b))

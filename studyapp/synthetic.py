@@ -40,9 +40,9 @@ def write_synthetic_bundle(
     (root / "images").mkdir(parents=True, exist_ok=True)
     pairs = []
     for dataset in DATASETS:
-        for question_type, other in QUESTION_TYPES.items():
+        for type_no, (question_type, other) in enumerate(QUESTION_TYPES.items()):
             for i in range(pairs_per_cell):
-                image_no = (i * 3 + len(pairs)) % images_per_dataset
+                image_no = (i + 2 * type_no) % images_per_dataset  # cells share some images
                 stimuli = []
                 for method in ("bla_t", other):
                     name = f"images/{rng.getrandbits(64):016x}.png"

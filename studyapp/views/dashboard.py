@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ..blinding import study_text_leaks
 from ..export import export_zip
 from ..forms import ExclusionForm
 from ..models import Answer, Pair, Participant, Study
@@ -108,6 +109,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "participants": participants,
         "refresh": REFRESH_SECONDS if refresh else None,
         "study_url": request.build_absolute_uri(study.get_absolute_url()),
+        "text_leaks": study_text_leaks(study),
     }
     return render(request, "studyapp/dashboard/study.html", context)
 

@@ -1,0 +1,78 @@
+"""Researcher side: login required, counts, answers per cell, exposure, exclusion and deletion."""
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from studyapp.flow import enrol
+from studyapp.models import Answer, Participant, SequenceItem
+
+from study_helpers import take_study
+
+pytestmark = pytest.mark.django_db
+
+
+def test_research_pages_require_staff_login(study, django_user_model):
+    anonymous = Client()
+    plain = Client()
+    plain.force_login(django_user_model.objects.create_user("p", password="x"))
+    p = enrol(study)
+    for url in (
+        reverse("studyapp:dashboard_index"),
+        reverse("studyapp:dashboard", args=[study.slug]),
+        reverse("studyapp:export", args=[study.slug]),
+        reverse("studyapp:delete", args=[study.slug, p.public_id]),
+    ):
+        for client in (anonymous, plain):
+            response = client.get(url)
+            assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    assert anonymous.post(reverse("studyapp:exclude", args=[study.slug, p.public_id])).status_code == 302
+    assert anonymous.post(reverse("studyapp:delete", args=[study.slug, p.public_id])).status_code == 302
+    assert Participant.objects.filter(pk=p.pk, excluded=False).exists()
+
+
+def test_dashboard_shows_counts_cells_and_exposure(study, admin_client):
+    take_study(Client(), study)
+    enrol(study)
+    page = admin_client.get(reverse("studyapp:dashboard", args=[study.slug])).content.decode()
+    assert '<dd data-count="started">2</dd>' in page
+    assert '<dd data-count="completed">1</dd>' in page
+    assert '<dd data-count="incomplete">1</dd>' in page
+    for cell in ("bla_t_vs_cam/mnist38", "bla_t_vs_random/catsdogs", "bla_t_vs_l2x_f/mnist38"):
+        assert f'<td data-cell="{cell}">2</td>' in page
+    assert "shown to 0–1 participants each" in page
+    assert '<meta http-equiv="refresh" content="15">' in page
+    assert "refresh" not in admin_client.get(reverse("studyapp:dashboard", args=[study.slug]) + "?refresh=0").content.decode().split("</head>")[0]
+
+
+def test_exclude_include_and_delete_participant(study, admin_client):
+    done = take_study(Client(), study)
+    url = reverse("studyapp:exclude", args=[study.slug, done.public_id])
+    assert admin_client.post(url, {"reason": "failed sanity check"}).status_code == 302
+    done.refresh_from_db()
+    assert (done.status, done.exclusion_reason) == ("excluded", "failed sanity check")
+    page = admin_client.get(reverse("studyapp:dashboard", args=[study.slug])).content.decode()
+    assert '<dd data-count="excluded">1</dd>' in page and '<dd data-count="completed">0</dd>' in page
+    admin_client.post(reverse("studyapp:include", args=[study.slug, done.public_id]))
+    done.refresh_from_db()
+    assert done.status == "completed" and done.exclusion_reason == ""
+
+    delete = reverse("studyapp:delete", args=[study.slug, done.public_id])
+    confirm = admin_client.get(delete)
+    assert "12 answers" in confirm.content.decode()
+    assert Participant.objects.filter(pk=done.pk).exists()  # GET only asks
+    admin_client.post(delete)
+    assert not Participant.objects.filter(pk=done.pk).exists()
+    assert not SequenceItem.objects.exists() and not Answer.objects.exists()
+
+
+def test_admin_pages_load(study, admin_client):
+    done = take_study(Client(), study)
+    for name, args in (
+        ("admin:studyapp_study_changelist", []), ("admin:studyapp_study_change", [study.pk]),
+        ("admin:studyapp_participant_changelist", []), ("admin:studyapp_participant_change", [done.pk]),
+        ("admin:studyapp_pair_changelist", []), ("admin:studyapp_answer_changelist", []),
+        ("admin:studyapp_bundle_changelist", []),
+    ):  # fmt: skip
+        assert admin_client.get(reverse(name, args=args)).status_code == 200, name
