@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -190,32 +191,48 @@ def _check_images_exist(plans: Sequence[PairPlan]) -> None:
         raise GenerationError(f"{path}: image file for image id {image_id!r} does not exist{more}")
 
 
+@dataclass(frozen=True)
+class RenderJob:
+    """Everything one worker process needs to draw and write one pair's images."""
+
+    image: np.ndarray
+    plain_file: Path | None
+    sides: tuple[tuple[np.ndarray, bool, Path], ...]
+    settings: RenderSettings
+
+
+def run_render_job(job: RenderJob) -> None:
+    """Write the pair's plain image (if it is this job's to write) and both rendered stimuli."""
+    if job.plain_file is not None:
+        write_png(job.image, job.plain_file)
+    for explanation, hard, path in job.sides:
+        write_png(render_overlay(job.image, explanation, hard, job.settings), path)
+
+
 def _render_all(
     plans: Sequence[PairPlan], names: Sequence[PairFiles], folder: Path, options: BuildOptions, progress: bool
 ) -> None:
-    """Render every pair; threads overlap PNG encoding, file names are fixed beforehand (deterministic)."""
+    """Render every pair, in worker processes when asked; names are fixed beforehand, so output is deterministic."""
     images: dict[Path, np.ndarray] = {}
-    for plan in plans:
+    jobs, plain_written = [], set()
+    for plan, files in zip(plans, names):
         path = plan.dataset.anchor.image_paths[plan.row]
         if path not in images:
             images[path] = load_display_image(path, options.render.size, options.render.image_resample)
-
-    first_user = {files.image: i for i, files in reversed(list(enumerate(names)))}
-
-    def render(job: tuple[int, PairPlan, PairFiles]) -> None:
-        index, plan, files = job
-        image = images[plan.dataset.anchor.image_paths[plan.row]]
-        if first_user[files.image] == index:  # a shared plain image is written by exactly one job
-            write_png(image, folder / files.image)
-        for side, name in zip(plan.sides, files.sides):
-            pixels = render_overlay(image, side.source.maps[side.row], side.source.is_hard, options.render)
-            write_png(pixels, folder / name)
-
-    with ThreadPoolExecutor(max_workers=options.workers) as pool:
-        jobs = pool.map(render, zip(range(len(plans)), plans, names))
-        # disable=None shows the bar only on a terminal, so logs and captured output stay clean
-        for _ in tqdm(jobs, total=len(plans), desc="rendering pairs", unit="pair",
-                      disable=None if progress else True):
+        sides = tuple((side.source.maps[side.row], side.source.is_hard, folder / name)
+                      for side, name in zip(plan.sides, files.sides))
+        plain = None if files.image in plain_written else folder / files.image
+        plain_written.add(files.image)
+        jobs.append(RenderJob(images[path], plain, sides, options.render))
+    # disable=None shows the bar only on a terminal, so logs and captured output stay clean
+    bar = functools.partial(tqdm, total=len(jobs), desc="rendering pairs", unit="pair",
+                            disable=None if progress else True)
+    if options.workers == 1:
+        for _ in bar(map(run_render_job, jobs)):
+            pass
+        return
+    with ProcessPoolExecutor(max_workers=options.workers) as pool:
+        for _ in bar(pool.map(run_render_job, jobs, chunksize=4)):
             pass
 
 

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how the explanation grid is scaled: nearest shows cells, bilinear smooths")
     build.add_argument("--colormap", default="turbo", help="matplotlib colormap of the explanation")
     build.add_argument("--alpha", type=float, default=0.5, help="weight of the explanation colour in the blend")
-    build.add_argument("--workers", type=_positive_int, default=2, help="rendering threads")
+    build.add_argument("--workers", type=_positive_int, default=2, help="rendering processes (1: render in this process)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
 
     preview = commands.add_parser("preview", help="draw a contact sheet of a bundle", formatter_class=defaults,

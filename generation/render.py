@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from PIL import Image, UnidentifiedImageError
 
 from generation.errors import GenerationError
 
-PNG_COMPRESSION = 1  # zlib level: 224 px stimuli stay small, and level 6 writes 2–3× slower
+# zlib level 1 with run-length matching: as small as level 6 for 224 px stimuli, several times faster.
+PNG_COMPRESSION = {"compress_level": 1, "compress_type": zlib.Z_RLE}
 RESAMPLE_MODES = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
 
 
@@ -124,4 +126,4 @@ def _colour_and_weight(values: np.ndarray, hard: bool, settings: RenderSettings)
 
 def write_png(pixels: np.ndarray, path: Path) -> None:
     """Write RGB pixels as a PNG with no text, EXIF or other metadata chunks."""
-    Image.fromarray(pixels).save(path, format="PNG", compress_level=PNG_COMPRESSION)
+    Image.fromarray(pixels).save(path, format="PNG", **PNG_COMPRESSION)

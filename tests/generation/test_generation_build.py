@@ -85,6 +85,8 @@ def test_same_seed_gives_identical_bundle_apart_from_created_at(fixture_files, t
     names = sorted(os.listdir(bundle / "images"))
     assert names == sorted(os.listdir(first / "images"))
     assert all((bundle / "images" / n).read_bytes() == (first / "images" / n).read_bytes() for n in names)
+    _build(fixture_files, tmp_path / "inline", "--workers", "1")  # worker processes change nothing
+    assert all((tmp_path / "inline/images" / n).read_bytes() == (first / "images" / n).read_bytes() for n in names)
     _build(fixture_files, tmp_path / "other-seed", "--seed", "6")
     assert sorted(os.listdir(tmp_path / "other-seed" / "images")) != names
 

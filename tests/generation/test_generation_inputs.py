@@ -146,3 +146,13 @@ def test_missing_method_for_requested_type_and_default_skip(fixture_files) -> No
 def test_without_bla_t_nothing_can_be_built(fixture_files) -> None:
     with pytest.raises(GenerationError, match="has no 'bla_t' explanations file"):
         group_by_dataset([load_explanations(fixture_files.files["cam"])])
+
+
+def test_pairs_spread_evenly_over_datasets(fixture_factory) -> None:
+    digits = fixture_factory("digits")
+    other = fixture_factory("other", extra={m: {"dataset": np.array("other")} for m in ("bla_t", "l2x_f", "cam")})
+    datasets = group_by_dataset([load_explanations(p) for f in (digits, other) for p in f.files.values()])
+    plans, _ = select_pairs(datasets, [QUESTION_TYPES["bla_t_vs_random"]], 6, seed=1, include_misclassified=False)
+    assert sorted(p.dataset.key for p in plans) == ["mnist38"] * 3 + ["other"] * 3
+    for plan in plans:  # the random map always comes from the pair's own dataset
+        assert plan.sides[1].source is plan.dataset.anchor
