@@ -16,7 +16,7 @@ def bundle(fixture_files, tmp_path: Path) -> Path:
     """A freshly built, valid bundle of 6 pairs (2 per question type)."""
     out = tmp_path / "bundle"
     assert main(["build", "--explanations", *fixture_files.paths, "--out", str(out),
-                 "--per-type", "2", "--size", "32"]) == 0
+                 "--per-type", "2", "--size", "32", "--workers", "1"]) == 0
     return out
 
 
