@@ -38,10 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build, preview and validate blinded stimulus bundles for the BLA user study.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{build,preview,validate}")
-    defaults = argparse.ArgumentDefaultsHelpFormatter
 
     build = commands.add_parser("build", help="write a stimulus bundle from explanation files",
-                                formatter_class=defaults,
                                 description="Choose image pairs, render both explanations on each image and "
                                             "write a bundle folder (manifest.json + images/) atomically.")
     build.add_argument("--explanations", nargs="+", type=Path, required=True, metavar="FILE.npz",
@@ -50,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--question-types", nargs="+", choices=list(QUESTION_TYPES), default=None,
                        help="question types to build (default: every type the given files support)")
     build.add_argument("--per-type", type=_positive_int, default=12, metavar="N",
-                       help="pairs per question type, spread evenly over datasets and classes")
-    build.add_argument("--seed", type=int, default=0, help="seed for pair choice, random swaps and file names")
+                       help="pairs per question type, spread evenly over datasets and classes (default: %(default)s)")
+    build.add_argument("--seed", type=int, default=0, help="seed for pair choice, random swaps and file names (default: %(default)s)")
     build.add_argument("--include-misclassified", action="store_true",
                        help="admit images both systems classify the same but wrongly")
     build.add_argument("--title", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
@@ -59,27 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--task", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
                        help='what the systems were trained to do, shown as "trained to TEXT" '
                             "(default: from the files); repeat per dataset")
-    build.add_argument("--size", type=int, default=224, help="side of the square stimulus images in pixels")
+    build.add_argument("--size", type=int, default=224, help="side of the square stimulus images in pixels (default: %(default)s)")
     build.add_argument("--image-resample", choices=list(RESAMPLE_MODES), default="bilinear",
-                       help="how the photo is scaled to --size")
+                       help="how the photo is scaled to --size (default: %(default)s)")
     build.add_argument("--upscale", choices=list(RESAMPLE_MODES), default="nearest",
-                       help="how the explanation grid is scaled: nearest shows cells, bilinear smooths")
-    build.add_argument("--colormap", default="turbo", help="matplotlib colormap of the explanation")
-    build.add_argument("--alpha", type=float, default=0.5, help="weight of the explanation colour in the blend")
-    build.add_argument("--workers", type=_positive_int, default=2, help="rendering processes (1: render in this process)")
+                       help="how the explanation grid is scaled: nearest shows cells, bilinear smooths (default: %(default)s)")
+    build.add_argument("--colormap", default="turbo", help="matplotlib colormap of the explanation (default: %(default)s)")
+    build.add_argument("--alpha", type=float, default=0.5, help="weight of the explanation colour in the blend (default: %(default)s)")
+    build.add_argument("--workers", type=_positive_int, default=2, help="rendering processes (1: render in this process) (default: %(default)s)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
 
-    preview = commands.add_parser("preview", help="draw a contact sheet of a bundle", formatter_class=defaults,
-                                  description="Draw one row per pair (image, both sides, method names, classes) "
+    preview = commands.add_parser("preview", help="draw a contact sheet of a bundle",   description="Draw one row per pair (image, both sides, method names, classes) "
                                               "for a researcher to eyeball.")
     preview.add_argument("bundle", type=Path, help="bundle folder")
     preview.add_argument("--out", type=Path, required=True, metavar="SHEET.png", help="contact sheet to write")
-    preview.add_argument("--thumb", type=int, default=160, help="thumbnail side in pixels")
+    preview.add_argument("--thumb", type=int, default=160, help="thumbnail side in pixels (default: %(default)s)")
     preview.add_argument("--max-pairs", type=_positive_int, default=None, help="draw only the first N pairs")
 
     validate = commands.add_parser("validate", help="check a bundle's schema, files and blinding",
-                                   formatter_class=defaults,
-                                   description="Check the manifest schema, that every file exists and opens, "
+                                      description="Check the manifest schema, that every file exists and opens, "
                                                "that sizes agree and that no file name or image metadata "
                                                "reveals a method. Exit status 1 lists the problems.")
     validate.add_argument("bundle", type=Path, help="bundle folder")
