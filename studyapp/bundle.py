@@ -24,7 +24,8 @@ from .models import Bundle, Dataset, Pair, Stimulus, Study
 
 SCHEMA_VERSION = 1
 IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpg"}
-KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 STORAGE_DIR = "stimuli"
 
 
@@ -60,7 +61,7 @@ def _require(condition: bool, message: str) -> None:
 def _string(value: Any, where: str, *, key: bool = False) -> str:
     _require(isinstance(value, str) and value.strip() != "", f"{where} must be a non-empty string, got {value!r}.")
     if key:
-        _require(bool(KEY_PATTERN.match(value)), f"{where} {value!r} must use only a-z, 0-9, '_' and '-'.")
+        _require(bool(KEY_PATTERN.match(value)), f"{where} {value!r} must use only letters, digits, '_', '.' and '-'.")
     return value
 
 
@@ -140,6 +141,8 @@ def _check_pair(root: Path, pair: Any, at: str, classes_by_key: dict[str, set[st
         )
         files.append(_check_image(root, stimulus.get("file"), f"{sat}.file"))
     _require(methods[0] != methods[1], f"{at}.stimuli both use method {methods[0]!r}.")
+    if pair.get("image_file") is not None:
+        files.append(_check_image(root, pair["image_file"], f"{at}.image_file"))
     return files
 
 
@@ -224,7 +227,7 @@ def import_bundle(
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Import a validated bundle into the study (created as a draft if missing), all or nothing."""
-    _require(bool(KEY_PATTERN.match(study_slug)), f"--study {study_slug!r} must use only a-z, 0-9, '_' and '-'.")
+    _require(bool(SLUG_PATTERN.match(study_slug)), f"--study {study_slug!r} must use only a-z, 0-9, '_' and '-'.")
     saved: list[str] = []
     try:
         with transaction.atomic():
@@ -263,6 +266,7 @@ def _create_rows(study: Study, bundle: ValidatedBundle, stored: dict[str, str]) 
             true_class=p["true_class"],
             predicted_class=p["predicted_class"],
             random_source_image_id=p.get("random_source_image_id") or "",
+            image=stored[p["image_file"]] if p.get("image_file") else "",
         )
         for p in manifest["pairs"]
     )

@@ -45,6 +45,11 @@ def new_completion_code() -> str:
     return secrets.token_hex(4).upper()
 
 
+def image_url(stored_name: str) -> str:
+    """The participant-facing URL of a stored stimulus image: only its opaque random name."""
+    return reverse("studyapp:image", args=[stored_name.rsplit("/", 1)[-1]])
+
+
 class Study(models.Model):
     """One study: the settings a researcher chooses and the link that is handed out."""
 
@@ -145,6 +150,7 @@ class Pair(models.Model):
     true_class = models.CharField(max_length=200)
     predicted_class = models.CharField(max_length=200)
     random_source_image_id = models.CharField(max_length=300, blank=True)
+    image = models.FileField(max_length=200, blank=True, help_text="The plain image, when the bundle has one.")
 
     class Meta:
         ordering = ["id"]
@@ -153,6 +159,11 @@ class Pair(models.Model):
 
     def __str__(self) -> str:
         return self.pair_id
+
+    @property
+    def image_url(self) -> str:
+        """Where participants fetch the plain image (empty when the bundle has none)."""
+        return image_url(self.image.name) if self.image else ""
 
 
 class Stimulus(models.Model):
@@ -178,8 +189,8 @@ class Stimulus(models.Model):
 
     @property
     def url(self) -> str:
-        """Where participants fetch the image: its opaque stored name, nothing else."""
-        return reverse("studyapp:image", args=[self.image.name.rsplit("/", 1)[-1]])
+        """Where participants fetch the explanation image: its opaque stored name, nothing else."""
+        return image_url(self.image.name)
 
 
 class Participant(models.Model):

@@ -38,6 +38,7 @@ def write_synthetic_bundle(
     rng = random.Random(seed)
     root = Path(folder)
     (root / "images").mkdir(parents=True, exist_ok=True)
+    originals: dict[str, str] = {}
     pairs = []
     for dataset in DATASETS:
         for type_no, (question_type, other) in enumerate(QUESTION_TYPES.items()):
@@ -52,16 +53,21 @@ def write_synthetic_bundle(
                 if rng.random() < 0.5:
                     stimuli.reverse()
                 predicted = rng.choice(dataset["class_names"])
+                image_id = f"{dataset['key']}-img{image_no}"
+                if image_id not in originals:
+                    originals[image_id] = f"images/{rng.getrandbits(64):016x}.png"
+                    _png(root / originals[image_id], rng, image_size)
                 pairs.append({
                     "pair_id": f"{dataset['key']}-{question_type}-{i}",
                     "question_type": question_type,
                     "dataset": dataset["key"],
-                    "image_id": f"{dataset['key']}-img{image_no}",
+                    "image_id": image_id,
                     "true_class": rng.choice(dataset["class_names"]),
                     "predicted_class": predicted,
                     "stimuli": stimuli,
                     "random_source_image_id": f"{dataset['key']}-img{(image_no + 1) % images_per_dataset}"
                     if other == "random" else None,
+                    "image_file": originals[image_id],
                 })  # fmt: skip
     manifest = {
         "schema_version": 1,

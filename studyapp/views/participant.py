@@ -166,7 +166,9 @@ def question(request: HttpRequest, token: str, position: int) -> HttpResponse:
         "task": item.pair.dataset.task_phrase,
         "shown": shown_stamp(item),
         "answered": item.position - 1,
-        "preload": [following.stimulus_a.url, following.stimulus_b.url] if following else [],
+        "preload": [url for url in (following.pair.image_url, following.stimulus_a.url, following.stimulus_b.url) if url]
+        if following
+        else [],
     }
     return render(request, "studyapp/question.html", context, status=400 if form.errors else 200)
 

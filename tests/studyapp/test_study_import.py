@@ -36,13 +36,13 @@ def _media_files(media_root: Path) -> list[Path]:
 
 def test_import_creates_study_pairs_and_opaque_images(bundle_dir, media_root):
     summary = _import(bundle_dir, "s1", "--title", "My study", "--open")
-    assert "imported bundle 'synthetic-1': 36 pairs, 72 images" in summary and "/s/s1/" in summary
+    assert "imported bundle 'synthetic-1': 36 pairs, 88 images" in summary and "/s/s1/" in summary
     study = Study.objects.get(slug="s1")
     assert (study.title, study.status) == ("My study", "open")
     assert Pair.objects.filter(bundle__study=study).count() == 36
     assert Stimulus.objects.count() == 72
     files = _media_files(media_root)
-    assert len(files) == 72
+    assert len(files) == 88  # 72 explanations + 16 plain images
     source_names = {p.name for p in (bundle_dir / "images").iterdir()}
     for stimulus in Stimulus.objects.all():
         name = Path(stimulus.image.name).name
@@ -140,5 +140,5 @@ def test_second_bundle_into_same_study_is_refused(bundle_dir, media_root, tmp_pa
     other = write_synthetic_bundle(tmp_path / "other", pairs_per_cell=2, seed=5, bundle_id="another")
     with pytest.raises(CommandError, match="already holds bundle 'synthetic-1'; import 'another' into a new study"):
         _import(other)
-    assert Bundle.objects.count() == 1 and len(_media_files(media_root)) == 72
+    assert Bundle.objects.count() == 1 and len(_media_files(media_root)) == 88
 

@@ -1,0 +1,322 @@
+"""Simulated participants that take a study over real HTTP, as a browser would: forms, cookies, CSRF.
+
+Used by the load benchmark, by ``simulate_participants`` and by crash tests. A bot reads the pages
+it gets, fills in the forms it finds and follows the server's redirects; it never touches the
+database. Connection failures and 5xx answers are retried by asking the server where to resume, so
+a bot survives a server restart; only answers the server acknowledged (a redirect after the POST)
+are reported as acknowledged.
+"""
+from __future__ import annotations
+
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import requests
+
+Chooser = Callable[[str, int, random.Random], str]
+"""Picks ``A``, ``B`` or ``equal`` for (participant token, position, the bot's generator)."""
+
+CHOICES = ("A", "B", "equal")
+
+
+def random_choice(token: str, position: int, rng: random.Random) -> str:
+    """The default policy: each answer uniformly at random."""
+    return rng.choice(CHOICES)
+
+
+@dataclass
+class Form:
+    """A form of a page: where it posts, its prefilled fields, radio groups, and submit buttons."""
+
+    action: str
+    fields: dict[str, str] = field(default_factory=dict)
+    radios: dict[str, list[str]] = field(default_factory=dict)
+    numbers: dict[str, tuple[int, int]] = field(default_factory=dict)
+    checkboxes: list[str] = field(default_factory=list)
+    buttons: list[tuple[str, str]] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+
+class _PageParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[Form] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "img" and a.get("src"):
+            self.images.append(a["src"])
+        if tag == "form":
+            self.forms.append(Form(action=a.get("action", "")))
+        if not self.forms or "name" not in a:
+            return
+        form, name, kind = self.forms[-1], a["name"], a.get("type", "text" if tag == "input" else tag)
+        if tag == "button" or kind == "submit":
+            form.buttons.append((name, a.get("value", "")))
+        elif kind == "radio":
+            form.radios.setdefault(name, []).append(a.get("value", "on"))
+        elif kind == "checkbox":
+            form.checkboxes.append(name)
+        elif kind == "number":
+            form.numbers[name] = (int(a.get("min", "0") or 0), int(a.get("max", "100") or 100))
+        elif tag == "input":
+            form.fields[name] = a.get("value", "")
+
+
+def parse_page(html: str) -> tuple[list[Form], list[str]]:
+    """The forms and image sources of an HTML page."""
+    parser = _PageParser()
+    parser.feed(html)
+    return parser.forms, parser.images
+
+
+@dataclass
+class BotReport:
+    """What one simulated participant did and saw."""
+
+    external_id: str
+    token: str | None = None
+    completed: bool = False
+    turned_away: bool = False
+    acknowledged: list[tuple[int, str]] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    answer_latencies_ms: list[float] = field(default_factory=list)
+    server_errors: int = 0
+    connection_errors: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class ServerUnavailable(Exception):
+    """No usable answer from the server (connection failure, timeout or 5xx)."""
+
+
+@dataclass
+class SimulatedParticipant:
+    """One bot taking the study at ``study_url`` (the link a researcher hands out)."""
+
+    study_url: str
+    seed: int = 0
+    external_id: str | None = None
+    marker: str | None = None
+    chooser: Chooser = random_choice
+    think_s: tuple[float, float] = (0.0, 0.0)
+    fetch_images: bool = False
+    timeout_s: float = 10.0
+    give_up_after_s: float = 120.0
+    max_steps: int = 1000
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.external_id = self.external_id or f"bot-{uuid.UUID(int=self.rng.getrandbits(128)).hex}"
+        self.session = requests.Session()
+        self.report = BotReport(external_id=self.external_id)
+
+    def run(self) -> BotReport:
+        """Take the whole study; never raises, problems end up in the report."""
+        try:
+            self._take_study()
+        except Exception as exc:  # noqa: BLE001 - a bot reports, the caller decides
+            self.report.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.session.close()
+        return self.report
+
+    def entry_url(self) -> str:
+        """The study link with this bot's external id (and simulation marker) as query parameters."""
+        query = {"PROLIFIC_PID": self.external_id}
+        if self.marker:
+            query["sim"] = self.marker
+        return f"{self.study_url}?{urlencode(query)}"
+
+    def _request(self, method: str, url: str, data: dict[str, str] | None = None) -> requests.Response:
+        start = time.perf_counter()
+        try:
+            response = self.session.request(method, url, data=data, allow_redirects=False, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            self.report.connection_errors += 1
+            raise ServerUnavailable(str(exc)) from None
+        elapsed = (time.perf_counter() - start) * 1000
+        self.report.latencies_ms.append(elapsed)
+        if response.status_code >= 500:
+            self.report.server_errors += 1
+            raise ServerUnavailable(f"{method} {urlsplit(url).path} answered {response.status_code}")
+        if method == "POST" and "/q/" in url:
+            self.report.answer_latencies_ms.append(elapsed)
+        return response
+
+    def _resume_url(self) -> str:
+        return urljoin(self.study_url, f"/p/{self.report.token}/") if self.report.token else self.entry_url()
+
+    def _take_study(self) -> None:
+        deadline = time.monotonic() + self.give_up_after_s
+        url: str | None = self.entry_url()
+        for _ in range(self.max_steps):
+            if url is None or self.report.completed or self.report.turned_away:
+                return
+            try:
+                url = self._step(url)
+            except ServerUnavailable as exc:
+                if time.monotonic() > deadline:
+                    self.report.errors.append(f"gave up: {exc}")
+                    return
+                time.sleep(0.2 + self.rng.random() * 0.3)
+                url = self._resume_url()
+        self.report.errors.append(f"no end after {self.max_steps} steps")
+
+    def _step(self, url: str) -> str | None:
+        """Fetch ``url``, submit the form on it; return the next URL to fetch (None when finished)."""
+        response = self._request("GET", url)
+        if response.is_redirect:
+            return self._follow(url, response)
+        if response.status_code != 200:
+            self.report.errors.append(f"GET {urlsplit(url).path} answered {response.status_code}")
+            return None
+        path = urlsplit(url).path
+        if path.endswith("/thank-you/"):
+            self.report.completed = True
+            return None
+        forms, images = parse_page(response.text)
+        if not forms:
+            self.report.turned_away = "/s/" in path
+            if not self.report.turned_away:
+                self.report.errors.append(f"no form on {path}")
+            return None
+        if self.fetch_images:
+            for src in images:
+                self._request("GET", urljoin(url, src))
+        form = forms[0]
+        data, position, choice = self._fill(form, path)
+        if choice is not None and self.think_s[1] > 0:
+            time.sleep(self.rng.uniform(*self.think_s))
+        target = urljoin(url, form.action or path)
+        posted = self._request("POST", target, data)
+        if posted.status_code == 403 and "/s/" in path:
+            self.report.turned_away = True
+            return None
+        if not posted.is_redirect:
+            self.report.errors.append(f"POST {path} answered {posted.status_code}")
+            return None
+        if position is not None and choice is not None:
+            self.report.acknowledged.append((position, choice))
+        return self._follow(target, posted)
+
+    def _follow(self, url: str, response: requests.Response) -> str | None:
+        location = urljoin(url, response.headers["Location"])
+        parts = urlsplit(location)
+        if parts.netloc != urlsplit(self.study_url).netloc:  # the study's completion redirect
+            self.report.completed = True
+            return None
+        if parts.path.startswith("/p/"):
+            self.report.token = parts.path.split("/")[2]
+        return location
+
+    def _fill(self, form: Form, path: str) -> tuple[dict[str, str], int | None, str | None]:
+        data = dict(form.fields)
+        data.update({name: "on" for name in form.checkboxes})
+        data.update({name: self.rng.choice(values) for name, values in form.radios.items()})
+        data.update({name: str(self.rng.randint(max(lo, 18), min(hi, 75))) for name, (lo, hi) in form.numbers.items()})
+        position = choice = None
+        choice_values = [value for name, value in form.buttons if name == "choice"]
+        if choice_values:
+            position = int(path.rstrip("/").rsplit("/", 1)[-1])
+            choice = self.chooser(self.report.token or "", position, self.rng)
+            if choice not in choice_values:
+                raise ValueError(f"chooser returned {choice!r}, not one of {choice_values}")
+            data["choice"] = choice
+            data["client_ms"] = str(self.rng.randint(400, 6000))
+        return data, position, choice
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Totals over many bots, as the benchmark and the simulation command print them."""
+
+    participants: int
+    completed: int
+    turned_away: int
+    failed: int
+    answers: int
+    requests: int
+    seconds: float
+    answers_per_s: float
+    p50_ms: float
+    p95_ms: float
+    answer_p50_ms: float
+    answer_p95_ms: float
+    server_errors: int
+    connection_errors: int
+
+
+def _percentile(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def summarize(reports: list[BotReport], seconds: float) -> RunSummary:
+    """Throughput and latency percentiles (over all requests and over answer POSTs) of a run."""
+    latencies = [ms for r in reports for ms in r.latencies_ms]
+    answer_latencies = [ms for r in reports for ms in r.answer_latencies_ms]
+    answers = sum(len(r.acknowledged) for r in reports)
+    return RunSummary(
+        participants=len(reports),
+        completed=sum(r.completed for r in reports),
+        turned_away=sum(r.turned_away for r in reports),
+        failed=sum(bool(r.errors) for r in reports),
+        answers=answers,
+        requests=len(latencies),
+        seconds=seconds,
+        answers_per_s=answers / seconds if seconds > 0 else 0.0,
+        p50_ms=_percentile(latencies, 50),
+        p95_ms=_percentile(latencies, 95),
+        answer_p50_ms=_percentile(answer_latencies, 50),
+        answer_p95_ms=_percentile(answer_latencies, 95),
+        server_errors=sum(r.server_errors for r in reports),
+        connection_errors=sum(r.connection_errors for r in reports),
+    )
+
+
+def run_participants(
+    study_url: str,
+    n: int,
+    *,
+    concurrency: int | None = None,
+    seed: int = 0,
+    marker: str | None = None,
+    chooser: Chooser = random_choice,
+    think_s: tuple[float, float] = (0.0, 0.0),
+    fetch_images: bool = False,
+    on_done: Callable[[BotReport], None] | None = None,
+) -> tuple[list[BotReport], RunSummary]:
+    """Run ``n`` bots, ``concurrency`` at a time (default: all at once); return their reports and totals."""
+    bots = [
+        SimulatedParticipant(study_url, seed=seed * 1_000_003 + i, marker=marker, chooser=chooser,
+                             think_s=think_s, fetch_images=fetch_images)  # fmt: skip
+        for i in range(n)
+    ]
+
+    def run(bot: SimulatedParticipant) -> BotReport:
+        report = bot.run()
+        if on_done:
+            on_done(report)
+        return report
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency or max(n, 1)) as pool:
+        reports = list(pool.map(run, bots))
+    return reports, summarize(reports, time.perf_counter() - start)
+
+
+def simulation_marker(study_slug: str) -> str:
+    """The signed marker that makes the server store a bot with ``simulated=True`` (needs SECRET_KEY)."""
+    from .forms import simulated_stamp
+
+    return simulated_stamp(study_slug)

@@ -1,0 +1,65 @@
+"""Simulated participants over real HTTP (live server): forms, cookies, CSRF; nothing lost, bots marked."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from studyapp.models import Answer, Participant, Study
+from studyapp.simulation import SimulatedParticipant, parse_page, run_participants, simulation_marker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_bots_take_the_study_and_every_acknowledged_answer_is_stored(live_server, study: Study):
+    url = live_server.url + study.get_absolute_url()
+    reports, summary = run_participants(url, 4, concurrency=4, seed=3, marker=simulation_marker(study.slug))
+    assert [r.errors for r in reports] == [[]] * 4
+    assert summary.completed == 4 and summary.answers == 48 and summary.server_errors == 0
+    stored = {
+        (p, pos, c)
+        for p, pos, c in Answer.objects.values_list("item__participant__token", "item__position", "choice")
+    }
+    acknowledged = {(r.token, pos, c) for r in reports for pos, c in r.acknowledged}
+    assert stored == acknowledged
+    assert Participant.objects.filter(simulated=True, completed_at__isnull=False).count() == 4
+    assert sorted(Participant.objects.values_list("external_id", flat=True)) == sorted(r.external_id for r in reports)
+
+
+def test_a_bot_without_marker_is_not_simulated_and_a_forged_marker_is_refused(live_server, study: Study):
+    url = live_server.url + study.get_absolute_url()
+    report = SimulatedParticipant(url, seed=1).run()
+    assert report.completed and not Participant.objects.get(token=report.token).simulated
+    forged = SimulatedParticipant(url, seed=2, marker="forged").run()
+    assert not forged.completed and forged.errors == ["POST /s/pilot/ answered 400"]
+
+
+def test_a_bot_resumes_after_the_server_lost_a_response(live_server, study: Study, monkeypatch):
+    url = live_server.url + study.get_absolute_url()
+    bot = SimulatedParticipant(url, seed=5)
+    real = bot.session.request
+    dropped = []
+
+    def flaky(method, target, **kwargs):
+        response = real(method, target, **kwargs)
+        if method == "POST" and "/q/3/" in target and not dropped:
+            dropped.append(target)  # the answer was stored, but the bot never hears back
+            raise requests.ConnectionError("connection reset")
+        return response
+
+    monkeypatch.setattr(bot.session, "request", flaky)
+    report = bot.run()
+    assert report.completed and report.connection_errors == 1
+    assert len(report.acknowledged) == 11  # the lost acknowledgement is not claimed
+    assert Answer.objects.filter(item__participant__token=report.token).count() == 12
+
+
+def test_page_parser_reads_forms():
+    forms, images = parse_page(
+        '<img src="/img/x.png"><form action="/go"><input type="hidden" name="h" value="1">'
+        '<input type="radio" name="r" value="a"><input type="radio" name="r" value="b">'
+        '<input type="number" name="n" min="16" max="110"><input type="checkbox" name="c">'
+        '<button name="choice" value="A">A</button></form>'
+    )
+    (form,) = forms
+    assert (form.action, form.fields, form.radios, form.numbers, form.checkboxes, form.buttons, images) == (
+        "/go", {"h": "1"}, {"r": ["a", "b"]}, {"n": (16, 110)}, ["c"], [("choice", "A")], ["/img/x.png"])
