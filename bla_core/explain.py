@@ -1,0 +1,112 @@
+"""Write the explanations file (DESIGN.md contract) of a trained run for one dataset split."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .errors import BLAError
+from .features import stack_labels
+from .posthoc import cam, grad_cam
+from .training import LoadedRun, load_run, prepare_output_dir, versions, write_atomic
+
+BLA_METHODS = ("bla", "bla_t", "bla_ph")
+POSTHOC_METHODS = ("cam", "grad_cam")
+
+
+def explanation_method(run_method: str, requested: str | None) -> str:
+    """The method a run explains with: its own module, or CAM / Grad-CAM for a baseline."""
+    if requested is None:
+        return "cam" if run_method == "baseline" else run_method
+    if requested == run_method and run_method != "baseline":
+        return requested
+    if requested == "grad_cam" or (requested == "cam" and run_method == "baseline"):
+        return requested
+    raise BLAError(f"a {run_method!r} run cannot give {requested!r} explanations; "
+                   "use its own method, or cam / grad_cam from a baseline run")
+
+
+@torch.no_grad()
+def built_in_maps(run: LoadedRun, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Predictions, hard masks δ and (for BLA) soft weights q of the run's own explanation module."""
+    output = run.model(images, hard=True)
+    soft = output.explanation.weights if run.config.method in BLA_METHODS else None
+    return output.logits.argmax(1), output.explanation.mask.float(), soft
+
+
+def posthoc_maps(run: LoadedRun, images: torch.Tensor, method: str) -> tuple[torch.Tensor, torch.Tensor, None]:
+    """Predictions and CAM or Grad-CAM maps for the predicted class."""
+    with torch.no_grad():
+        preds = run.model(images, hard=True).logits.argmax(1)
+    maps = cam(run.model, images, preds) if method == "cam" else grad_cam(run.model, images, preds)
+    return preds, maps, None
+
+
+def image_paths(run: LoadedRun, split: str, out: Path) -> list[str]:
+    """The image file of each explanation; images without a file are written as PNG beside ``out``."""
+    dataset = run.splits.split(split)
+    if getattr(dataset, "paths", None) is not None:
+        return [str(Path(p).resolve()) for p in dataset.paths]
+    folder = prepare_output_dir(out.parent / "images" / run.splits.key)
+    paths = []
+    for index, image_id in enumerate(dataset.image_ids):
+        target = folder / f"{image_id}.png"
+        if not target.exists():
+            write_atomic(target, lambda tmp, i=index: dataset.pil_image(i).save(tmp, format="PNG"))
+        paths.append(os.path.relpath(target, out.parent))
+    return paths
+
+
+def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, method: str | None = None,
+                batch_size: int = 128) -> Path:
+    """Explain every image of ``split`` with the run's model and write ``out`` (.npz)."""
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise BLAError(f"the explanations file must end in .npz, got {out}")
+    run = load_run(Path(run_dir), device)
+    method = explanation_method(run.config.method, method)
+    dataset = run.splits.split(split)
+    prepare_output_dir(out.parent)
+    preds, maps, soft = [], [], []
+    for images, _ in tqdm(DataLoader(dataset, batch_size=batch_size), desc=f"explain {method}", leave=False):
+        images = images.to(device)
+        if method in POSTHOC_METHODS:
+            p, m, s = posthoc_maps(run, images, method)
+        else:
+            p, m, s = built_in_maps(run, images)
+        preds.append(p.cpu())
+        maps.append(m.float().cpu())
+        if s is not None:
+            soft.append(s.float().cpu())
+    arrays = {
+        "image_ids": np.array(dataset.image_ids, dtype=str),
+        "image_paths": np.array(image_paths(run, split, out), dtype=str),
+        "labels": stack_labels(dataset).numpy().astype(np.int64),
+        "preds": torch.cat(preds).numpy().astype(np.int64),
+        "maps": torch.cat(maps).numpy().astype(np.float32),
+        "method": np.array(method),
+        "class_names": np.array(run.splits.class_names, dtype=str),
+        "dataset": np.array(run.splits.key),
+        "dataset_title": np.array(run.splits.title),
+        "dataset_task": np.array(run.splits.task),
+        "map_kind": np.array("continuous" if method in POSTHOC_METHODS else "hard"),
+        "provenance": np.array(json.dumps({
+            "checkpoint_sha256": run.checkpoint_sha256, "run": str(Path(run_dir).resolve()),
+            "config": asdict(run.config), "split": split, "seed": run.config.seed, "versions": versions(),
+        }, sort_keys=True)),
+    }
+    if soft:
+        arrays["soft_maps"] = torch.cat(soft).numpy().astype(np.float32)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    write_atomic(out, write)
+    return out

