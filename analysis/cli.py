@@ -1,0 +1,138 @@
+"""Command line: ``python -m analysis report`` turns an export into the preference report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from analysis.io import InputError
+from analysis.report import ReportOptions, build_report
+from analysis.statistics import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
+from analysis.percentages import DEFAULT_DECIMALS
+
+REPORT_STAGES = 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with its ``report`` subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Analyse the answers of a BLA Study export (answers.csv, participants.csv).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    report = commands.add_parser(
+        "report", help="preferences.csv/.md, Figures 4 and 7-11 (PNG, SVG) and report.html",
+        description="Write the preference report: preferences.csv and .md, Figures 4 and "
+                    "7-11 as PNG and SVG, and a self-contained report.html.")
+    source = report.add_argument_group("input (either --export-dir or both files)")
+    source.add_argument("--export-dir", type=Path, metavar="DIR",
+                        help="folder holding answers.csv and participants.csv")
+    source.add_argument("--answers", type=Path, metavar="CSV", help="answers.csv of the export")
+    source.add_argument("--participants", type=Path, metavar="CSV",
+                        help="participants.csv of the export")
+    report.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="folder to write the report into (created if missing)")
+    who = report.add_argument_group("who counts (default: completed, non-simulated)")
+    who.add_argument("--include-incomplete", action="store_true",
+                     help="also count answers of participants who did not finish")
+    who.add_argument("--include-excluded", action="store_true",
+                     help="also count participants the researcher excluded")
+    who.add_argument("--include-simulated", action="store_true",
+                     help="also count simulated (bot) participants")
+    numbers = report.add_argument_group("statistics")
+    numbers.add_argument("--bootstrap", type=_positive_int, default=DEFAULT_BOOTSTRAP,
+                         metavar="N", help=f"cluster bootstrap replicates "
+                                           f"(default {DEFAULT_BOOTSTRAP})")
+    numbers.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    numbers.add_argument("--confidence", type=_confidence, default=DEFAULT_CONFIDENCE,
+                         help=f"confidence level of the intervals (default {DEFAULT_CONFIDENCE})")
+    numbers.add_argument("--decimals", type=_decimals, default=DEFAULT_DECIMALS,
+                         help="decimal places of percentages, rounded half to even "
+                              f"(default {DEFAULT_DECIMALS})")
+    report.add_argument("--dataset-label", action="append", default=[], metavar="KEY=NAME",
+                        type=_label, help="name a dataset in tables and figures, e.g. "
+                                          "--dataset-label cats_dogs='Cats vs dogs' (repeatable)")
+    report.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command; user mistakes print one 'error:' line and return 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    answers, participants = _input_paths(parser, args)
+    options = ReportOptions(
+        include_incomplete=args.include_incomplete, include_excluded=args.include_excluded,
+        include_simulated=args.include_simulated, n_boot=args.bootstrap, seed=args.seed,
+        confidence=args.confidence, decimals=args.decimals,
+        dataset_labels=dict(args.dataset_label))
+    with tqdm(total=REPORT_STAGES, disable=args.quiet, unit="step", leave=False) as bar:
+        started: list[str] = []
+
+        def step(name: str) -> None:
+            if started:
+                bar.update(1)
+            started.append(name)
+            bar.set_description(name)
+        try:
+            result = build_report(answers, participants, args.out, options, step)
+        except InputError as error:
+            bar.close()
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        bar.update(bar.total - bar.n)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"Wrote report.html, preferences.csv/.md and {len(result.files) - 3} figure files "
+          f"for {len(result.selection.answers)} answers of "
+          f"{result.selection.answers.groupby(['study', 'participant']).ngroups} participants "
+          f"to {result.out_dir}")
+    return 0
+
+
+def _input_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Path, Path]:
+    """Resolve --export-dir or --answers/--participants into the two file paths."""
+    if args.export_dir is not None:
+        if args.answers or args.participants:
+            parser.error("give either --export-dir or --answers and --participants, not both")
+        return args.export_dir / "answers.csv", args.export_dir / "participants.csv"
+    if args.answers is None or args.participants is None:
+        parser.error("give --export-dir DIR, or both --answers CSV and --participants CSV")
+    return args.answers, args.participants
+
+
+def _number(text: str, kind: type) -> int | float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def _confidence(text: str) -> float:
+    value = _number(text, float)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1")
+    return value
+
+
+def _decimals(text: str) -> int:
+    value = _number(text, int)
+    if not 0 <= value <= 6:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 6")
+    return value
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, sep, name = text.partition("=")
+    if not sep or not key or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=NAME")
+    return key, name

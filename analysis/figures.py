@@ -1,0 +1,172 @@
+"""The paper's Figures 4 and 7–11, drawn with matplotlib's object API on the Agg canvas.
+
+Preference bars show relative frequencies; every bar carries its percentage, printed by the
+same rule as ``preferences.csv`` (:mod:`analysis.percentages`), and the BLA-T bar a whisker
+for its bootstrap confidence interval. Demographic figures show counts of the participants
+the analysis counted. Each figure is written as PNG and as SVG (text kept as text).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from analysis.vocabulary import (
+    EQUAL_NAME, EXPERIENCE_LABELS, GENDERS, NOT_GIVEN, QUESTION_TYPES,
+    other_method_name,
+)
+
+FIGURE_STEMS: dict[str, str] = {
+    "figure4": "figure4_preferences",
+    "figure7": "figure7_preferences_by_dataset",
+    "figure8": "figure8_gender",
+    "figure9": "figure9_age",
+    "figure10": "figure10_ml_experience",
+    "figure11": "figure11_xai_experience",
+}
+_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "bla-study", "font.size": 9}
+_COLOURS = ("#1f77b4", "#ff7f0e", "#7f7f7f")
+_DPI = 150
+
+
+def panel_title(question_type: str, other_methods: str) -> str:
+    """'BLA-T vs. CAM' for a question type, naming the methods actually shown."""
+    return f"BLA-T vs. {other_method_name(set(other_methods.split('+')))}"
+
+
+def draw_preference_panel(ax, row: pd.Series, title: str) -> None:
+    """Bars BLA-T / other / equal as relative frequencies with percentage labels."""
+    n = row["n_answers"]
+    heights = np.array([row["bla_t"], row["other"], row["equal"]], dtype=float) / n
+    labels = ["BLA-T", other_method_name(set(row["other_methods"].split("+"))),
+              EQUAL_NAME.replace(" ", "\n")]
+    bars = ax.bar(labels, heights, color=_COLOURS, width=0.65)
+    tops = heights.copy()
+    if row["ci_low"] != "" and row["ci_high"] != "":
+        low, high = float(row["ci_low"]) / 100, float(row["ci_high"]) / 100
+        ax.errorbar([0], [heights[0]], yerr=[[heights[0] - low], [high - heights[0]]],
+                    color="black", capsize=4, linewidth=1)
+        tops[0] = max(tops[0], high)
+    for bar, top, pct in zip(bars, tops, (row["bla_t_pct"], row["other_pct"], row["equal_pct"])):
+        ax.text(bar.get_x() + bar.get_width() / 2, top + 0.015, f"{pct}%",
+                ha="center", va="bottom")
+    ax.set_ylim(0, min(1.12, max(0.5, tops.max() + 0.12)))
+    ax.set_title(f"{title}\n(n = {n} answers, {row['n_participants']} participants)",
+                 fontsize=9)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def figure4(table: pd.DataFrame) -> Figure:
+    """One panel per question type, pooled over datasets (the paper's Figure 4)."""
+    pooled = table[table["dataset"] == "all"].reset_index(drop=True)
+    fig = Figure(figsize=(3.2 * max(len(pooled), 1), 3.4), layout="constrained")
+    axes = fig.subplots(1, max(len(pooled), 1), squeeze=False)[0]
+    for ax, (_, row) in zip(axes, pooled.iterrows()):
+        draw_preference_panel(ax, row, panel_title(row["question_type"], row["other_methods"]))
+    axes[0].set_ylabel("Relative frequency")
+    fig.suptitle("User preference for explanations")
+    return fig
+
+
+def figure7(table: pd.DataFrame, dataset_labels: dict[str, str]) -> Figure:
+    """One panel per question type (rows) × dataset (columns) (the paper's Figure 7)."""
+    cells = table[table["dataset"] != "all"]
+    question_types = [q for q in QUESTION_TYPES if q in set(cells["question_type"])]
+    datasets = list(dict.fromkeys(cells["dataset"]))
+    fig = Figure(figsize=(3.2 * max(len(datasets), 1), 3.3 * max(len(question_types), 1)),
+                 layout="constrained")
+    axes = fig.subplots(max(len(question_types), 1), max(len(datasets), 1), squeeze=False)
+    for i, question_type in enumerate(question_types):
+        for j, dataset in enumerate(datasets):
+            ax = axes[i, j]
+            found = cells[(cells["question_type"] == question_type)
+                          & (cells["dataset"] == dataset)]
+            name = dataset_labels.get(dataset, dataset)
+            if found.empty:
+                ax.set_axis_off()
+                ax.set_title(f"{name}: no answers", fontsize=9)
+                continue
+            row = found.iloc[0]
+            draw_preference_panel(ax, row, f"{name}: "
+                                  f"{panel_title(question_type, row['other_methods'])}")
+        axes[i, 0].set_ylabel("Relative frequency")
+    fig.suptitle("User preference by dataset")
+    return fig
+
+
+def count_figure(values: pd.Series, order: Sequence[str], title: str, xlabel: str) -> Figure:
+    """Bar chart of how many participants gave each answer, in ``order`` (others appended)."""
+    counts = values.value_counts()
+    categories = [c for c in order if c != NOT_GIVEN or c in counts.index]
+    categories += sorted(c for c in counts.index if c not in categories)
+    heights = [int(counts.get(c, 0)) for c in categories]
+    fig = Figure(figsize=(max(4.0, 0.9 * len(categories) + 1.5), 3.2), layout="constrained")
+    ax = fig.subplots()
+    bars = ax.bar([c.capitalize().replace(" ", "\n") for c in categories], heights,
+                  color=_COLOURS[0])
+    ax.bar_label(bars, labels=[str(h) for h in heights], padding=2)
+    ax.set_ylim(0, max(heights + [1]) * 1.15)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel("Participants")
+    ax.set_xlabel(xlabel)
+    ax.set_title(f"{title} (n = {len(values)})", fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def age_figure(ages: pd.Series) -> Figure:
+    """Box plot of participants' ages with every participant as a point (Figure 9)."""
+    given = ages.dropna().astype(float).to_numpy()
+    fig = Figure(figsize=(3.2, 3.6), layout="constrained")
+    ax = fig.subplots()
+    if given.size:
+        ax.boxplot(given, widths=0.5, showfliers=False)
+        jitter = np.random.default_rng(0).uniform(-0.12, 0.12, size=given.size)
+        ax.scatter(1 + jitter, given, s=8, alpha=0.6, color=_COLOURS[0], zorder=3)
+        median = np.median(given)
+        ax.set_title(f"Age (n = {given.size}, median {median:g}"
+                     f"{f', {len(ages) - given.size} not given' if len(ages) > given.size else ''})",
+                     fontsize=10)
+    else:
+        ax.text(0.5, 0.5, "no ages given", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(f"Age (n = {len(ages)})", fontsize=10)
+    ax.set_xticks([])
+    ax.set_ylabel("Age [yrs]")
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def render_figures(table: pd.DataFrame, participants: pd.DataFrame, folder: Path,
+                   dataset_labels: dict[str, str] | None = None) -> dict[str, list[Path]]:
+    """Draw Figures 4 and 7–11 into ``folder`` as PNG and SVG; return the paths per figure."""
+    labels = dataset_labels or {}
+    with matplotlib.rc_context(_STYLE):
+        figures = {
+            "figure4": figure4(table),
+            "figure7": figure7(table, labels),
+            "figure8": count_figure(participants["gender"], (*GENDERS, NOT_GIVEN), "Gender",
+                                    ""),
+            "figure9": age_figure(participants["age"]),
+            "figure10": count_figure(participants["ml_experience"],
+                                     (*EXPERIENCE_LABELS, NOT_GIVEN), "ML/AI experience",
+                                     "I have technical experience with ML/AI:"),
+            "figure11": count_figure(participants["xai_experience"],
+                                     (*EXPERIENCE_LABELS, NOT_GIVEN), "XAI experience",
+                                     "I have technical experience with XAI:"),
+        }
+        return {key: save_figure(fig, folder, FIGURE_STEMS[key]) for key, fig in figures.items()}
+
+
+def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
+    """Write ``stem``.png and ``stem``.svg (no timestamps, so reruns give identical files)."""
+    FigureCanvasAgg(fig)
+    paths = [folder / f"{stem}.png", folder / f"{stem}.svg"]
+    fig.savefig(paths[0], dpi=_DPI, metadata={"Software": None})
+    fig.savefig(paths[1], metadata={"Date": None})
+    return paths

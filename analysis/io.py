@@ -1,0 +1,187 @@
+"""Read and validate the two export CSVs (DESIGN.md, "Export CSVs") into DataFrames.
+
+Every problem a user can cause raises :class:`InputError` with one sentence naming the file,
+the data row (1-based, counting the rows after the header) and the column. Only one kind of
+row is dropped with a warning instead of an error, because dropping it cannot change a result:
+a row that repeats an earlier row of the same file in every column (e.g. two exports pasted
+together). Rows that share a key but differ anywhere else are an error — which one is right
+cannot be known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from analysis.vocabulary import (
+    ANSWER_COLUMNS, BLA_T, CHOICES, EQUAL, EXPERIENCE_LABELS, FALSE_WORDS, KNOWN_METHODS,
+    NOT_GIVEN, PARTICIPANT_COLUMNS, QUESTION_TYPES, STATUSES, TRUE_WORDS,
+)
+
+ANSWER_KEY = ["study", "participant", "position"]
+PARTICIPANT_KEY = ["study", "participant"]
+MAX_AGE = 130
+
+
+class InputError(ValueError):
+    """A mistake in the user's input; the message is one sentence meant for the user."""
+
+
+@dataclass(frozen=True)
+class Export:
+    """Validated export: answers (with derived ``outcome``/``other_method``), participants, warnings."""
+
+    answers: pd.DataFrame
+    participants: pd.DataFrame
+    warnings: tuple[str, ...]
+    answers_path: Path
+    participants_path: Path
+
+
+def load_export(answers_path: Path, participants_path: Path) -> Export:
+    """Read both files, validate each and their link (every answer's participant is listed)."""
+    answers, answer_warnings = read_answers(answers_path)
+    participants, participant_warnings = read_participants(participants_path)
+    known = pd.MultiIndex.from_frame(participants[PARTICIPANT_KEY])
+    listed = pd.MultiIndex.from_frame(answers[PARTICIPANT_KEY]).isin(known)
+    _fail_first(
+        answers_path, answers, ~listed, "participant",
+        lambda row: f"participant {row['participant']!r} of study {row['study']!r} "
+        f"is not listed in {participants_path}",
+    )
+    return Export(answers, participants, tuple(answer_warnings + participant_warnings),
+                  Path(answers_path), Path(participants_path))
+
+
+def read_answers(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Read ``answers.csv``; add ``outcome`` (bla_t / other / equal) and ``other_method``."""
+    df = _read_csv(path, ANSWER_COLUMNS)
+    for column in ("study", "participant", "question_type", "dataset",
+                   "method_a", "method_b", "choice", "chosen_method"):
+        _fail_first(path, df, df[column] == "", column, lambda row: "the value is empty")
+    position = pd.to_numeric(df["position"], errors="coerce")
+    _fail_first(path, df, ~(position >= 1) | (position % 1 != 0), "position",
+                lambda row: f"{row['position']!r} is not a positive whole number")
+    df["position"] = position.astype(np.int64)
+    df, warnings = _drop_repeated_rows(path, df, ANSWER_KEY, "answer")
+
+    _check_allowed(path, df, "question_type", QUESTION_TYPES)
+    _check_allowed(path, df, "method_a", KNOWN_METHODS)
+    _check_allowed(path, df, "method_b", KNOWN_METHODS)
+    _check_allowed(path, df, "choice", CHOICES)
+    _check_allowed(path, df, "chosen_method", (*KNOWN_METHODS, EQUAL))
+    df["other_method"] = np.where(df["method_a"] == BLA_T, df["method_b"], df["method_a"])
+    allowed_pair = np.zeros(len(df), dtype=bool)
+    for question_type, others in QUESTION_TYPES.items():
+        allowed_pair |= ((df["question_type"] == question_type)
+                         & ((df["method_a"] == BLA_T) | (df["method_b"] == BLA_T))
+                         & df["other_method"].isin(others)).to_numpy()
+    _fail_first(path, df, ~allowed_pair, "method_b",
+                lambda row: f"methods {row['method_a']!r} and {row['method_b']!r} do not form "
+                f"question type {row['question_type']!r} (BLA-T against "
+                f"{' or '.join(QUESTION_TYPES[row['question_type']])})")
+    shown = np.select([df["choice"] == "A", df["choice"] == "B"],
+                      [df["method_a"], df["method_b"]], default=EQUAL)
+    _fail_first(path, df, df["chosen_method"] != shown, "chosen_method",
+                lambda row: f"{row['chosen_method']!r} contradicts choice {row['choice']!r} "
+                f"(System A was {row['method_a']!r}, System B {row['method_b']!r})")
+    df["outcome"] = np.select([df["chosen_method"] == BLA_T, df["chosen_method"] == EQUAL],
+                              [BLA_T, EQUAL], default="other")
+    return df, warnings
+
+
+def read_participants(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Read ``participants.csv``; normalise labels, parse ``simulated`` and ``age``."""
+    df = _read_csv(path, PARTICIPANT_COLUMNS)
+    for column in ("study", "participant", "status"):
+        _fail_first(path, df, df[column] == "", column, lambda row: "the value is empty")
+    df, warnings = _drop_repeated_rows(path, df, PARTICIPANT_KEY, "participant")
+    _check_allowed(path, df, "status", STATUSES)
+
+    simulated = df["simulated"].str.strip().str.lower()
+    _fail_first(path, df, ~simulated.isin(TRUE_WORDS | FALSE_WORDS), "simulated",
+                lambda row: f"{row['simulated']!r} is not true or false")
+    df["simulated"] = simulated.isin(TRUE_WORDS)
+
+    age_text = df["age"].str.strip()
+    age = pd.to_numeric(age_text, errors="coerce")
+    bad_age = (age_text != "") & ~((age >= 0) & (age <= MAX_AGE) & (age % 1 == 0))
+    _fail_first(path, df, bad_age, "age",
+                lambda row: f"{row['age']!r} is not an age in whole years (0 to {MAX_AGE}) "
+                "or empty")
+    df["age"] = age.astype("Int64")
+
+    for column in ("ml_experience", "xai_experience"):
+        df[column] = df[column].str.strip().str.lower()
+        _check_allowed(path, df, column, (*EXPERIENCE_LABELS, ""))
+        df[column] = df[column].replace("", NOT_GIVEN)
+    gender = df["gender"].str.strip().str.lower()
+    df["gender"] = gender.where(gender != "", NOT_GIVEN)
+    return df, warnings
+
+
+def _read_csv(path: Path, columns: Iterable[str]) -> pd.DataFrame:
+    """Read every cell as text (empty stays ''), check the header, keep the 1-based data row."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty (expected a header row)") from None
+    except pd.errors.ParserError as error:
+        raise InputError(f"{path}: not a valid CSV file ({str(error).strip()})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    missing = [column for column in columns if column not in df.columns]
+    if missing:
+        raise InputError(f"{path}, header row: missing column(s) "
+                         f"{', '.join(repr(c) for c in missing)}")
+    df.insert(0, "row", np.arange(1, len(df) + 1))
+    return df
+
+
+def _fail_first(path: Path, df: pd.DataFrame, bad: pd.Series | np.ndarray, column: str,
+                describe) -> None:
+    """Raise an InputError for the first row where ``bad`` holds; ``describe(row)`` says why."""
+    bad = np.asarray(bad, dtype=bool)
+    if bad.any():
+        row = df.iloc[int(np.argmax(bad))]
+        raise InputError(f"{path}, data row {row['row']}, column {column!r}: {describe(row)}")
+
+
+def _check_allowed(path: Path, df: pd.DataFrame, column: str, allowed: Iterable[str]) -> None:
+    """Fail on the first value of ``column`` outside ``allowed``."""
+    allowed = tuple(allowed)
+    shown = ", ".join(repr(value) for value in allowed if value)
+    _fail_first(path, df, ~df[column].isin(allowed), column,
+                lambda row: f"unknown value {row[column]!r} (expected one of {shown})")
+
+
+def _drop_repeated_rows(path: Path, df: pd.DataFrame, key: list[str],
+                        noun: str) -> tuple[pd.DataFrame, list[str]]:
+    """Drop rows identical to an earlier row (warning); fail on rows that share only the key."""
+    data = [column for column in df.columns if column != "row"]
+    repeated = df.duplicated(subset=data, keep="first").to_numpy()
+    warnings = []
+    if repeated.any():
+        rows = df.loc[repeated, "row"].tolist()
+        listed = ", ".join(map(str, rows[:10])) + (", …" if len(rows) > 10 else "")
+        warnings.append(f"{path}: dropped {len(rows)} row(s) identical to an earlier row "
+                        f"(data rows {listed}); a repeated row cannot change any result")
+        df = df.loc[~repeated].reset_index(drop=True)
+    clash = df.duplicated(subset=key, keep=False).to_numpy()
+    if clash.any():
+        first = df.loc[clash].iloc[0]
+        same = (df.loc[clash, key] == first[key]).all(axis=1)
+        rows = df.loc[clash].loc[same, "row"].tolist()
+        differing = [column for column in data
+                     if df.loc[clash].loc[same, column].nunique() > 1]
+        raise InputError(
+            f"{path}, data rows {rows[0]} and {rows[1]}, column {differing[0]!r}: two different "
+            f"{noun} records share {', '.join(f'{k}={first[k]!r}' for k in key)}")
+    return df, warnings

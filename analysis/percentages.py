@@ -1,0 +1,33 @@
+"""The one rounding rule for every percentage the report prints or draws.
+
+A percentage is 100 · count / total computed exactly from the integer counts (``Fraction``),
+then rounded to ``decimals`` places with round-half-to-even (Python's ``round`` on a Fraction,
+which never passes through binary floating point). So 1/8 prints as 12.5, 1/16 as 6.2 and
+3/16 as 18.8 with one decimal. Shares rounded this way need not sum to exactly 100.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+DEFAULT_DECIMALS = 1
+
+
+def exact_percent(count: int, total: int) -> Fraction:
+    """100 · count / total as an exact fraction."""
+    return Fraction(100 * int(count), int(total))
+
+
+def format_percent(count: int, total: int, decimals: int = DEFAULT_DECIMALS) -> str:
+    """The rounded percentage as text (no '%' sign); '' when total is 0."""
+    if total == 0:
+        return ""
+    return format_fraction(exact_percent(count, total), decimals)
+
+
+def format_fraction(value: Fraction, decimals: int = DEFAULT_DECIMALS) -> str:
+    """Round a fraction half-to-even to ``decimals`` places and print exactly that many."""
+    rounded = round(value, decimals)
+    exact = Decimal(rounded.numerator) / Decimal(rounded.denominator)
+    return f"{exact:.{decimals}f}"

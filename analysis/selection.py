@@ -1,0 +1,60 @@
+"""Which participants (and so which answers) an analysis counts, and why the rest are left out.
+
+By default only participants with status ``completed`` who are not ``simulated`` count. Flags
+add incomplete, researcher-excluded or simulated participants back. A participant left out for
+several reasons is counted under the first of: excluded by the researcher, simulated, incomplete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.io import PARTICIPANT_KEY, Export
+
+REASONS: dict[str, str] = {
+    "excluded": "excluded by the researcher (status 'excluded')",
+    "simulated": "simulated (bot) participants",
+    "incomplete": "did not complete the study (status 'incomplete')",
+}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The counted participants and answers, plus per-reason counts of what was left out."""
+
+    answers: pd.DataFrame
+    participants: pd.DataFrame
+    left_out: pd.DataFrame  # one row per reason: reason, description, participants, answers
+    total_participants: int
+    total_answers: int
+
+
+def select(export: Export, include_incomplete: bool = False, include_excluded: bool = False,
+           include_simulated: bool = False) -> Selection:
+    """Apply the inclusion rules to an export and count what each rule left out."""
+    people = export.participants
+    reason = pd.Series("", index=people.index)
+    rules = [
+        ("incomplete", (people["status"] == "incomplete") & (not include_incomplete)),
+        ("simulated", people["simulated"] & (not include_simulated)),
+        ("excluded", (people["status"] == "excluded") & (not include_excluded)),
+    ]
+    for name, applies in rules:  # later rules win, so the order above is reversed precedence
+        reason = reason.mask(applies, name)
+    keyed = people[PARTICIPANT_KEY].assign(reason=reason.to_numpy())
+    answer_reason = export.answers[PARTICIPANT_KEY].merge(keyed, how="left", on=PARTICIPANT_KEY)
+    answer_reason = answer_reason["reason"].to_numpy()
+    rows = []
+    for name, description in REASONS.items():
+        rows.append({"reason": name, "description": description,
+                     "participants": int((reason == name).sum()),
+                     "answers": int((answer_reason == name).sum())})
+    return Selection(
+        answers=export.answers.loc[answer_reason == ""].reset_index(drop=True),
+        participants=people.loc[reason == ""].reset_index(drop=True),
+        left_out=pd.DataFrame(rows),
+        total_participants=len(people),
+        total_answers=len(export.answers),
+    )

@@ -1,0 +1,75 @@
+"""Build small export CSVs (DESIGN.md columns) with exactly chosen counts, for the tests."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from analysis.vocabulary import ANSWER_COLUMNS, PARTICIPANT_COLUMNS, QUESTION_TYPES
+
+OTHER = {question_type: others[0] for question_type, others in QUESTION_TYPES.items()}
+STUDY = "s1"
+
+
+def participant_row(name: str, **fields: str) -> dict:
+    """A completed, real participant unless ``fields`` say otherwise."""
+    row = {"study": STUDY, "participant": name, "status": "completed",
+           "started_at": "2026-11-26T10:00:00Z", "completed_at": "2026-11-26T10:20:00Z",
+           "gender": "female", "age": "30", "ml_experience": "agree",
+           "xai_experience": "undecided", "simulated": "false"}
+    row.update(fields)
+    return row
+
+
+def answer_row(participant: str, position: int, question_type: str, dataset: str,
+               outcome: str, bla_t_side: str = "A") -> dict:
+    """One answer; ``outcome`` is 'bla_t', 'other' or 'equal'; BLA-T shown on ``bla_t_side``."""
+    other = OTHER[question_type]
+    method_a, method_b = ("bla_t", other) if bla_t_side == "A" else (other, "bla_t")
+    if outcome == "equal":
+        choice, chosen = "equal", "equal"
+    else:
+        chosen = "bla_t" if outcome == "bla_t" else other
+        choice = "A" if chosen == method_a else "B"
+    return {"study": STUDY, "participant": participant, "position": str(position),
+            "pair_id": f"{question_type}-{dataset}-{position}", "question_type": question_type,
+            "dataset": dataset, "image_id": f"img{position}", "method_a": method_a,
+            "method_b": method_b, "choice": choice, "chosen_method": chosen,
+            "response_ms": "1500", "answered_at": "2026-11-26T10:05:00Z"}
+
+
+def design_answers(cells: dict[tuple[str, str], tuple[int, int, int]], n_participants: int,
+                   per_cell: int) -> list[dict]:
+    """Spread each cell's (bla_t, other, equal) counts over participants, ``per_cell`` each.
+
+    Outcomes are dealt in a fixed interleaved order so that participants differ; every cell's
+    counts must sum to n_participants · per_cell.
+    """
+    positions = {f"p{i:03d}": 0 for i in range(n_participants)}
+    rows = []
+    for (question_type, dataset), (bla, other, equal) in cells.items():
+        assert bla + other + equal == n_participants * per_cell
+        outcomes = ["bla_t"] * bla + ["other"] * other + ["equal"] * equal
+        dealt = outcomes[0::2] + outcomes[1::2]
+        for k, outcome in enumerate(dealt):
+            name = f"p{k % n_participants:03d}"
+            positions[name] += 1
+            rows.append(answer_row(name, positions[name], question_type, dataset, outcome,
+                                   "A" if k % 3 else "B"))
+    return rows
+
+
+def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> Path:
+    """Write rows under the given header (extra keys ignored)."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_export(folder: Path, answers: list[dict], participants: list[dict]) -> tuple[Path, Path]:
+    """Write answers.csv and participants.csv into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return (write_csv(folder / "answers.csv", ANSWER_COLUMNS, answers),
+            write_csv(folder / "participants.csv", PARTICIPANT_COLUMNS, participants))
