@@ -183,5 +183,10 @@ def _drop_repeated_rows(path: Path, df: pd.DataFrame, key: list[str],
                      if df.loc[clash].loc[same, column].nunique() > 1]
         raise InputError(
             f"{path}, data rows {rows[0]} and {rows[1]}, column {differing[0]!r}: two different "
-            f"{noun} records share {', '.join(f'{k}={first[k]!r}' for k in key)}")
+            f"{noun} records share {', '.join(_show(k, first[k]) for k in key)}")
     return df, warnings
+
+
+def _show(name: str, value: object) -> str:
+    """name='text' for strings, name=3 for numbers (no numpy type names in messages)."""
+    return f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}"

@@ -125,9 +125,9 @@ def display_rows(table: pd.DataFrame, options: ReportOptions) -> list[list[str]]
     rows = [header]
     for _, r in table.iterrows():
         dataset = options.dataset_labels.get(r["dataset"], r["dataset"])
-        between = "" if pd.isna(r["between_datasets_df"]) else (
-            f"χ²({r['between_datasets_df']}) = {r['between_datasets_chi2']:.2f}, "
-            f"p {format_p(r['between_datasets_p']).replace('< ', '<')}")
+        between = "" if pd.isna(r["between_datasets_df1"]) else (
+            f"F({r['between_datasets_df1']}, {r['between_datasets_df2']}) = "
+            f"{r['between_datasets_f']:.2f}, p {format_p(r['between_datasets_p'])}")
         rows.append([
             dataset, r["question_type"], str(r["n_answers"]), str(r["n_participants"]),
             f"{r['bla_t']} ({r['bla_t_pct']}%)", f"{r['other']} ({r['other_pct']}%)",
@@ -181,10 +181,11 @@ def methods_paragraph(selection: Selection, table: pd.DataFrame,
         "Effect sizes are Cohen's h of the BLA-T share among decisive answers against 1/2 "
         "(0.2 small, 0.5 medium, 0.8 large) and the difference of the BLA-T and other shares "
         "in percentage points. Whether preferences differ between datasets is tested per "
-        "question type with a Wald test of equal BLA-T and other shares in all datasets whose "
-        "covariance is cluster-robust (a participant-level sandwich estimate): every "
-        "participant answers in every dataset, so a Pearson chi-square test of the dataset × "
-        "answer table, which treats all answers as independent, would overstate the evidence. "
+        "question type with an adjusted Wald F test (Korn and Graubard) of equal BLA-T and other "
+        "shares in all datasets, whose covariance is cluster-robust (a participant-level "
+        "sandwich estimate). A Pearson chi-square test of the dataset × answer table would "
+        "treat all answers as independent, although each participant answers several "
+        "questions in every dataset, and so misstate the evidence in either direction. "
         "P-values are not adjusted for multiple comparisons."
     )
 

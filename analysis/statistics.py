@@ -12,7 +12,9 @@ numpy calls:
 * effect sizes: Cohen's h of the BLA-T share among decisive answers against 1/2, and the
   difference BLA-T minus other in percentage points of all answers;
 * a test whether preferences differ between datasets: a Wald test of equal (BLA-T, other)
-  shares in every dataset with a cluster-robust (participant-level sandwich) covariance.
+  shares in every dataset with a cluster-robust (participant-level sandwich) covariance, as an
+  adjusted-Wald F statistic (the small-sample correction survey software uses for clustered
+  data; the plain chi-square reference rejects far too often with few dozen participants).
 """
 
 from __future__ import annotations
@@ -38,16 +40,17 @@ PREFERENCE_COLUMNS: tuple[str, ...] = (
     "dataset", "question_type", "other_methods", "n_answers", "n_participants",
     "bla_t", "other", "equal", "bla_t_pct", "other_pct", "equal_pct", "ci_low", "ci_high",
     "p_value", "p_value_participants", "cohens_h", "difference_pct",
-    "between_datasets_chi2", "between_datasets_df", "between_datasets_p",
+    "between_datasets_f", "between_datasets_df1", "between_datasets_df2", "between_datasets_p",
 )
 
 
 @dataclass(frozen=True)
 class DatasetTest:
-    """Cluster-robust Wald test of equal preference shares across datasets."""
+    """Cluster-robust adjusted-Wald F test of equal preference shares across datasets."""
 
-    chi2: float
-    df: int
+    f: float
+    df1: int
+    df2: int
     p_value: float
 
 
@@ -114,13 +117,15 @@ def between_datasets_test(counts: np.ndarray) -> DatasetTest | None:
 
     ``counts`` is participants × datasets × outcomes. The covariance of the per-dataset shares
     is the cluster-robust (linearisation / sandwich) estimate with participants as clusters,
-    so answers of one person — within and across datasets — may be correlated. The statistic is
-    chi-square with as many degrees of freedom as the contrast covariance has rank (at most
-    2 · (datasets − 1)). None when there are fewer than two datasets or participants.
+    so answers of one person — within and across datasets — may be correlated. With Wald
+    statistic W, k the rank of the contrast covariance (at most 2 · (datasets − 1)) and
+    d = participants − 1, F = (d − k + 1) · W / (k · d) is referred to F(k, d − k + 1)
+    (adjusted Wald test, Korn & Graubard 1990). None when there are fewer than two datasets;
+    NaN statistics when there are too few participants (d − k + 1 < 1) or no variation.
     """
     counts = counts[:, counts.sum(axis=(0, 2)) > 0, :]
     n_people, n_datasets, _ = counts.shape
-    if n_datasets < 2 or n_people < 2:
+    if n_datasets < 2:
         return None
     answered = counts.sum(axis=2).astype(np.float64)           # people × datasets
     chosen = counts[:, :, :2].astype(np.float64)                # people × datasets × (bla, other)
@@ -138,10 +143,12 @@ def between_datasets_test(counts: np.ndarray) -> DatasetTest | None:
     spread = contrast @ covariance @ contrast.T
     scale = max(float(np.abs(spread).max()), np.finfo(float).tiny)
     rank = int(np.linalg.matrix_rank(spread, tol=1e-10 * scale))
-    if rank == 0:
-        return DatasetTest(math.nan, 0, math.nan)
-    chi2 = float(difference @ np.linalg.pinv(spread, rcond=1e-10, hermitian=True) @ difference)
-    return DatasetTest(chi2, rank, float(stats.chi2.sf(chi2, rank)))
+    df2 = n_people - rank
+    if rank == 0 or df2 < 1:
+        return DatasetTest(math.nan, rank, max(df2, 0), math.nan)
+    wald = float(difference @ np.linalg.pinv(spread, rcond=1e-10, hermitian=True) @ difference)
+    f = df2 * wald / (rank * (n_people - 1))
+    return DatasetTest(f, rank, df2, float(stats.f.sf(f, rank, df2)))
 
 
 def preference_table(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
@@ -181,11 +188,11 @@ def preference_table(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, see
             row = _cell_row(name, question_type, "+".join(sorted(others.unique())), cell,
                             intervals[k], decimals)
             if k == 0 and test is not None:
-                row.update(between_datasets_chi2=test.chi2, between_datasets_df=test.df,
-                           between_datasets_p=test.p_value)
+                row.update(between_datasets_f=test.f, between_datasets_df1=test.df1,
+                           between_datasets_df2=test.df2, between_datasets_p=test.p_value)
             rows.append(row)
     table = pd.DataFrame(rows, columns=list(PREFERENCE_COLUMNS))
-    return table.astype({"between_datasets_df": "Int64"})
+    return table.astype({"between_datasets_df1": "Int64", "between_datasets_df2": "Int64"})
 
 
 def _cell_row(dataset: str, question_type: str, other_methods: str, cell: np.ndarray,
@@ -207,6 +214,6 @@ def _cell_row(dataset: str, question_type: str, other_methods: str, cell: np.nda
         "p_value_participants": participant_sign_test(cell[:, 0], cell[:, 1]),
         "cohens_h": cohens_h(bla, other),
         "difference_pct": format_percent(bla - other, n, decimals),
-        "between_datasets_chi2": math.nan, "between_datasets_df": None,
-        "between_datasets_p": math.nan,
+        "between_datasets_f": math.nan, "between_datasets_df1": None,
+        "between_datasets_df2": None, "between_datasets_p": math.nan,
     }

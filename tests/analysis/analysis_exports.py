@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from analysis.vocabulary import ANSWER_COLUMNS, PARTICIPANT_COLUMNS, QUESTION_TYPES
@@ -73,3 +74,9 @@ def write_export(folder: Path, answers: list[dict], participants: list[dict]) ->
     folder.mkdir(parents=True, exist_ok=True)
     return (write_csv(folder / "answers.csv", ANSWER_COLUMNS, answers),
             write_csv(folder / "participants.csv", PARTICIPANT_COLUMNS, participants))
+
+
+def two_sided_sign_p(wins: int, losses: int) -> float:
+    """Exact two-sided binomial p at 1/2, summed by hand with integer binomials."""
+    n, low = wins + losses, min(wins, losses)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(low + 1)) / 2 ** n)
