@@ -5,7 +5,11 @@ and a repeated answer to an item leaves the first answer in place (the database 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
+
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -51,13 +55,46 @@ def enrol(study: Study, *, external_id: str | None = None, simulated: bool = Fal
         return existing
 
 
-def current_items(participant: Participant, count: int = 2) -> list[SequenceItem]:
-    """The first unanswered item(s) of the sequence, with everything a question page shows."""
-    return list(
-        SequenceItem.objects.filter(participant=participant, answer__isnull=True)
+@dataclass(frozen=True)
+class Question:
+    """What a question page shows: no method, no pair metadata, only opaque image URLs."""
+
+    item_pk: int
+    position: int
+    predicted_class: str
+    task: str
+    image_url: str
+    a_url: str
+    b_url: str
+
+
+@lru_cache(maxsize=4096)
+def questions(token: str) -> tuple[Question, ...]:
+    """The participant's stored sequence as question pages; cached per process since it never changes."""
+    items = (
+        SequenceItem.objects.filter(participant__token=token)
         .select_related("pair__dataset", "stimulus_a", "stimulus_b")
-        .order_by("position")[:count]
+        .order_by("position")
     )
+    return tuple(
+        Question(
+            item_pk=item.pk,
+            position=item.position,
+            predicted_class=item.pair.predicted_class,
+            task=item.pair.dataset.task_phrase,
+            image_url=item.pair.image_url,
+            a_url=item.stimulus_a.url,
+            b_url=item.stimulus_b.url,
+        )
+        for item in items
+    )
+
+
+def question_url(participant: Participant, position: int) -> str:
+    """The URL of question ``position``, or of the thank-you page past the last question."""
+    if position > participant.sequence_length:
+        return reverse("studyapp:done", args=[participant.token])
+    return reverse("studyapp:question", args=[participant.token, position])
 
 
 def next_url(participant: Participant) -> str:
@@ -67,10 +104,7 @@ def next_url(participant: Participant) -> str:
         return reverse("studyapp:demographics", args=[token])
     if participant.instructions_at is None:
         return reverse("studyapp:instructions", args=[token])
-    items = current_items(participant, 1)
-    if items:
-        return reverse("studyapp:question", args=[token, items[0].position])
-    return reverse("studyapp:done", args=[token])
+    return question_url(participant, participant.answered + 1)
 
 
 def mark_instructions_read(participant: Participant) -> None:
@@ -80,19 +114,24 @@ def mark_instructions_read(participant: Participant) -> None:
     participant.instructions_at = participant.instructions_at or now
 
 
-def record_answer(item: SequenceItem, choice: str, response_ms: int) -> bool:
-    """Store the answer unless the item already has one; completes the participant after the last.
+def record_answer(participant: Participant, question: Question, choice: str, response_ms: int) -> bool:
+    """Store the answer to the participant's current question unless it already has one.
 
-    Returns True when this call stored the answer, False when it was a repeat.
+    Answers only ever go to the first unanswered item, so the stored answers are always positions
+    1..answered; the counter rises in the same transaction as the insert, and the last answer
+    completes the participant. Returns True when this call stored the answer, False for a repeat.
     """
+    now = timezone.now()
     try:
         with transaction.atomic():
-            Answer.objects.create(item=item, choice=choice, response_ms=response_ms)
-            if not SequenceItem.objects.filter(participant_id=item.participant_id, answer__isnull=True).exists():
-                Participant.objects.filter(pk=item.participant_id, completed_at__isnull=True).update(
-                    completed_at=timezone.now()
-                )
+            Answer.objects.create(item_id=question.item_pk, choice=choice, response_ms=response_ms, answered_at=now)
+            Participant.objects.filter(pk=participant.pk).update(
+                answered=F("answered") + 1,
+                completed_at=Case(When(answered=F("sequence_length") - 1, then=Value(now)), default=F("completed_at")),
+            )
     except IntegrityError:
         return False
+    participant.answered += 1
+    if participant.answered == participant.sequence_length:
+        participant.completed_at = now
     return True
-

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.core import signing
 
-from .models import Answer, Participant, SequenceItem
+from .models import Answer, Participant
 
 SHOWN_SALT = "studyapp.question-shown"
 SIMULATED_SALT = "studyapp.simulated-participant"
@@ -19,9 +19,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def shown_stamp(item: SequenceItem) -> str:
+def shown_stamp(item_pk: int) -> str:
     """A signed note of which item a question page showed and when (no server-side write needed)."""
-    return signing.dumps([item.pk, now_ms()], salt=SHOWN_SALT)
+    return signing.dumps([item_pk, now_ms()], salt=SHOWN_SALT)
 
 
 def simulated_stamp(study_slug: str) -> str:
@@ -90,9 +90,9 @@ class AnswerForm(forms.Form):
     shown = forms.CharField(max_length=200)
     client_ms = forms.IntegerField(required=False, min_value=0, max_value=MAX_RESPONSE_MS)
 
-    def __init__(self, *args: Any, item: SequenceItem, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, item_pk: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.item = item
+        self.item_pk = item_pk
 
     def clean_shown(self) -> int:
         """The time the page was shown; the stamp must belong to this very item."""
@@ -100,7 +100,7 @@ class AnswerForm(forms.Form):
             item_pk, shown_at = signing.loads(self.cleaned_data["shown"], salt=SHOWN_SALT)
         except (signing.BadSignature, ValueError, TypeError):
             raise forms.ValidationError("This answer does not belong to a question that was shown.") from None
-        if item_pk != self.item.pk or not isinstance(shown_at, int):
+        if item_pk != self.item_pk or not isinstance(shown_at, int):
             raise forms.ValidationError("This answer does not belong to this question.")
         return shown_at
 

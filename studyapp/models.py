@@ -225,6 +225,9 @@ class Participant(models.Model):
     ml_experience = models.CharField(max_length=20, choices=Experience.choices, blank=True)
     xai_experience = models.CharField(max_length=20, choices=Experience.choices, blank=True)
     sequence_length = models.PositiveSmallIntegerField(default=0)
+    answered = models.PositiveSmallIntegerField(
+        default=0, help_text="Answers stored; raised in the transaction that stores each answer."
+    )
 
     class Meta:
         ordering = ["started_at", "id"]
@@ -233,6 +236,9 @@ class Participant(models.Model):
                 fields=["study", "external_id"],
                 condition=Q(external_id__isnull=False),
                 name="participant_external_id_unique_per_study",
+            ),
+            models.CheckConstraint(
+                condition=Q(answered__lte=models.F("sequence_length")), name="participant_answered_within_sequence"
             ),
         ]
 

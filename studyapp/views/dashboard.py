@@ -67,11 +67,7 @@ def _exposure(study: Study) -> tuple[list[dict[str, object]], dict[str, int]]:
 
 
 def _participants(study: Study) -> list[Participant]:
-    return list(
-        Participant.objects.filter(study=study)
-        .annotate(answered=Count("items__answer"))
-        .order_by("-started_at", "-id")
-    )
+    return list(Participant.objects.filter(study=study).order_by("-started_at", "-id"))
 
 
 @staff_member_required

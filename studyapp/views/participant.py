@@ -10,15 +10,23 @@ import re
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from ..bundle import STORAGE_DIR
-from ..flow import StudyUnavailable, current_items, enrol, find_participant, mark_instructions_read, next_url, record_answer
+from ..flow import (
+    StudyUnavailable,
+    enrol,
+    find_participant,
+    mark_instructions_read,
+    next_url,
+    question_url,
+    questions,
+    record_answer,
+)
 from ..forms import AnswerForm, ConsentForm, DemographicsForm, shown_stamp
-from ..models import Participant, SequenceItem, Study
+from ..models import Participant, Study
 
 COOKIE_SALT = "studyapp.participant-cookie"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 60
@@ -134,41 +142,32 @@ def instructions(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "studyapp/instructions.html", context)
 
 
-def _question_url(participant: Participant, item: SequenceItem | None) -> str:
-    if item is None:
-        return reverse("studyapp:done", args=[participant.token])
-    return reverse("studyapp:question", args=[participant.token, item.position])
-
-
 @never_cache
 @require_http_methods(["GET", "POST"])
 def question(request: HttpRequest, token: str, position: int) -> HttpResponse:
     """One question; only the first unanswered one can be answered, anything else moves the participant on."""
     participant = _participant(token)
-    if participant.demographics_at is None or participant.instructions_at is None:
+    current = participant.answered + 1
+    if participant.demographics_at is None or participant.instructions_at is None or position != current:
         return redirect(next_url(participant))
-    items = current_items(participant, 2)
-    if not items:
+    if current > participant.sequence_length:
         return redirect("studyapp:done", participant.token)
-    item, following = items[0], (items[1] if len(items) > 1 else None)
-    if position != item.position:
-        return redirect(_question_url(participant, item))
-    form = AnswerForm(request.POST or None, item=item)
+    sequence = questions(participant.token)
+    shown = sequence[current - 1]
+    following = sequence[current] if current < len(sequence) else None
+    form = AnswerForm(request.POST or None, item_pk=shown.item_pk)
     if request.method == "POST":
         if form.is_valid():
-            stored = record_answer(item, form.cleaned_data["choice"], form.response_ms())
-            return redirect(_question_url(participant, following) if stored else next_url(participant))
+            stored = record_answer(participant, shown, form.cleaned_data["choice"], form.response_ms())
+            return redirect(question_url(participant, current + 1) if stored else next_url(_participant(token)))
     context = {
         "study": participant.study,
         "participant": participant,
-        "item": item,
+        "question": shown,
         "form": form,
-        "task": item.pair.dataset.task_phrase,
-        "shown": shown_stamp(item),
-        "answered": item.position - 1,
-        "preload": [url for url in (following.pair.image_url, following.stimulus_a.url, following.stimulus_b.url) if url]
-        if following
-        else [],
+        "shown": shown_stamp(shown.item_pk),
+        "answered": participant.answered,
+        "preload": [url for url in (following.image_url, following.a_url, following.b_url) if url] if following else [],
     }
     return render(request, "studyapp/question.html", context, status=400 if form.errors else 200)
 
@@ -179,7 +178,7 @@ def done(request: HttpRequest, token: str) -> HttpResponse:
     """Thank-you page with the completion code, or the study's completion redirect; only after the last answer."""
     participant = _participant(token)
     if participant.completed_at is None:
-        if participant.instructions_at is None or current_items(participant, 1):
+        if participant.instructions_at is None or participant.answered < participant.sequence_length:
             return redirect(next_url(participant))
         Participant.objects.filter(pk=participant.pk, completed_at__isnull=True).update(completed_at=timezone.now())
     study = participant.study

@@ -32,7 +32,8 @@ class Crawler:
         self.seen.extend(f"cookie {c.key}={c.value}" for c in response.cookies.values())
         if response.streaming:
             body = b"".join(response.streaming_content)
-            self.images.append(body) if response["Content-Type"].startswith("image/") else self.seen.append(body.decode())
+            raster = response["Content-Type"] in ("image/png", "image/jpeg")
+            self.images.append(body) if raster else self.seen.append(body.decode())
         else:
             text = response.content.decode()
             self.seen.append(text)

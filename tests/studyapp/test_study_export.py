@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from studyapp.export import iso_utc
-from studyapp.flow import enrol, record_answer
+from studyapp.flow import enrol, questions, record_answer
 from studyapp.models import Participant
 
 from study_helpers import take_study
@@ -39,7 +39,7 @@ def test_export_columns_match_design_and_database(study, tmp_path):
     Participant.objects.filter(pk=partial.pk).update(demographics_at=done.demographics_at, gender="other", age=61,
                                                      ml_experience="strongly disagree", xai_experience="strongly agree")
     first = partial.items.get(position=1)
-    record_answer(first, "B", 1234)
+    record_answer(partial, questions(partial.token)[0], "B", 1234)
     excluded = enrol(study)
     Participant.objects.filter(pk=excluded.pk).update(excluded=True)
 

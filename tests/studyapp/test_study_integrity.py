@@ -8,7 +8,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from studyapp.flow import enrol, record_answer
+from studyapp.flow import enrol, questions, record_answer
 from studyapp.models import Answer, Participant, SequenceItem
 
 from study_helpers import DEMOGRAPHICS, answer_current, form_value, start
@@ -101,16 +101,28 @@ def test_same_external_id_returns_same_participant(study):
 
 def test_record_answer_is_idempotent_and_completes_after_last(study):
     participant = enrol(study)
-    items = list(participant.items.order_by("position"))
-    for item in items[:-1]:
-        assert record_answer(item, "A", 100)
-    assert not record_answer(items[0], "B", 5)
+    sequence = questions(participant.token)
+    assert [q.position for q in sequence] == list(range(1, 13))
+    for question in sequence[:-1]:
+        assert record_answer(participant, question, "A", 100)
+    stale = Participant.objects.get(pk=participant.pk)
+    stale.answered = 0
+    assert not record_answer(stale, sequence[0], "B", 5)
     participant.refresh_from_db()
-    assert participant.completed_at is None
-    assert record_answer(items[-1], "equal", 100)
+    assert (participant.answered, participant.completed_at) == (11, None)
+    assert record_answer(participant, sequence[-1], "equal", 100)
     participant.refresh_from_db()
-    assert participant.completed_at is not None
-    assert Answer.objects.get(item=items[0]).choice == "A"
+    assert participant.answered == 12 and participant.completed_at is not None
+    assert Answer.objects.get(item_id=sequence[0].item_pk).choice == "A"
+
+
+def test_concurrent_answers_to_one_question_store_one(study):
+    participant = enrol(study)
+    first = questions(participant.token)[0]
+    copies = [Participant.objects.get(pk=participant.pk) for _ in range(3)]
+    assert [record_answer(p, first, c, 1) for p, c in zip(copies, "AB", strict=False)] == [True, False]
+    participant.refresh_from_db()
+    assert participant.answered == 1 and Answer.objects.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,0 +1,92 @@
+"""One participant in real Chromium (Playwright): consent → about you → instructions → questions
+(reloading once in the middle, answering by mouse and by keyboard) → thank-you; then the export."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connections
+
+from studyapp.models import Participant, Study
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop here
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+        yield page
+        browser.close()
+        connections.close_all()  # the test's queries ran beside Playwright's event loop, on their own connection
+
+
+def test_participant_takes_the_study_in_chromium(live_server, study: Study, browser_page, tmp_path):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    page.goto(f"{live_server.url}{study.get_absolute_url()}?PROLIFIC_PID=browser-1")
+    page.get_by_label("I have read the information above and agree to take part.").check()
+    page.get_by_role("button", name="Start").click()
+
+    expect(page.get_by_role("heading", name="About you")).to_be_visible()
+    page.get_by_label("Female").check()
+    page.get_by_label("Age (years)").fill("29")
+    page.get_by_role("group", name="I have technical experience with ML/AI:").get_by_label("Agree", exact=True).check()
+    page.get_by_role("group", name="I have technical experience with XAI (explainable AI):").get_by_label("Undecided").check()
+    page.get_by_role("button", name="Continue").click()
+
+    expect(page.get_by_role("heading", name="Instructions")).to_be_visible()
+    page.get_by_role("button", name="Begin").click()
+
+    choices = []
+    for position in range(1, 13):
+        expect(page.get_by_text(f"Question {position} of 12")).to_be_visible()
+        expect(page.locator("text=Which system behaves more reasonably?")).to_be_visible()
+        images = page.locator(".systems img")
+        expect(images).to_have_count(3)
+        for i in range(3):  # every image really loaded and scaled to the phone's width
+            assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+            assert images.nth(i).bounding_box()["width"] <= 390
+        if position == 6:
+            page.reload()
+            expect(page.get_by_text("Question 6 of 12")).to_be_visible()
+        if position % 3 == 0:
+            page.keyboard.press("e")  # keys answer too
+            choices.append("equal")
+        else:
+            choice = "A" if position % 2 else "B"
+            page.get_by_role("button", name=f"System {choice}").click()
+            choices.append(choice)
+        if position < 12:
+            expect(page.get_by_text(f"Question {position + 1} of 12")).to_be_visible()
+
+    expect(page.get_by_role("heading", name="Thank you!")).to_be_visible()
+    expect(page.locator("[data-completion-code]")).to_have_text(study.completion_code)
+
+    participant = Participant.objects.get(external_id="browser-1")
+    assert participant.status == "completed" and participant.answered == 12
+    out = tmp_path / "export"
+    call_command("export_responses", "--study", study.slug, "--out", str(out), stdout=io.StringIO())
+    with (out / "answers.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["choice"] for r in rows] == choices
+    assert [r["position"] for r in rows] == [str(i) for i in range(1, 13)]
+    assert all(r["participant"] == participant.public_id and 0 <= int(r["response_ms"]) < 600_000 for r in rows)
+    with (out / "participants.csv").open(encoding="utf-8") as handle:
+        (person,) = list(csv.DictReader(handle))
+    assert (person["status"], person["gender"], person["age"], person["ml_experience"], person["xai_experience"],
+            person["simulated"]) == ("completed", "female", "29", "agree", "undecided", "false")  # fmt: skip
