@@ -8,6 +8,7 @@ the analysis counted. Each figure is written as PNG and as SVG (text kept as tex
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -33,6 +34,23 @@ FIGURE_STEMS: dict[str, str] = {
 _STYLE = {"svg.fonttype": "none", "svg.hashsalt": "bla-study", "font.size": 9}
 _COLOURS = ("#1f77b4", "#ff7f0e", "#7f7f7f")
 _DPI = 150
+_MAX_AGE_POINTS = 300  # above this Figure 9 shows the box plot alone
+# Fixed margins in inches (constrained layout costs more than all drawing at 10,000 people).
+_LEFT, _RIGHT, _GAP, _TITLE, _BOTTOM, _SUPTITLE = 0.75, 0.2, 0.6, 0.55, 0.6, 0.35
+
+
+def panel_grid(rows: int, cols: int, width: float = 2.45, height: float = 2.2,
+               suptitle: bool = True):
+    """A figure of rows × cols axes, each ``width`` × ``height`` inches, with fixed margins."""
+    top = _SUPTITLE if suptitle else 0.0
+    fig_width = _LEFT + cols * width + (cols - 1) * _GAP + _RIGHT
+    fig_height = top + rows * (_TITLE + height + _BOTTOM)
+    fig = Figure(figsize=(fig_width, fig_height))
+    axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw={
+        "left": _LEFT / fig_width, "right": 1 - _RIGHT / fig_width,
+        "wspace": _GAP / width, "top": 1 - (top + _TITLE) / fig_height,
+        "bottom": _BOTTOM / fig_height, "hspace": (_TITLE + _BOTTOM) / height})
+    return fig, axes
 
 
 def panel_title(question_type: str, other_methods: str) -> str:
@@ -40,8 +58,11 @@ def panel_title(question_type: str, other_methods: str) -> str:
     return f"BLA-T vs. {other_method_name(set(other_methods.split('+')))}"
 
 
-def draw_preference_panel(ax, row: pd.Series, title: str) -> None:
-    """Bars BLA-T / other / equal as relative frequencies with percentage labels."""
+def draw_preference_panel(ax, row: pd.Series, title: str) -> float:
+    """Bars BLA-T / other / equal as relative frequencies with percentage labels.
+
+    Returns the height the panel needs, so that a figure can give all panels one y scale.
+    """
     n = row["n_answers"]
     heights = np.array([row["bla_t"], row["other"], row["equal"]], dtype=float) / n
     labels = ["BLA-T", other_method_name(set(row["other_methods"].split("+"))),
@@ -56,19 +77,26 @@ def draw_preference_panel(ax, row: pd.Series, title: str) -> None:
     for bar, top, pct in zip(bars, tops, (row["bla_t_pct"], row["other_pct"], row["equal_pct"])):
         ax.text(bar.get_x() + bar.get_width() / 2, top + 0.015, f"{pct}%",
                 ha="center", va="bottom")
-    ax.set_ylim(0, min(1.12, max(0.5, tops.max() + 0.12)))
     ax.set_title(f"{title}\n(n = {n} answers, {row['n_participants']} participants)",
                  fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
+    return min(1.12, max(0.5, float(tops.max()) + 0.12))
+
+
+def share_y_scale(axes, tops: list[float]) -> None:
+    """One y range for every panel, so bar heights compare across panels as in the paper."""
+    for ax in axes:
+        ax.set_ylim(0, max(tops, default=1.0))
 
 
 def figure4(table: pd.DataFrame) -> Figure:
     """One panel per question type, pooled over datasets (the paper's Figure 4)."""
     pooled = table[table["dataset"] == "all"].reset_index(drop=True)
-    fig = Figure(figsize=(3.2 * max(len(pooled), 1), 3.4), layout="constrained")
-    axes = fig.subplots(1, max(len(pooled), 1), squeeze=False)[0]
-    for ax, (_, row) in zip(axes, pooled.iterrows()):
-        draw_preference_panel(ax, row, panel_title(row["question_type"], row["other_methods"]))
+    fig, axes = panel_grid(1, max(len(pooled), 1))
+    axes = axes[0]
+    tops = [draw_preference_panel(ax, row, panel_title(row["question_type"], row["other_methods"]))
+            for ax, (_, row) in zip(axes, pooled.iterrows())]
+    share_y_scale(axes, tops)
     axes[0].set_ylabel("Relative frequency")
     fig.suptitle("User preference for explanations")
     return fig
@@ -79,9 +107,8 @@ def figure7(table: pd.DataFrame, dataset_labels: dict[str, str]) -> Figure:
     cells = table[table["dataset"] != "all"]
     question_types = [q for q in QUESTION_TYPES if q in set(cells["question_type"])]
     datasets = list(dict.fromkeys(cells["dataset"]))
-    fig = Figure(figsize=(3.2 * max(len(datasets), 1), 3.3 * max(len(question_types), 1)),
-                 layout="constrained")
-    axes = fig.subplots(max(len(question_types), 1), max(len(datasets), 1), squeeze=False)
+    fig, axes = panel_grid(max(len(question_types), 1), max(len(datasets), 1))
+    tops = []
     for i, question_type in enumerate(question_types):
         for j, dataset in enumerate(datasets):
             ax = axes[i, j]
@@ -93,9 +120,10 @@ def figure7(table: pd.DataFrame, dataset_labels: dict[str, str]) -> Figure:
                 ax.set_title(f"{name}: no answers", fontsize=9)
                 continue
             row = found.iloc[0]
-            draw_preference_panel(ax, row, f"{name}: "
-                                  f"{panel_title(question_type, row['other_methods'])}")
+            tops.append(draw_preference_panel(
+                ax, row, f"{name}: {panel_title(question_type, row['other_methods'])}"))
         axes[i, 0].set_ylabel("Relative frequency")
+    share_y_scale(axes.ravel(), tops)
     fig.suptitle("User preference by dataset")
     return fig
 
@@ -106,9 +134,9 @@ def count_figure(values: pd.Series, order: Sequence[str], title: str, xlabel: st
     categories = [c for c in order if c != NOT_GIVEN or c in counts.index]
     categories += sorted(c for c in counts.index if c not in categories)
     heights = [int(counts.get(c, 0)) for c in categories]
-    fig = Figure(figsize=(max(4.0, 0.9 * len(categories) + 1.5), 3.2), layout="constrained")
-    ax = fig.subplots()
-    bars = ax.bar([c.capitalize().replace(" ", "\n") for c in categories], heights,
+    fig, axes = panel_grid(1, 1, width=max(2.5, 0.85 * len(categories)), suptitle=False)
+    ax = axes[0, 0]
+    bars = ax.bar([textwrap.fill(c.capitalize(), 11) for c in categories], heights,
                   color=_COLOURS[0])
     ax.bar_label(bars, labels=[str(h) for h in heights], padding=2)
     ax.set_ylim(0, max(heights + [1]) * 1.15)
@@ -121,16 +149,17 @@ def count_figure(values: pd.Series, order: Sequence[str], title: str, xlabel: st
 
 
 def age_figure(ages: pd.Series) -> Figure:
-    """Box plot of participants' ages with every participant as a point (Figure 9)."""
+    """Box plot of participants' ages, with every participant as a point when few (Figure 9)."""
     given = ages.dropna().astype(float).to_numpy()
-    fig = Figure(figsize=(3.2, 3.6), layout="constrained")
-    ax = fig.subplots()
+    fig, axes = panel_grid(1, 1, width=2.2, height=2.6, suptitle=False)
+    ax = axes[0, 0]
     if given.size:
-        ax.boxplot(given, widths=0.5, showfliers=False)
-        jitter = np.random.default_rng(0).uniform(-0.12, 0.12, size=given.size)
-        ax.scatter(1 + jitter, given, s=8, alpha=0.6, color=_COLOURS[0], zorder=3)
+        ax.boxplot(given, widths=0.5, showfliers=given.size > _MAX_AGE_POINTS)
+        if given.size <= _MAX_AGE_POINTS:
+            jitter = np.random.default_rng(0).uniform(-0.12, 0.12, size=given.size)
+            ax.scatter(1 + jitter, given, s=8, alpha=0.6, color=_COLOURS[0], zorder=3)
         median = np.median(given)
-        ax.set_title(f"Age (n = {given.size}, median {median:g}"
+        ax.set_title(f"Age\n(n = {given.size}, median {median:g}"
                      f"{f', {len(ages) - given.size} not given' if len(ages) > given.size else ''})",
                      fontsize=10)
     else:

@@ -62,6 +62,7 @@ def read_answers(path: Path) -> tuple[pd.DataFrame, list[str]]:
     df = _read_csv(path, ANSWER_COLUMNS)
     for column in ("study", "participant", "question_type", "dataset",
                    "method_a", "method_b", "choice", "chosen_method"):
+        df[column] = df[column].astype("category")  # few distinct values: compare codes
         _fail_first(path, df, df[column] == "", column, lambda row: "the value is empty")
     position = pd.to_numeric(df["position"], errors="coerce")
     _fail_first(path, df, ~(position >= 1) | (position % 1 != 0), "position",
@@ -166,7 +167,11 @@ def _drop_repeated_rows(path: Path, df: pd.DataFrame, key: list[str],
                         noun: str) -> tuple[pd.DataFrame, list[str]]:
     """Drop rows identical to an earlier row (warning); fail on rows that share only the key."""
     data = [column for column in df.columns if column != "row"]
-    repeated = df.duplicated(subset=data, keep="first").to_numpy()
+    clash = df.duplicated(subset=key, keep=False).to_numpy()
+    if not clash.any():  # a repeated row repeats its key, so nothing more to look for
+        return df, []
+    repeated = np.zeros(len(df), dtype=bool)
+    repeated[clash] = df.loc[clash].duplicated(subset=data, keep="first").to_numpy()
     warnings = []
     if repeated.any():
         rows = df.loc[repeated, "row"].tolist()

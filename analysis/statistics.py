@@ -34,7 +34,7 @@ OUTCOMES: tuple[str, ...] = (BLA_T, "other", EQUAL)
 ALL_DATASETS = "all"
 DEFAULT_BOOTSTRAP = 2000
 DEFAULT_CONFIDENCE = 0.95
-_CHUNK_CELLS = 2_000_000  # resampling weights held at once (replicates × participants)
+_CHUNK_CELLS = 2_000_000  # resampling weights held at once (replicates × profiles)
 
 PREFERENCE_COLUMNS: tuple[str, ...] = (
     "dataset", "question_type", "other_methods", "n_answers", "n_participants",
@@ -69,19 +69,22 @@ def cluster_bootstrap_ci(hits: np.ndarray, totals: np.ndarray, n_boot: int,
 
     ``hits`` and ``totals`` are participants × cells. Each replicate draws as many participants
     as there are, with replacement, and all cells are computed from the same replicate.
+    Participants with identical counts are interchangeable, so a replicate is drawn as
+    multinomial numbers of each distinct count profile — the same distribution as drawing
+    people one by one, at a cost that grows with the number of profiles, not of people.
     Replicates in which no drawn participant answered a cell are skipped for that cell.
     Returns cells × 2 (low, high) as shares in [0, 1]; NaN where no replicate is usable.
     """
     n_people, n_cells = hits.shape
+    profiles, multiplicity = np.unique(np.hstack([hits, totals]), axis=0, return_counts=True)
+    profiles = profiles.astype(np.float64)
+    probabilities = multiplicity / n_people
     shares = np.empty((n_boot, n_cells))
-    weights_matrix = np.hstack([hits, totals]).astype(np.float64)
-    chunk = max(1, _CHUNK_CELLS // max(n_people, 1))
+    chunk = max(1, _CHUNK_CELLS // len(profiles))
     for start in range(0, n_boot, chunk):
         size = min(chunk, n_boot - start)
-        drawn = rng.integers(0, n_people, size=(size, n_people))
-        drawn += (np.arange(size) * n_people)[:, None]
-        weights = np.bincount(drawn.ravel(), minlength=size * n_people)
-        sums = weights.reshape(size, n_people).astype(np.float64) @ weights_matrix
+        weights = rng.multinomial(n_people, probabilities, size=size)
+        sums = weights.astype(np.float64) @ profiles
         with np.errstate(invalid="ignore", divide="ignore"):
             shares[start:start + size] = sums[:, :n_cells] / sums[:, n_cells:]
     alpha = (1.0 - confidence) / 2.0
