@@ -1,25 +1,41 @@
-"""Command line: ``python -m bla_core {train,experiment,explain} …`` (``--help`` on each)."""
+"""Command line: ``python -m bla_core {train,experiment,explain,faithfulness,datasets} …`` (``--help`` on each).
+
+Runs under ``torchrun --nproc_per_node N -m bla_core …`` too: feature extraction and experiment runs
+are then shared between the N processes.
+"""
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from pathlib import Path
 
-from .errors import BLAError
-from .training import TrainConfig, resolve_device
-
+# Before anything imports huggingface_hub: never reach the network unless the user allows it.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
+os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from . import distributed  # noqa: E402
+from .errors import BLAError  # noqa: E402
+from .training import TrainConfig, resolve_device  # noqa: E402
 
 
 def training_options() -> argparse.ArgumentParser:
     """Options shared by ``train`` and ``experiment`` (defaults: paper §4.1)."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("training")
-    group.add_argument("--dataset", default="mnist38", help="dataset spec, e.g. mnist38 (default: %(default)s)")
-    group.add_argument("--backbone", default=None, help="feature extractor (default: the dataset's, mnist_cnn for mnist38)")
-    group.add_argument("--weights", default=None, help="pretrained weights of the backbone")
-    group.add_argument("--epochs", type=int, default=3, help="epochs of every model (default: %(default)s)")
+    group.add_argument("--dataset", default="mnist38",
+                       help="dataset spec: mnist38, imagefolder:PATH, catsdogs:PATH, stanforddogs:PATH or cub:PATH "
+                            "(default: %(default)s)")
+    group.add_argument("--backbone", default=None,
+                       help="mnist_cnn or any timm model name (default: mnist_cnn for mnist38; efficientnet_b0 for "
+                            "photos when its hub weights are available, else tf_efficientnet_lite0 --weights bundled)")
+    group.add_argument("--weights", default=None,
+                       help="timm backbone weights: hub (default; the local hub cache when offline), bundled "
+                            "(tf_efficientnet_lite0 only), none (random), or a .safetensors / torch checkpoint PATH")
+    group.add_argument("--epochs", type=int, default=None,
+                       help="epochs of every model (default: the dataset's — 3 mnist38, 2 catsdogs, 5 others)")
     group.add_argument("--baseline-epochs", type=int, default=None, help="epochs of the baseline (default: --epochs)")
     group.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default: %(default)s)")
     group.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
@@ -30,6 +46,8 @@ def training_options() -> argparse.ArgumentParser:
     group.add_argument("--tau", type=float, default=0.1, help="L2X-F concrete factor τ (default: %(default)s)")
     group.add_argument("--data-seed", type=int, default=0, help="seed of the train/validation split (default: %(default)s)")
     group.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default: %(default)s)")
+    group.add_argument("--cache-dtype", default="float16", choices=("float16", "float32"),
+                       help="storage of the cached frozen features (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default: %(default)s)")
     return parser
 
@@ -39,6 +57,7 @@ def config_from(args: argparse.Namespace, method: str, seed: int) -> TrainConfig
         dataset=args.dataset, method=method, seed=seed, data_seed=args.data_seed, val_fraction=args.val_fraction,
         backbone=args.backbone, weights=args.weights, epochs=args.epochs, baseline_epochs=args.baseline_epochs,
         batch_size=args.batch_size, lr=args.lr, theta=args.theta, gamma_factor=args.gamma_factor, k=args.k, tau=args.tau,
+        cache_dtype=args.cache_dtype,
     )
 
 
@@ -52,12 +71,28 @@ def cmd_train(args: argparse.Namespace) -> str:
 
 
 def cmd_experiment(args: argparse.Namespace) -> str:
-    from .experiment import parse_methods, run_experiment
+    from .experiment import parse_methods, run_experiment, run_experiments
 
     methods = parse_methods(args.methods)
-    results = run_experiment(config_from(args, "baseline", args.first_seed), methods, args.runs, Path(args.out),
-                             resolve_device(args.device), args.first_seed)
-    return f"{len(results)} models over {args.runs} runs — wrote {args.out}/results.csv, summary.md, figure3.png"
+    base = config_from(args, "baseline", args.first_seed)
+    if args.datasets:
+        specs = [spec.strip() for spec in args.datasets.split(",") if spec.strip()]
+        results = run_experiments(base, specs, methods, args.runs, Path(args.out), resolve_device(args.device),
+                                  args.first_seed)
+        return (f"{sum(map(len, results.values()))} models on {len(results)} datasets over {args.runs} runs — "
+                f"wrote {args.out}/<dataset>/results.csv and {args.out}/table1.md, table1.csv, figure3.png")
+    results = run_experiment(base, methods, args.runs, Path(args.out), resolve_device(args.device), args.first_seed)
+    return (f"{len(results)} models over {args.runs} runs — wrote {args.out}/results.csv, summary.md, "
+            "table1.md, table1.csv, figure3.png")
+
+
+def cmd_datasets_check(args: argparse.Namespace) -> str:
+    from .datasets import describe, load_dataset
+
+    splits = load_dataset(args.spec, args.data_seed, args.val_fraction)
+    print(describe(splits, args.spec))
+    return (f"{args.spec}: {len(splits.class_names)} classes, {len(splits.train)} train + {len(splits.val)} val "
+            f"images usable, {len(splits.skipped)} unreadable files skipped")
 
 
 def cmd_explain(args: argparse.Namespace) -> str:
@@ -82,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     experiment = commands.add_parser("experiment", parents=[training_options()], help="repeated runs with statistics",
                                      description="Repeat the baseline and each method over seeds; writes results.csv, "
                                                  "summary.md and figure3.png; resumes when run again.")
-    experiment.add_argument("--methods", default="baseline,bla,bla_t,l2x_f", help="comma-separated (default: %(default)s)")
+    experiment.add_argument("--methods", default="baseline,l2x_f,bla,bla_t,bla_ph",
+                            help="comma-separated (default: %(default)s, the §4.2 protocol)")
+    experiment.add_argument("--datasets", default=None,
+                            help="comma-separated dataset specs run one after another into OUT/<dataset>/, with one "
+                                 "combined Table 1 and Figure 3 in OUT (replaces --dataset)")
     experiment.add_argument("--runs", type=int, default=20, help="number of runs (default: %(default)s)")
     experiment.add_argument("--first-seed", type=int, default=0, help="seed of run 0; run r uses first+r (default: %(default)s)")
     experiment.add_argument("--out", required=True, help="output folder")
@@ -97,14 +136,31 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", required=True, help="output .npz file")
     explain.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     explain.set_defaults(handler=cmd_explain)
+
+    datasets = commands.add_parser("datasets", help="inspect datasets",
+                                   description="Inspect a dataset before training on it.")
+    datasets_commands = datasets.add_subparsers(dest="datasets_command", required=True)
+    check = datasets_commands.add_parser(
+        "check", help="classes, counts per split and unreadable files",
+        description="Load a dataset spec as training would and report its classes, the images per class in "
+                    "each split and every file that could not be read (those are skipped by training).")
+    check.add_argument("spec", help="dataset spec, e.g. catsdogs:/data/PetImages")
+    check.add_argument("--data-seed", type=int, default=0, help="seed of the train/validation split (default: %(default)s)")
+    check.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default: %(default)s)")
+    check.set_defaults(handler=cmd_datasets_check)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        print(args.handler(args))
+        distributed.init_from_environment()
+        summary = args.handler(args)
+        if distributed.is_main():
+            print(summary)
     except BLAError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        distributed.shutdown()
     return 0

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -51,6 +51,9 @@ class DatasetSplits:
     val: Dataset
     default_backbone: str = "efficientnet_b0"
     gamma_factor: float = 0.98  # γ = gamma_factor / n (paper: 0.98/49 in §4.2, 1/49 in §4.1)
+    default_epochs: int = 5  # paper: 3 for MNIST (§4.1), 2 for cats vs dogs and 5 for the others (§4.2)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why it could not be read)
+    fixed_split: bool = False  # True: the dataset defines its split; seed and fraction do not apply
 
     def split(self, name: str) -> Dataset:
         """The split called ``name`` (``train`` or ``val``)."""
@@ -98,10 +101,15 @@ def load_mnist38(argument: str | None, seed: int, val_fraction: float) -> Datase
         val=subset(val_idx),
         default_backbone="mnist_cnn",
         gamma_factor=1.0,
+        default_epochs=3,
     )
 
 
 DATASET_LOADERS: dict[str, Callable[[str | None, int, float], DatasetSplits]] = {"mnist38": load_mnist38}
+
+from .image_datasets import IMAGE_LOADERS  # noqa: E402  (they build on the classes above)
+
+DATASET_LOADERS.update(IMAGE_LOADERS)
 
 
 def load_dataset(spec: str, seed: int = 0, val_fraction: float = 0.2) -> DatasetSplits:
@@ -110,3 +118,21 @@ def load_dataset(spec: str, seed: int = 0, val_fraction: float = 0.2) -> Dataset
     if name not in DATASET_LOADERS:
         raise BLAError(f"unknown dataset {spec!r}; known: {', '.join(sorted(DATASET_LOADERS))}")
     return DATASET_LOADERS[name](argument or None, seed, val_fraction)
+
+
+def describe(splits: DatasetSplits, spec: str) -> str:
+    """The ``datasets check`` report: classes, images per class and split, files that were skipped."""
+    from .features import stack_labels
+
+    counts = {name: torch.bincount(stack_labels(splits.split(name)), minlength=len(splits.class_names))
+              for name in ("train", "val")}
+    how = "the dataset's own split" if splits.fixed_split else "a stratified split by --data-seed and --val-fraction"
+    lines = [f"{spec}: {splits.title} — {len(splits.class_names)} classes, "
+             f"{len(splits.train)} train / {len(splits.val)} val images ({how})",
+             f"{'class':<40} {'train':>7} {'val':>7}"]
+    lines += [f"{name[:40]:<40} {int(counts['train'][i]):>7} {int(counts['val'][i]):>7}"
+              for i, name in enumerate(splits.class_names)]
+    lines.append(f"{len(splits.skipped)} unreadable files skipped" + (":" if splits.skipped else ""))
+    lines += [f"  {path}: {reason}" for path, reason in splits.skipped]
+    return "\n".join(lines)
+

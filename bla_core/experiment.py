@@ -1,5 +1,5 @@
 """Repeated-run experiments (paper §4.1/§4.2): every run trains a baseline, then each explanation
-model from that run's baseline; results, statistics and a Figure-3-style plot; resumable."""
+model from that run's baseline; results, statistics, Table 1 and Figure 3; resumable."""
 from __future__ import annotations
 
 import json
@@ -10,17 +10,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from .classifier import check_method  # noqa: E402
+from . import distributed  # noqa: E402
+from .classifier import ExplainedClassifier, check_method  # noqa: E402
 from .datasets import load_dataset  # noqa: E402
 from .errors import BLAError  # noqa: E402
-from .statistics import summarise  # noqa: E402
+from .statistics import TABLE1_ORDER, summarise, table1_marks  # noqa: E402
 from .training import (  # noqa: E402
-    TrainConfig, evaluate, extract, load_run, prepare_output_dir, save_run, train_baseline,
-    train_explainer, validate_config, write_atomic, write_json,
+    FeatureSets, TrainConfig, evaluate, extract, load_run, prepare_output_dir, resolve_config, save_run,
+    train_baseline, train_explainer, validate_config, write_atomic, write_json,
 )
 
 RESULT_COLUMNS = ["method", "run", "seed", "accuracy", "loss", "soft_accuracy", "soft_loss", "mean_explanation_size"]
@@ -62,46 +64,59 @@ def run_experiment(
 ) -> pd.DataFrame:
     """Train ``runs`` repetitions of every method (seed = first_seed + run) and write the results.
 
-    A run's finished models are skipped when the command is started again, so a killed experiment
-    resumes where it stopped.
+    Paper §4.2: per run the baseline head first, then every explanation model from that run's
+    baseline. A frozen pretrained F is run once for the whole experiment (feature cache); all heads
+    train from the cached features. Under torchrun run r belongs to process r mod N. A run's
+    finished models are skipped when the command is started again, so a killed experiment resumes
+    where it stopped.
     """
     if runs < 1:
         raise BLAError(f"--runs must be at least 1, got {runs}")
     splits = load_dataset(base.dataset, base.data_seed, base.val_fraction)
+    base = resolve_config(base, splits)
     for method in methods:
         validate_config(replace(base, method=method), splits)
     out_dir = prepare_output_dir(Path(out_dir))
-    check_experiment_config(out_dir, {"config": asdict(base), "methods": methods, "runs": runs, "first_seed": first_seed})
-    explainers = [m for m in methods if m != "baseline"]
-    progress = tqdm(total=runs * len(methods), desc="experiment", unit="model")
-    for run in range(runs):
-        seed = first_seed + run
+    if distributed.is_main():
+        check_experiment_config(out_dir, {"config": asdict(base), "methods": methods, "runs": runs,
+                                          "first_seed": first_seed})
+    distributed.barrier()
+    mine = [run for run in range(runs) if run % distributed.world_size() == distributed.rank()]
+    progress = tqdm(total=len(mine) * len(methods), desc=f"experiment {splits.key}", unit="model",
+                    disable=not distributed.is_main())
+    shared_features = None
+    for run in mine:
         todo = [m for m in methods if not is_done(run_dir(out_dir, run, m))]
-        if not todo:
-            progress.update(len(methods))
-            continue
-        baseline_config = replace(base, method="baseline", seed=seed)
-        baseline_path = prepare_output_dir(run_dir(out_dir, run, "baseline"))
-        if is_done(baseline_path):
-            baseline = load_run(baseline_path, device).model
-            features = extract(baseline, splits, device)
-        else:
-            baseline, features = train_baseline(baseline_config, splits, device)
-            save_run(baseline_path, baseline, baseline_config, splits,
-                     evaluate(baseline, features.val, features.val_labels, device))
-        progress.update(1 if "baseline" in todo else 0)
-        for method in explainers:
-            path = run_dir(out_dir, run, method)
-            if method in todo:
-                config = replace(base, method=method, seed=seed)
-                model = train_explainer(config, splits, baseline, features, device)
-                save_run(prepare_output_dir(path), model, config, splits,
-                         evaluate(model, features.val, features.val_labels, device))
-            progress.update(1)
+        if todo:
+            baseline, features = baseline_of_run(base, splits, out_dir, run, first_seed + run, device, shared_features)
+            if not getattr(baseline.backbone, "trainable", False):
+                shared_features = features
+            for method in todo:
+                if method != "baseline":
+                    config = replace(base, method=method, seed=first_seed + run)
+                    model = train_explainer(config, splits, baseline, features, device)
+                    save_run(prepare_output_dir(run_dir(out_dir, run, method)), model, config, splits,
+                             evaluate(model, features.val, device))
+        progress.update(len(methods))
     progress.close()
+    distributed.barrier()
     results = collect_results(out_dir, methods, runs)
-    write_reports(results, out_dir)
+    if distributed.is_main():
+        write_reports(results, out_dir)
     return results
+
+
+def baseline_of_run(base: TrainConfig, splits, out_dir: Path, run: int, seed: int, device: torch.device,
+                    features: FeatureSets | None) -> tuple[ExplainedClassifier, FeatureSets]:
+    """The run's trained baseline (read back when done, else trained and saved) and the features."""
+    path = prepare_output_dir(run_dir(out_dir, run, "baseline"))
+    if is_done(path):
+        baseline = load_run(path, device).model
+        return baseline, features or extract(baseline, splits, device, base.cache_dtype)
+    config = replace(base, method="baseline", seed=seed)
+    baseline, features = train_baseline(config, splits, device, features)
+    save_run(path, baseline, config, splits, evaluate(baseline, features.val, device))
+    return baseline, features
 
 
 def collect_results(out_dir: Path, methods: list[str], runs: int) -> pd.DataFrame:
@@ -137,26 +152,114 @@ def summary_markdown(results: pd.DataFrame, dataset: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_results(results: pd.DataFrame, path: Path) -> None:
-    """Figure 3 of the paper: error rate and loss per method, dashed line at the baseline median."""
-    methods = list(dict.fromkeys(results["method"]))
-    figure, axes = plt.subplots(1, 2, figsize=(4 + 1.2 * len(methods), 3.5))
-    for axis, column, label in ((axes[0], "accuracy", "error rate"), (axes[1], "loss", "loss")):
-        values = [(1 - results[results.method == m][column]) if column == "accuracy"
-                  else results[results.method == m][column] for m in methods]
-        axis.boxplot(values, tick_labels=methods)
-        if "baseline" in methods:
-            axis.axhline(values[methods.index("baseline")].median(), linestyle="--", color="grey", linewidth=1)
-        axis.set_ylabel(label)
-        axis.tick_params(axis="x", rotation=30)
+def table_methods(methods: list[str]) -> list[str]:
+    """Methods in the paper's column order (BL, L2X-F, BLA, BLA-T, BLA-PH), others after."""
+    return [m for m in TABLE1_ORDER if m in methods] + [m for m in methods if m not in TABLE1_ORDER]
+
+
+COLUMN_TITLES = {"baseline": "BL", "l2x_f": "L2X-F", "bla": "BLA", "bla_t": "BLA-T", "bla_ph": "BLA-PH"}
+
+
+def table1_markdown(results: dict[str, pd.DataFrame]) -> str:
+    """Table 1 in the paper's format for one or more datasets (rows) and their methods (columns)."""
+    methods = table_methods(list(dict.fromkeys(m for r in results.values() for m in r["method"])))
+    marks = {name: table1_marks(frame, [m for m in methods if m in set(frame["method"])]).set_index(["metric", "method"])
+             for name, frame in results.items()}
+    runs = sorted({int(frame["run"].nunique()) for frame in results.values()})
+    lines = [
+        "# Table 1: accuracy and loss (paper §4.2)",
+        "",
+        f"Hard-explanation validation accuracy and loss, mean over {'/'.join(map(str, runs))} runs; "
+        "the value after ± is the standard error × 100. † no statistically significant difference to "
+        "the baseline (BL) column; ∗ none to the column to its left (Wilcoxon signed-rank paired by run, "
+        "level 0.05; the column right of BL carries no ∗, which would repeat its †).",
+        "",
+        "| | dataset | " + " | ".join(COLUMN_TITLES.get(m, m) for m in methods) + " |",
+        "|---|---|" + "---:|" * len(methods),
+    ]
+    for metric, title in (("accuracy", "Accuracy"), ("loss", "Loss")):
+        for name, table in marks.items():
+            cells = []
+            for method in methods:
+                if (metric, method) not in table.index:
+                    cells.append("—")
+                    continue
+                row = table.loc[(metric, method)]
+                sign = ("†" if row["dagger"] else "") + ("∗" if row["star"] else "")
+                cells.append(f"{row['mean']:.4f}{sign} ± {100 * row['sem']:.2f}")
+            lines.append(f"| {title} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table1_csv(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Table 1's numbers, p-values and marks, one row per (dataset, metric, method)."""
+    frames = []
+    for name, frame in results.items():
+        table = table1_marks(frame, table_methods(list(dict.fromkeys(frame["method"]))))
+        frames.append(table.assign(dataset=name))
+    table = pd.concat(frames, ignore_index=True)
+    return table[["dataset", "metric", "method", "runs", "mean", "sem", "p_reference", "p_left", "dagger", "star"]]
+
+
+def plot_figure3(results: dict[str, pd.DataFrame], path: Path) -> None:
+    """Figure 3 of the paper: error rate (top) and loss (bottom) of each explanation method per
+    dataset (columns) as box plots, the dashed line at the median of the baseline runs."""
+    names = list(results)
+    figure, axes = plt.subplots(2, len(names), figsize=(1.2 + 3.2 * len(names), 6), squeeze=False)
+    for column, name in enumerate(names):
+        frame = results[name]
+        methods = [m for m in table_methods(list(dict.fromkeys(frame["method"]))) if m != "baseline"]
+        methods = methods or ["baseline"]
+        for row, (metric, label) in enumerate((("accuracy", "error rate"), ("loss", "loss"))):
+            axis = axes[row][column]
+            values = {m: frame[frame.method == m][metric].to_numpy() for m in set(frame["method"])}
+            if metric == "accuracy":
+                values = {m: 1 - v for m, v in values.items()}
+            axis.boxplot([values[m] for m in methods], tick_labels=[COLUMN_TITLES.get(m, m) for m in methods])
+            if "baseline" in values:
+                axis.axhline(float(np.median(values["baseline"])), linestyle="--", color="grey", linewidth=1)
+            axis.set_title(f"{name}: {label}", fontsize=10)
+            axis.tick_params(axis="x", rotation=30)
     figure.tight_layout()
     write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=150))
     plt.close(figure)
 
 
+def write_tables(results: dict[str, pd.DataFrame], out_dir: Path) -> None:
+    """``table1.md``, ``table1.csv`` and ``figure3.png`` for one or more datasets."""
+    write_atomic(out_dir / "table1.md", lambda tmp: tmp.write_text(table1_markdown(results)))
+    write_atomic(out_dir / "table1.csv", lambda tmp: table1_csv(results).to_csv(tmp, index=False))
+    plot_figure3(results, out_dir / "figure3.png")
+
+
 def write_reports(results: pd.DataFrame, out_dir: Path) -> None:
-    """``results.csv``, ``summary.md`` and ``figure3.png`` of a finished experiment."""
+    """``results.csv``, ``summary.md``, ``table1.md``/``.csv`` and ``figure3.png`` of a finished experiment."""
     dataset = json.loads((out_dir / "experiment.json").read_text())["config"]["dataset"]
     write_atomic(out_dir / "results.csv", lambda tmp: results.to_csv(tmp, index=False))
     write_atomic(out_dir / "summary.md", lambda tmp: tmp.write_text(summary_markdown(results, dataset)))
-    plot_results(results, out_dir / "figure3.png")
+    write_tables({dataset_label(dataset): results}, out_dir)
+
+
+def dataset_label(spec: str) -> str:
+    """A short row label for a dataset spec: its name and the last part of its path."""
+    name, _, path = spec.partition(":")
+    return f"{name} ({Path(path).name})" if path and name == "imagefolder" else name
+
+
+def run_experiments(base: TrainConfig, datasets: list[str], methods: list[str], runs: int, out_dir: Path,
+                    device: torch.device, first_seed: int = 0) -> dict[str, pd.DataFrame]:
+    """The protocol on several datasets (``--datasets A,B,C``): one sub-folder each, one combined Table 1."""
+    if not datasets:
+        raise BLAError("--datasets is empty; give e.g. catsdogs:PATH,stanforddogs:PATH,cub:PATH")
+    labels = [dataset_label(spec) for spec in datasets]
+    if len(set(labels)) != len(labels):
+        labels = [f"{label} {i + 1}" for i, label in enumerate(labels)]
+    out_dir = prepare_output_dir(Path(out_dir))
+    results = {}
+    for label, spec in zip(labels, datasets):
+        folder = out_dir / label.replace(" ", "_").replace("(", "").replace(")", "")
+        results[label] = run_experiment(replace(base, dataset=spec, epochs=base.epochs), methods, runs, folder,
+                                        device, first_seed)
+    if distributed.is_main():
+        write_tables(results, out_dir)
+    return results

@@ -47,3 +47,39 @@ def summarise(results: pd.DataFrame, metric: str = "accuracy", reference: str = 
             row["wilcoxon_p"] = wilcoxon_p(group.loc[paired, metric], ref.loc[paired, metric])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+TABLE1_ORDER = ("baseline", "l2x_f", "bla", "bla_t", "bla_ph")
+
+
+def table1_marks(results: pd.DataFrame, methods: list[str], metrics: tuple[str, ...] = ("accuracy", "loss"),
+                 reference: str = "baseline", alpha: float = 0.05) -> pd.DataFrame:
+    """Table 1 of the paper as numbers: per metric and method the mean, SE and its two marks.
+
+    ``dagger`` (†): not significantly different from ``reference`` (Wilcoxon signed-rank paired by
+    run, p ≥ ``alpha``). ``star`` (∗): not significantly different from the column to its left.
+    The column right of the baseline gets no ∗, which would repeat its †.
+    """
+    rows = []
+    by_method = {m: results[results["method"] == m].set_index("run") for m in methods}
+    for metric in metrics:
+        for position, method in enumerate(methods):
+            values = by_method[method][metric]
+            mean, sem = mean_and_sem(values)
+            row = {"metric": metric, "method": method, "runs": len(values), "mean": mean, "sem": sem,
+                   "p_reference": np.nan, "p_left": np.nan, "dagger": False, "star": False}
+            if method != reference and reference in by_method:
+                row["p_reference"] = paired_p(by_method[method][metric], by_method[reference][metric])
+                row["dagger"] = bool(row["p_reference"] >= alpha)
+            left = methods[position - 1] if position > 0 else None
+            if left is not None and left != reference and method != reference:
+                row["p_left"] = paired_p(by_method[method][metric], by_method[left][metric])
+                row["star"] = bool(row["p_left"] >= alpha)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_p(a: pd.Series, b: pd.Series) -> float:
+    """Wilcoxon signed-rank p of two per-run series, paired on their shared runs."""
+    shared = a.index.intersection(b.index)
+    return wilcoxon_p(a.loc[shared].to_numpy(), b.loc[shared].to_numpy())

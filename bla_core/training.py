@@ -1,24 +1,29 @@
 """Training of the baseline h = F ∘ L and of the explanation models that start from its head."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
+import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as nnf
+from torch import nn
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from . import __version__
-from .backbones import build_backbone
+from . import __version__, distributed
+from .backbones import LITE0, build_backbone, file_sha256, hub_weights_cached, hub_offline
 from .classifier import EXPLANATION_METHODS, ExplainedClassifier, PoolingConfig, build_pooling, check_method
 from .datasets import DatasetSplits, load_dataset
 from .errors import BLAError
+from .feature_cache import STORAGE_DTYPES, as_model_layout, cached_features
 from .features import compute_features, stack_images, stack_labels
+from .pooling import AveragePooling
 
 
 @dataclass
@@ -30,9 +35,9 @@ class TrainConfig:
     seed: int = 0
     data_seed: int = 0
     val_fraction: float = 0.2
-    backbone: str | None = None  # None: the dataset's default backbone
-    weights: str | None = None
-    epochs: int = 3
+    backbone: str | None = None  # None: the dataset's default backbone (see resolve_config)
+    weights: str | None = None  # none, hub, bundled or a file; None: hub for timm backbones
+    epochs: int | None = None  # None: the dataset's default (paper: 3 MNIST, 2 cats vs dogs, 5 others)
     baseline_epochs: int | None = None  # None: same as epochs
     batch_size: int = 32
     lr: float = 1e-3
@@ -41,14 +46,17 @@ class TrainConfig:
     k: int = 8
     tau: float = 0.1
     dropout: float = 0.2
+    cache_dtype: str = "float16"  # storage of cached frozen features
 
     def __post_init__(self) -> None:
         check_method(self.method)
-        for name in ("epochs", "batch_size", "k"):
-            if getattr(self, name) < 1:
+        for name in ("epochs", "baseline_epochs", "batch_size", "k"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise BLAError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise BLAError(f"the learning rate must be positive, got {self.lr}")
+        if self.cache_dtype not in STORAGE_DTYPES:
+            raise BLAError(f"unknown feature cache dtype {self.cache_dtype!r}; use float16 or float32")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -83,6 +91,47 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise BLAError(f"unknown device {name!r}; use auto, cpu or cuda") from error
 
 
+CHUNK_BATCHES = 64  # mini-batches gathered from the cache at once (one large read, then slices)
+
+
+@dataclass
+class FeatureSplit:
+    """Frozen features of one split: ``maps`` (N, h, w, C; memory-mapped cache or in memory),
+    ``pooled`` (N, C) average-pooled, and ``labels`` (N,)."""
+
+    maps: torch.Tensor
+    pooled: torch.Tensor
+    labels: torch.Tensor
+    resident: dict = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def on(self, device: torch.device, pooled: bool) -> torch.Tensor:
+        """The stored tensor to gather from: kept on a CUDA device once it has been moved there."""
+        source = self.pooled if pooled else self.maps
+        if device.type != "cuda":
+            return source
+        key = (str(device), pooled)
+        if key not in self.resident:
+            self.resident[key] = source.to(device)
+        return self.resident[key]
+
+    def gather(self, index: torch.Tensor, device: torch.device, pooled: bool) -> torch.Tensor:
+        """Rows ``index`` as float32 model input: (B, C, h, w), or (B, C, 1, 1) pooled for the baseline."""
+        source = self.on(device, pooled)
+        rows = source[index.to(source.device)].to(device, non_blocking=True)
+        return rows.float()[:, :, None, None] if pooled else as_model_layout(rows)
+
+
+def in_memory_split(features: torch.Tensor, labels: torch.Tensor) -> FeatureSplit:
+    """A :class:`FeatureSplit` of a float (N, C, h, w) tensor computed in memory."""
+    return FeatureSplit(features.permute(0, 2, 3, 1).contiguous(), features.mean(dim=(2, 3)), labels)
+
+
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
 def batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
     """Index batches over n samples, shuffled with ``generator`` (or in order when it is None)."""
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
@@ -90,19 +139,39 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[
 
 
 def fit(
-    forward, parameters: list[torch.nn.Parameter], inputs: torch.Tensor, labels: torch.Tensor,
+    forward, parameters: list[torch.nn.Parameter], gather: Gather, labels: torch.Tensor,
     config: TrainConfig, epochs: int, device: torch.device, desc: str,
 ) -> None:
-    """Minimise cross-entropy of ``forward(inputs)`` with Adam over shuffled mini-batches."""
+    """Minimise cross-entropy of ``forward(gather(batch))`` with Adam over shuffled mini-batches.
+
+    Rows are fetched ``CHUNK_BATCHES`` mini-batches at a time, then sliced: the same batches as one
+    fetch per mini-batch, with one large read from the cache instead of many small ones.
+    """
     optimizer = torch.optim.Adam(parameters, lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
-    for _ in tqdm(range(epochs), desc=desc, leave=False, unit="epoch"):
-        for index in batches(len(labels), config.batch_size, generator):
-            logits = forward(inputs[index].to(device)).logits
-            loss = nnf.cross_entropy(logits, labels[index].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    size = config.batch_size
+    for _ in tqdm(range(epochs), desc=desc, leave=False, unit="epoch", disable=not distributed.is_main()):
+        for chunk in torch.randperm(len(labels), generator=generator).split(size * CHUNK_BATCHES):
+            inputs, targets = gather(chunk), labels[chunk].to(device)
+            for start in range(0, len(chunk), size):
+                logits = forward(inputs[start:start + size]).logits
+                loss = nnf.cross_entropy(logits, targets[start:start + size])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+
+def uses_pooled(model: ExplainedClassifier) -> bool:
+    """An average-pooled head only needs the pooled features, so it trains from those."""
+    return isinstance(model.pooling, AveragePooling)
+
+
+def fit_head(model: ExplainedClassifier, parameters: list[nn.Parameter], split: FeatureSplit,
+             config: TrainConfig, epochs: int, device: torch.device, desc: str) -> None:
+    """Train ``parameters`` of the head and pooling on cached features of ``split``."""
+    pooled = uses_pooled(model)
+    fit(model.forward_features, parameters, lambda index: split.gather(index, device, pooled), split.labels,
+        config, epochs, device, desc)
 
 
 def resolved_gamma(config: TrainConfig, splits: DatasetSplits, positions: int) -> float:
@@ -111,18 +180,60 @@ def resolved_gamma(config: TrainConfig, splits: DatasetSplits, positions: int) -
     return factor / positions
 
 
+def resolve_config(config: TrainConfig, splits: DatasetSplits) -> TrainConfig:
+    """Fill in the dataset's defaults, so the stored config says exactly what was trained.
+
+    Backbone and weights: given ones are kept (a timm backbone without --weights takes ``hub``).
+    Without --backbone a dataset's default is used; for photo datasets that is the paper's
+    efficientnet_b0 with model-hub weights — when those are reachable (HF_HUB_OFFLINE=0) or already
+    in the local hub cache — and otherwise the bundled ImageNet EfficientNet-Lite0
+    (tf_efficientnet_lite0, --weights bundled), the default that works offline.
+    """
+    backbone, weights = config.backbone, config.weights
+    if backbone is None:
+        backbone = splits.default_backbone
+        if backbone == "efficientnet_b0" and weights is None and hub_offline() and not hub_weights_cached(backbone):
+            backbone, weights = LITE0, "bundled"
+            if distributed.is_main():
+                print(f"note: efficientnet_b0 hub weights are not available offline; using {LITE0} "
+                      "--weights bundled (pass --backbone/--weights to choose)", file=sys.stderr)
+    if backbone != "mnist_cnn" and weights is None:
+        weights = "hub"
+    return replace(config, backbone=backbone, weights=weights, epochs=config.epochs or splits.default_epochs)
+
+
+def glorot_init(module: nn.Module) -> None:
+    """Glorot-uniform weights and zero biases for the trainable layers (paper §4.2, Keras defaults)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+def for_backbone(dataset: Dataset, backbone: nn.Module) -> Dataset:
+    """``dataset`` delivering images at the backbone's input size (file datasets resize on load)."""
+    preprocessing = getattr(backbone, "preprocessing", None)
+    if preprocessing is None or not hasattr(dataset, "resized"):
+        return dataset
+    return dataset.resized(preprocessing.size, preprocessing.interpolation)
+
+
 def build_model(config: TrainConfig, splits: DatasetSplits, method: str, device: torch.device) -> ExplainedClassifier:
     """A fresh model for ``method`` with the configured backbone (seeded initialisation)."""
     torch.manual_seed(config.seed)
     backbone = build_backbone(config.backbone or splits.default_backbone, config.weights)
-    sample = splits.train[0][0].unsqueeze(0)
+    sample = for_backbone(splits.train, backbone)[0][0].unsqueeze(0)
     with torch.no_grad():
-        _, channels, height, width = backbone.eval()(sample).shape
+        _, channels, height, width = backbone.eval().cpu()(sample).shape
     pooling = build_pooling(
         PoolingConfig(method, config.theta, resolved_gamma(config, splits, height * width), config.k, config.tau),
         channels, height * width,
     )
-    return ExplainedClassifier(backbone, pooling, len(splits.class_names), config.dropout).to(device)
+    model = ExplainedClassifier(backbone, pooling, len(splits.class_names), config.dropout)
+    glorot_init(model.head)
+    glorot_init(model.pooling)
+    return model.to(device)
 
 
 def validate_config(config: TrainConfig, splits: DatasetSplits) -> None:
@@ -132,39 +243,50 @@ def validate_config(config: TrainConfig, splits: DatasetSplits) -> None:
 
 @dataclass
 class FeatureSets:
-    """Frozen-backbone features and labels of both splits."""
+    """Frozen-backbone features of both splits."""
 
-    train: torch.Tensor
-    train_labels: torch.Tensor
-    val: torch.Tensor
-    val_labels: torch.Tensor
+    train: FeatureSplit
+    val: FeatureSplit
 
 
-def extract(model: ExplainedClassifier, splits: DatasetSplits, device: torch.device) -> FeatureSets:
-    """F(x) once for both splits; every head of the run trains and evaluates from these."""
+def extract(model: ExplainedClassifier, splits: DatasetSplits, device: torch.device,
+            cache_dtype: str = "float16") -> FeatureSets:
+    """F(x) once for both splits; every head of the run trains and evaluates from these.
+
+    A frozen pretrained F goes through the on-disk feature cache (computed once for all runs); a
+    backbone trained per run (MNIST CNN) is evaluated in memory.
+    """
     model.freeze_backbone()
-    return FeatureSets(
-        train=compute_features(model.backbone, splits.train, device, desc="train features"),
-        train_labels=stack_labels(splits.train),
-        val=compute_features(model.backbone, splits.val, device, desc="val features"),
-        val_labels=stack_labels(splits.val),
-    )
+    sets = {}
+    for name in ("train", "val"):
+        dataset = for_backbone(splits.split(name), model.backbone)
+        labels = stack_labels(dataset)
+        if getattr(model.backbone, "trainable", False):
+            sets[name] = in_memory_split(compute_features(model.backbone, dataset, device, desc=f"{name} features"),
+                                         labels)
+        else:
+            cached = cached_features(model.backbone, dataset, device, cache_dtype, desc=f"{name} features")
+            sets[name] = FeatureSplit(cached.maps, cached.pooled, labels)
+    return FeatureSets(**sets)
 
 
-def train_baseline(config: TrainConfig, splits: DatasetSplits, device: torch.device) -> tuple[ExplainedClassifier, FeatureSets]:
-    """Train h = F ∘ L: end to end when F has no pretrained weights (MNIST CNN), else L alone."""
+def train_baseline(config: TrainConfig, splits: DatasetSplits, device: torch.device,
+                   features: FeatureSets | None = None) -> tuple[ExplainedClassifier, FeatureSets]:
+    """Train h = F ∘ L: end to end when F has no pretrained weights (MNIST CNN), else L alone
+    (from ``features`` when given: the same frozen F's features of an earlier run)."""
     model = build_model(config, splits, "baseline", device)
     epochs = config.baseline_epochs or config.epochs
     if getattr(model.backbone, "trainable", False):
         model.train()
-        fit(model, list(model.parameters()), stack_images(splits.train), stack_labels(splits.train),
+        images = stack_images(splits.train)
+        fit(model, list(model.parameters()), lambda index: images[index].to(device), stack_labels(splits.train),
             config, epochs, device, "baseline")
-        features = extract(model, splits, device)
+        features = extract(model, splits, device, config.cache_dtype)
     else:
-        features = extract(model, splits, device)
+        model.freeze_backbone()
+        features = features or extract(model, splits, device, config.cache_dtype)
         model.train()
-        fit(model.forward_features, list(model.head.parameters()), features.train, features.train_labels,
-            config, epochs, device, "baseline head")
+        fit_head(model, list(model.head.parameters()), features.train, config, epochs, device, "baseline head")
     model.eval()
     return model, features
 
@@ -189,24 +311,24 @@ def train_explainer(
     else:
         trainable += list(model.head.parameters())
     model.train()
-    fit(model.forward_features, trainable, features.train, features.train_labels, config, config.epochs,
-        device, config.method)
+    fit_head(model, trainable, features.train, config, config.epochs, device, config.method)
     model.eval()
     return model
 
 
 @torch.no_grad()
-def evaluate(model: ExplainedClassifier, features: torch.Tensor, labels: torch.Tensor, device: torch.device) -> Metrics:
+def evaluate(model: ExplainedClassifier, split: FeatureSplit, device: torch.device) -> Metrics:
     """Hard and soft accuracy and loss and explanation sizes on precomputed features."""
     model.eval()
+    labels, pooled = split.labels, uses_pooled(model)
+    positions = split.maps.shape[1] * split.maps.shape[2]
     hard_logits, soft_logits, sizes = [], [], []
-    for index in batches(len(labels), 256, None):
-        batch = features[index].to(device)
+    for index in batches(len(labels), 1024, None):
+        batch = split.gather(index, device, pooled)
         hard = model.forward_features(batch, hard=True)
         hard_logits.append(hard.logits.float().cpu())
         soft_logits.append(model.forward_features(batch, hard=False).logits.float().cpu())
         mask = hard.explanation.mask
-        positions = batch.shape[2] * batch.shape[3]
         sizes.append(mask.flatten(1).sum(1).cpu() if mask is not None else torch.full((len(index),), positions))
     hard_all, soft_all, size_all = torch.cat(hard_logits), torch.cat(soft_logits), torch.cat(sizes).float()
     return Metrics(
@@ -274,15 +396,6 @@ def save_run(run_dir: Path, model: ExplainedClassifier, config: TrainConfig, spl
     write_json(run_dir / "metrics.json", {"method": config.method, "seed": config.seed, **asdict(metrics)})
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass
 class LoadedRun:
     """A trained run read back from disk."""
@@ -301,6 +414,7 @@ def load_run(run_dir: Path, device: torch.device) -> LoadedRun:
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     config = TrainConfig.from_dict(checkpoint["config"])
     splits = load_dataset(config.dataset, config.data_seed, config.val_fraction)
+    config = resolve_config(config, splits)
     model = build_model(config, splits, config.method, device)
     strict = getattr(model.backbone, "trainable", False)
     model.load_state_dict(checkpoint["state_dict"], strict=strict)
@@ -316,6 +430,7 @@ def train_run(config: TrainConfig, out_dir: Path, device: torch.device, baseline
     ``out_dir/baseline``.
     """
     splits = load_dataset(config.dataset, config.data_seed, config.val_fraction)
+    config = resolve_config(config, splits)
     validate_config(config, splits)
     out_dir = prepare_output_dir(Path(out_dir))
     if baseline_dir is not None:
@@ -326,17 +441,17 @@ def train_run(config: TrainConfig, out_dir: Path, device: torch.device, baseline
         if loaded.config.dataset != config.dataset:
             raise BLAError(f"the baseline in {baseline_dir} was trained on {loaded.config.dataset!r}, "
                            f"not {config.dataset!r}")
-        baseline, features = loaded.model, extract(loaded.model, splits, device)
+        baseline, features = loaded.model, extract(loaded.model, splits, device, config.cache_dtype)
     else:
         baseline_config = replace(config, method="baseline")
         baseline, features = train_baseline(baseline_config, splits, device)
         if config.method == "baseline":
-            metrics = evaluate(baseline, features.val, features.val_labels, device)
+            metrics = evaluate(baseline, features.val, device)
             save_run(out_dir, baseline, config, splits, metrics)
             return metrics
         save_run(prepare_output_dir(out_dir / "baseline"), baseline, baseline_config, splits,
-                 evaluate(baseline, features.val, features.val_labels, device))
+                 evaluate(baseline, features.val, device))
     model = train_explainer(config, splits, baseline, features, device)
-    metrics = evaluate(model, features.val, features.val_labels, device)
+    metrics = evaluate(model, features.val, device)
     save_run(out_dir, model, config, splits, metrics)
     return metrics

@@ -1,5 +1,6 @@
-"""Tiny hand-built models for the bla_core tests."""
+"""Tiny hand-built models and photo folders for the bla_core tests."""
 import pytest
+from bla_photos import PHOTO_MODES, write_broken_files, write_photo
 import torch
 from torch import nn
 
@@ -28,3 +29,22 @@ def linear_baseline() -> ExplainedClassifier:
         model.classifier.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 3.0]]))
         model.classifier.bias.copy_(torch.tensor([0.25, -0.75]))
     return model
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    """imagefolder layout: cat/ and dog/ with 6 photos each in six modes, plus two broken files in cat/."""
+    root = tmp_path / "photos"
+    for label, colour in (("cat", (220, 30, 30)), ("dog", (30, 30, 220))):
+        for i, mode in enumerate(PHOTO_MODES):
+            write_photo(root / label / f"{label}{i}", mode, colour)
+    broken = write_broken_files(root / "cat")
+    return root, broken
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own feature cache and an offline model hub."""
+    monkeypatch.setenv("BLA_CORE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return tmp_path / "cache"
