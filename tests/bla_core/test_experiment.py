@@ -1,6 +1,7 @@
 """The repeated-run experiment: its files, its statistics and resuming after a kill."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -56,3 +57,81 @@ def test_experiment_refuses_to_resume_with_other_settings(tmp_path, capsys):
     assert main(["experiment", "--methods", "baseline", "--runs", "1", "--epochs", "1", "--out", str(out)]) == 0
     assert main(["experiment", "--methods", "baseline", "--runs", "1", "--epochs", "2", "--out", str(out)]) == 2
     assert "other settings (config)" in capsys.readouterr().err
+
+
+def constructed(values: dict[str, list[float]]) -> pd.DataFrame:
+    """Results with the given accuracies per method over len(values) runs (loss = 1 - accuracy)."""
+    rows = [{"method": m, "run": r, "accuracy": v, "loss": 1 - v} for m, vs in values.items() for r, v in enumerate(vs)]
+    return pd.DataFrame(rows)
+
+
+def test_table1_marks_on_constructed_results():
+    from bla_core.statistics import table1_marks
+
+    runs = 8
+    base = [0.90 + 0.001 * r for r in range(runs)]
+    results = constructed({
+        "baseline": base,
+        "l2x_f": [b - 0.10 for b in base],                         # every run worse: p = 2/2^8 < 0.05
+        "bla": [b - 0.02 for b in base],                           # worse than BL
+        "bla_t": [b - 0.02 + (0.001 if r % 2 else -0.001) for r, b in enumerate(base)],  # ≈ BLA, below BL
+        "bla_ph": [b + (0.003 if r % 2 else -0.003) - 0.0001 * r for r, b in enumerate(base)],  # ≈ BL, ≠ BLA-T
+    })
+    table = table1_marks(results, ["baseline", "l2x_f", "bla", "bla_t", "bla_ph"]).set_index(["metric", "method"])
+    acc = table.loc["accuracy"]
+    assert acc.loc["l2x_f", "p_reference"] == pytest.approx(2 / 2 ** 8)
+    assert not acc.loc["l2x_f", "dagger"] and not acc.loc["l2x_f", "star"] and np.isnan(acc.loc["l2x_f", "p_left"])
+    assert not acc.loc["bla", "dagger"] and not acc.loc["bla", "star"]  # BLA vs L2X-F differ every run
+    assert not acc.loc["bla_t", "dagger"] and acc.loc["bla_t", "star"]  # ∗: like BLA
+    assert acc.loc["bla_ph", "dagger"] and not acc.loc["bla_ph", "star"]  # †: like BL, unlike BLA-T
+    assert acc.loc["baseline", "mean"] == pytest.approx(np.mean(base))
+    assert not acc.loc["baseline", "dagger"] and not acc.loc["baseline", "star"]
+
+
+def test_table1_markdown_has_the_paper_format():
+    from bla_core.experiment import table1_markdown
+
+    base = [0.90, 0.92, 0.91, 0.93, 0.94, 0.95]
+    results = {"A": constructed({"baseline": base, "bla_t": base}),
+               "B": constructed({"baseline": base, "bla_t": [b - 0.1 for b in base]})}
+    text = table1_markdown(results)
+    sem = 100 * pd.Series(base).sem()
+    assert "| | dataset | BL | BLA-T |" in text
+    assert f"| Accuracy | A | {np.mean(base):.4f} ± {sem:.2f} | {np.mean(base):.4f}† ± {sem:.2f} |" in text
+    assert f"| Accuracy | B | {np.mean(base):.4f} ± {sem:.2f} | {np.mean(base) - 0.1:.4f} ± {sem:.2f} |" in text
+    assert "| Loss | B |" in text
+
+
+def test_the_paper_protocol_on_photos_from_the_feature_cache(photo_folder, tmp_path, isolated_cache):
+    root, _ = photo_folder
+    out = tmp_path / "exp"
+    args = ["experiment", "--dataset", f"imagefolder:{root}", "--val-fraction", "0.5", "--backbone",
+            "mobilenetv3_small_050", "--weights", "none", "--runs", "2", "--epochs", "1", "--batch-size", "4",
+            "--out", str(out)]
+    assert main(args) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert sorted(set(results.method)) == sorted(["baseline", "l2x_f", "bla", "bla_t", "bla_ph"])
+    assert len(results) == 10 and results.accuracy.between(0, 1).all()
+    assert (results[results.method == "l2x_f"].mean_explanation_size == 8).all()
+    entries = sorted(p.name for p in (isolated_cache / "features").iterdir())
+    assert len(entries) == 2  # train and val features, computed once for every head of every run
+    table = (out / "table1.md").read_text()
+    assert "| | dataset | BL | L2X-F | BLA | BLA-T | BLA-PH |" in table and "| Loss | imagefolder (photos) |" in table
+    assert (out / "figure3.png").stat().st_size > 1000
+    assert pd.read_csv(out / "table1.csv").shape[0] == 10
+    config = json.loads((out / "experiment.json").read_text())["config"]
+    assert config["backbone"] == "mobilenetv3_small_050" and config["epochs"] == 1
+    checkpoint = out / "runs" / "run-001" / "bla_t" / "checkpoint.pt"
+    assert not any(k.startswith("backbone.") for k in __import__("torch").load(checkpoint, weights_only=False)["state_dict"])
+
+
+def test_datasets_option_writes_one_combined_table(photo_folder, tmp_path):
+    root, _ = photo_folder
+    out = tmp_path / "abc"
+    args = ["experiment", "--datasets", f"imagefolder:{root},imagefolder:{root}", "--methods", "baseline,bla_t",
+            "--val-fraction", "0.5", "--runs", "2", "--epochs", "1", "--backbone", "mobilenetv3_small_050",
+            "--weights", "none", "--out", str(out)]
+    assert main(args) == 0
+    table = (out / "table1.md").read_text()
+    assert "| Accuracy | imagefolder (photos) 1 |" in table and "| Accuracy | imagefolder (photos) 2 |" in table
+    assert (out / "imagefolder_photos_1" / "results.csv").is_file() and (out / "figure3.png").is_file()
