@@ -86,6 +86,14 @@ def cmd_experiment(args: argparse.Namespace) -> str:
             "table1.md, table1.csv, figure3.png")
 
 
+def cmd_faithfulness(args: argparse.Namespace) -> str:
+    from .faithfulness import faithfulness
+
+    table = faithfulness([Path(r) for r in args.run], Path(args.out), resolve_device(args.device), args.images,
+                         args.samples, args.seed, args.fill)
+    return f"LIME faithfulness of {len(args.run)} run(s) — wrote {table}, faithfulness.csv"
+
+
 def cmd_datasets_check(args: argparse.Namespace) -> str:
     from .datasets import describe, load_dataset
 
@@ -136,6 +144,24 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", required=True, help="output .npz file")
     explain.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     explain.set_defaults(handler=cmd_explain)
+
+    faith = commands.add_parser(
+        "faithfulness", help="LIME faithfulness of BLA-T and CAM (Table 2)",
+        description="Paper §4.3: LIME scores of the baseline on the 7×7 grid of 32×32 patches from random occlusion "
+                    "patterns fitted by least squares; mean Spearman rank correlation with the BLA-T soft explanation "
+                    "and with CAM. Writes table2.md and faithfulness.csv (one row per image).")
+    faith.add_argument("--run", action="append", required=True,
+                       help="a folder holding baseline/ and bla_t/ (an experiment's runs/run-000); repeat once per dataset")
+    faith.add_argument("--samples", type=int, default=1000, help="occlusion patterns per image (default: %(default)s)")
+    faith.add_argument("--images", type=int, default=100,
+                       help="validation images drawn by --seed, 0 for all (default: %(default)s)")
+    faith.add_argument("--fill", default="mean", choices=("mean", "cell", "black"),
+                       help="hidden patches show the backbone's mean colour, the patch's own mean, or black "
+                            "(default: %(default)s)")
+    faith.add_argument("--seed", type=int, default=0, help="seed of image choice and patterns (default: %(default)s)")
+    faith.add_argument("--out", required=True, help="output folder")
+    faith.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
+    faith.set_defaults(handler=cmd_faithfulness)
 
     datasets = commands.add_parser("datasets", help="inspect datasets",
                                    description="Inspect a dataset before training on it.")
