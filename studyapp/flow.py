@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -122,16 +122,16 @@ def record_answer(participant: Participant, question: Question, choice: str, res
     completes the participant. Returns True when this call stored the answer, False for a repeat.
     """
     now = timezone.now()
+    last = participant.answered + 1 == participant.sequence_length
     try:
         with transaction.atomic():
             Answer.objects.create(item_id=question.item_pk, choice=choice, response_ms=response_ms, answered_at=now)
-            Participant.objects.filter(pk=participant.pk).update(
-                answered=F("answered") + 1,
-                completed_at=Case(When(answered=F("sequence_length") - 1, then=Value(now)), default=F("completed_at")),
-            )
+            # The insert succeeded, so nobody else answered this position: the counter is ours to raise.
+            completion = {"completed_at": now} if last else {}
+            Participant.objects.filter(pk=participant.pk).update(answered=F("answered") + 1, **completion)
     except IntegrityError:
         return False
     participant.answered += 1
-    if participant.answered == participant.sequence_length:
+    if last:
         participant.completed_at = now
     return True

@@ -9,13 +9,14 @@ are reported as acknowledged.
 from __future__ import annotations
 
 import random
+import re
 import statistics
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from html import unescape
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
@@ -44,38 +45,35 @@ class Form:
     images: list[str] = field(default_factory=list)
 
 
-class _PageParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[Form] = []
-        self.images: list[str] = []
+TAG = re.compile(r"<(form|input|button|img)\b([^>]*)>", re.IGNORECASE)
+ATTRIBUTE = re.compile(r'([\w:-]+)(?:\s*=\s*"([^"]*)")?')
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
+
+def parse_page(html: str) -> tuple[list[Form], list[str]]:
+    """The forms and image sources of an HTML page (tags as Django renders them, quoted attributes)."""
+    forms: list[Form] = []
+    images: list[str] = []
+    for match in TAG.finditer(html):
+        tag = match.group(1).lower()
+        a = {k.lower(): unescape(v or "") for k, v in ATTRIBUTE.findall(match.group(2))}
         if tag == "img" and a.get("src"):
-            self.images.append(a["src"])
+            images.append(a["src"])
         if tag == "form":
-            self.forms.append(Form(action=a.get("action", "")))
-        if not self.forms or "name" not in a:
-            return
-        form, name, kind = self.forms[-1], a["name"], a.get("type", "text" if tag == "input" else tag)
-        if tag == "button" or kind == "submit":
+            forms.append(Form(action=a.get("action", "")))
+        if not forms or "name" not in a or tag in ("form", "img"):
+            continue
+        form, name, kind = forms[-1], a["name"], a.get("type", "text" if tag == "input" else "submit")
+        if kind == "submit":
             form.buttons.append((name, a.get("value", "")))
         elif kind == "radio":
             form.radios.setdefault(name, []).append(a.get("value", "on"))
         elif kind == "checkbox":
             form.checkboxes.append(name)
         elif kind == "number":
-            form.numbers[name] = (int(a.get("min", "0") or 0), int(a.get("max", "100") or 100))
-        elif tag == "input":
+            form.numbers[name] = (int(a.get("min") or 0), int(a.get("max") or 100))
+        else:
             form.fields[name] = a.get("value", "")
-
-
-def parse_page(html: str) -> tuple[list[Form], list[str]]:
-    """The forms and image sources of an HTML page."""
-    parser = _PageParser()
-    parser.feed(html)
-    return parser.forms, parser.images
+    return forms, images
 
 
 @dataclass
