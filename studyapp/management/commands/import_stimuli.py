@@ -1,6 +1,7 @@
 """``manage.py import_stimuli BUNDLE --study SLUG``: validate a stimulus bundle and import it all-or-nothing."""
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -20,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--open", action="store_true", help="open the study to participants after the import")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        quiet = options["verbosity"] == 0
+        quiet = options["verbosity"] == 0 or not sys.stderr.isatty()
         try:
             with tqdm(desc="checking pairs", unit="pair", disable=quiet) as bar:
                 bundle = validate_bundle(options["bundle"], progress=bar.update)
