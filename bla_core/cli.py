@@ -66,6 +66,8 @@ def cmd_train(args: argparse.Namespace) -> str:
 
     metrics = train_run(config_from(args, args.method, args.seed), Path(args.out), resolve_device(args.device),
                         Path(args.baseline) if args.baseline else None)
+    if metrics is None:
+        return ""
     return (f"{args.method}: hard accuracy {metrics.accuracy:.4f}, loss {metrics.loss:.4f}, "
             f"mean explanation size {metrics.mean_explanation_size:.1f} — wrote {args.out}/checkpoint.pt and metrics.json")
 
@@ -180,10 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        distributed.init_from_environment()
-        summary = args.handler(args)
-        if distributed.is_main():
-            print(summary)
+        device = distributed.init_from_environment()
+        if device is not None and getattr(args, "device", "auto") == "auto":
+            args.device = str(device)  # each torchrun process on its own GPU
+        if distributed.is_main() or args.handler in (cmd_train, cmd_experiment):
+            summary = args.handler(args)
+            if distributed.is_main():
+                print(summary)
     except BLAError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

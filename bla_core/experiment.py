@@ -21,7 +21,7 @@ from .datasets import load_dataset  # noqa: E402
 from .errors import BLAError  # noqa: E402
 from .statistics import TABLE1_ORDER, summarise, table1_marks  # noqa: E402
 from .training import (  # noqa: E402
-    FeatureSets, TrainConfig, evaluate, extract, load_run, prepare_output_dir, resolve_config, save_run,
+    FeatureSets, TrainConfig, build_model, evaluate, extract, load_run, prepare_output_dir, resolve_config, save_run,
     train_baseline, train_explainer, validate_config, write_atomic, write_json,
 )
 
@@ -84,13 +84,11 @@ def run_experiment(
     mine = [run for run in range(runs) if run % distributed.world_size() == distributed.rank()]
     progress = tqdm(total=len(mine) * len(methods), desc=f"experiment {splits.key}", unit="model",
                     disable=not distributed.is_main())
-    shared_features = None
+    shared_features = frozen_features(base, splits, device)
     for run in mine:
         todo = [m for m in methods if not is_done(run_dir(out_dir, run, m))]
         if todo:
             baseline, features = baseline_of_run(base, splits, out_dir, run, first_seed + run, device, shared_features)
-            if not getattr(baseline.backbone, "trainable", False):
-                shared_features = features
             for method in todo:
                 if method != "baseline":
                     config = replace(base, method=method, seed=first_seed + run)
@@ -104,6 +102,15 @@ def run_experiment(
     if distributed.is_main():
         write_reports(results, out_dir)
     return results
+
+
+def frozen_features(base: TrainConfig, splits, device: torch.device) -> FeatureSets | None:
+    """The cached features of a frozen pretrained F, extracted by all processes together; None when
+    F is trained per run (MNIST CNN)."""
+    model = build_model(replace(base, method="baseline"), splits, "baseline", device)
+    if getattr(model.backbone, "trainable", False):
+        return None
+    return extract(model, splits, device, base.cache_dtype)
 
 
 def baseline_of_run(base: TrainConfig, splits, out_dir: Path, run: int, seed: int, device: torch.device,

@@ -423,15 +423,23 @@ def load_run(run_dir: Path, device: torch.device) -> LoadedRun:
     return LoadedRun(model, config, splits, file_sha256(path))
 
 
-def train_run(config: TrainConfig, out_dir: Path, device: torch.device, baseline_dir: Path | None = None) -> Metrics:
+def train_run(config: TrainConfig, out_dir: Path, device: torch.device,
+              baseline_dir: Path | None = None) -> Metrics | None:
     """The ``train`` command: the baseline, or an explanation model started from a baseline.
 
     Without ``baseline_dir`` an explanation method first trains its own baseline (same seed) into
-    ``out_dir/baseline``.
+    ``out_dir/baseline``. Under torchrun only the first process trains (None elsewhere).
     """
     splits = load_dataset(config.dataset, config.data_seed, config.val_fraction)
     config = resolve_config(config, splits)
     validate_config(config, splits)
+    if distributed.world_size() > 1:
+        # Under torchrun the processes share the feature extraction; one process then trains.
+        model = build_model(config, splits, "baseline", device)
+        if not getattr(model.backbone, "trainable", False):
+            extract(model, splits, device, config.cache_dtype)
+        if not distributed.is_main():
+            return None
     out_dir = prepare_output_dir(Path(out_dir))
     if baseline_dir is not None:
         loaded = load_run(baseline_dir, device)
