@@ -130,6 +130,8 @@ def between_datasets_test(counts: np.ndarray) -> DatasetTest | None:
     n_people, n_datasets, _ = counts.shape
     if n_datasets < 2:
         return None
+    if n_people < 2:
+        return DatasetTest(math.nan, 0, 0, math.nan)
     answered = counts.sum(axis=2).astype(np.float64)           # people × datasets
     chosen = counts[:, :, :2].astype(np.float64)                # people × datasets × (bla, other)
     per_dataset = answered.sum(axis=0)

@@ -16,6 +16,7 @@ urlpatterns = [
     path("research/", dashboard.index, name="dashboard_index"),
     path("research/<slug:slug>/", dashboard.study_dashboard, name="dashboard"),
     path("research/<slug:slug>/export.zip", dashboard.download_export, name="export"),
+    path("research/<slug:slug>/report/", dashboard.analysis_report, name="report"),
     path(
         "research/<slug:slug>/participants/<str:public_id>/exclude/",
         dashboard.set_exclusion, {"exclude": True}, name="exclude",

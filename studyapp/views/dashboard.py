@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ..blinding import study_text_leaks
 from ..export import export_zip
+from ..report import study_report_html
 from ..forms import ExclusionForm
 from ..models import Answer, Pair, Participant, Study
 
@@ -144,3 +145,18 @@ def download_export(request: HttpRequest, slug: str) -> HttpResponse:
     response = HttpResponse(export_zip(study), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-export.zip"'
     return response
+
+
+@staff_member_required
+@require_POST
+def analysis_report(request: HttpRequest, slug: str) -> HttpResponse:
+    """The analysis report (figures, preferences, statistics) of the study's answers so far."""
+    from analysis.io import InputError
+
+    study = get_object_or_404(Study, slug=slug)
+    try:
+        html = study_report_html(study, include_simulated=request.POST.get("include_simulated") == "1")
+    except InputError as exc:
+        messages.error(request, f"No report: {exc}")
+        return redirect("studyapp:dashboard", slug)
+    return HttpResponse(html)
