@@ -24,6 +24,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "studyapp.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -90,6 +91,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_HTTPONLY = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Participants one client (IP network) may start per window; labs behind one NAT may need more.
+STUDY_ENROL_LIMIT = int(os.environ.get("STUDY_ENROL_LIMIT", "30"))
+STUDY_ENROL_WINDOW_S = int(os.environ.get("STUDY_ENROL_WINDOW_S", "600"))
+# Reverse proxies in front of the app whose X-Forwarded-For entries are trusted (0: use REMOTE_ADDR).
+STUDY_PROXY_COUNT = int(os.environ.get("STUDY_PROXY_COUNT", "0"))
 
 LOGGING = {
     "version": 1,

@@ -304,3 +304,18 @@ class Answer(models.Model):
         if self.choice == self.Choice.B:
             return self.item.stimulus_b.method
         return "equal"
+
+
+class EnrolmentThrottle(models.Model):
+    """How many participants one client (a keyed hash of its network, never an address) started in a window."""
+
+    client = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "window_start"], name="throttle_client_window_unique")]
+        indexes = [models.Index(fields=["window_start"], name="throttle_window_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.client[:8]}@{self.window_start:%H:%M}: {self.count}"

@@ -27,10 +27,12 @@ from ..flow import (
 )
 from ..forms import AnswerForm, ConsentForm, DemographicsForm, shown_stamp
 from ..models import Participant, Study
+from ..throttle import check_enrolment
 
 COOKIE_SALT = "studyapp.participant-cookie"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 60
 EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "external_id")
+TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 IMAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(png|jpg)$")
 IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 
@@ -41,6 +43,8 @@ def study_cookie_name(study: Study) -> str:
 
 
 def _participant(token: str) -> Participant:
+    if not TOKEN.fullmatch(token):  # never hand the database a string it may refuse (NUL on PostgreSQL)
+        raise Http404("No such participant.")
     return get_object_or_404(Participant.objects.select_related("study"), token=token)
 
 
@@ -57,9 +61,15 @@ def _returning(request: HttpRequest, study: Study, external_id: str | None) -> P
     return Participant.objects.filter(study=study, token=token).first() if token else None
 
 
-def _unavailable(request: HttpRequest, study: Study, status: int = 200) -> HttpResponse:
-    reason = "full" if study.status == Study.Status.OPEN else study.status
+def _unavailable(request: HttpRequest, study: Study, status: int = 200, reason: str | None = None) -> HttpResponse:
+    reason = reason or ("full" if study.status == Study.Status.OPEN else study.status)
     return render(request, "studyapp/unavailable.html", {"study": study, "reason": reason}, status=status)
+
+
+def _external_id(request: HttpRequest) -> str | None:
+    """The external id from the study link's query (``PROLIFIC_PID``); ids with control characters are ignored."""
+    value = next((request.GET[k].strip()[:128] for k in EXTERNAL_ID_PARAMS if request.GET.get(k, "").strip()), None)
+    return value if value and value.isprintable() else None
 
 
 @never_cache
@@ -67,7 +77,7 @@ def _unavailable(request: HttpRequest, study: Study, status: int = 200) -> HttpR
 def study_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The study link: information and consent; a returning visitor goes straight to their next step."""
     study = get_object_or_404(Study, slug=slug)
-    external_id = next((request.GET[k].strip()[:128] for k in EXTERNAL_ID_PARAMS if request.GET.get(k, "").strip()), None)
+    external_id = _external_id(request)
     returning = _returning(request, study, external_id)
     if returning is not None:
         return redirect(next_url(returning))
@@ -75,6 +85,11 @@ def study_page(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         form = ConsentForm(request.POST, study_slug=study.slug)
         if form.is_valid():
+            verdict = None if form.cleaned_data["sim"] or preview else check_enrolment(request)
+            if verdict is not None and not verdict.allowed:
+                response = _unavailable(request, study, status=429, reason="busy")
+                response["Retry-After"] = str(verdict.retry_after_s)
+                return response
             try:
                 participant = enrol(
                     study,
