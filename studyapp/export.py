@@ -1,14 +1,24 @@
-"""The study export of DESIGN.md: ``answers.csv`` and ``participants.csv``, for the command and the dashboard."""
+"""The study export of DESIGN.md: ``answers.csv`` and ``participants.csv``, for the command and the dashboard.
+
+Beside them ``export_manifest.json`` records each file's SHA-256, size and row count and the row counts
+the database held at the same moment; ``verify_export`` checks a folder against it.
+"""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import os
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+
+from django.db import connection, transaction
+from django.utils import timezone
 
 from .models import Answer, Participant, Study
 
@@ -21,6 +31,7 @@ PARTICIPANT_COLUMNS = (
     "ml_experience", "xai_experience", "simulated",
 )  # fmt: skip
 EXPORT_FILES = ("answers.csv", "participants.csv")
+MANIFEST_NAME = "export_manifest.json"
 
 
 def iso_utc(moment: datetime | None) -> str:
@@ -74,27 +85,95 @@ def export_texts(study: Study) -> dict[str, tuple[str, int]]:
     }
 
 
+@contextmanager
+def consistent_read() -> Iterator[None]:
+    """A transaction in which every query sees the same moment, so files written from it agree.
+
+    PostgreSQL needs REPEATABLE READ for that (its default gives each query its own snapshot);
+    SQLite's transactions already read one snapshot.
+    """
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def export_files(study: Study) -> dict[str, bytes]:
+    """The export's files by name: the two CSVs and a manifest with their SHA-256, sizes and row counts.
+
+    The manifest also holds the study's answer and participant counts as the database reported them
+    at the same moment, so a reader can check that nothing was left out.
+    """
+    with consistent_read():
+        texts = export_texts(study)
+        database_rows = {
+            "answers": Answer.objects.filter(item__participant__study=study).count(),
+            "participants": Participant.objects.filter(study=study).count(),
+        }
+    files = {name: text.encode("utf-8") for name, (text, _) in texts.items()}
+    manifest = {
+        "study": study.slug,
+        "exported_at": iso_utc(timezone.now()),
+        "files": {
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": texts[name][1]}
+            for name, data in files.items()
+        },
+        "database_rows": database_rows,
+    }
+    files[MANIFEST_NAME] = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+    return files
+
+
 def write_export(study: Study, out_dir: str | Path) -> dict[str, int]:
-    """Write both CSVs into ``out_dir`` atomically (temporary file, then rename); return row counts."""
+    """Write the CSVs and their manifest into ``out_dir`` (each file atomically, the manifest last); return row counts."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    texts = export_texts(study)
-    for name, (text, _) in texts.items():
+    files = export_files(study)
+    for name, data in files.items():
         fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
             os.replace(tmp, out / name)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    return {name: count for name, (_, count) in texts.items()}
+    return {name: entry["rows"] for name, entry in json.loads(files[MANIFEST_NAME])["files"].items()}
 
 
 def export_zip(study: Study) -> bytes:
-    """Both CSVs in one zip archive, for the dashboard download."""
+    """The export's files (CSVs and manifest) in one zip archive, for the dashboard download."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, (text, _) in export_texts(study).items():
-            archive.writestr(name, text.encode("utf-8"))
+        for name, data in export_files(study).items():
+            archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def verify_export(folder: str | Path) -> list[str]:
+    """Problems of an export folder: files missing or changed since export, row counts off (empty: intact)."""
+    root = Path(folder)
+    try:
+        manifest = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return [f"{root / MANIFEST_NAME}: cannot be read ({exc})."]
+    problems = []
+    for name, entry in manifest["files"].items():
+        path = root / name
+        if not path.is_file():
+            problems.append(f"{path}: missing.")
+            continue
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            problems.append(f"{path}: SHA-256 differs from the manifest (the file changed after export).")
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = sum(1 for _ in csv.reader(handle)) - 1
+        if rows != entry["rows"]:
+            problems.append(f"{path}: {rows} rows, the manifest says {entry['rows']}.")
+    for name, table in (("answers.csv", "answers"), ("participants.csv", "participants")):
+        listed, counted = manifest["files"].get(name, {}).get("rows"), manifest["database_rows"].get(table)
+        if listed != counted:
+            problems.append(f"{root / MANIFEST_NAME}: {name} has {listed} rows but the database held {counted} {table}.")
+    return problems

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import zipfile
 from datetime import UTC, datetime
@@ -45,7 +46,7 @@ def test_export_columns_match_design_and_database(study, tmp_path):
 
     out = tmp_path / "export"
     call_command("export_responses", "--study", study.slug, "--out", str(out), stdout=io.StringIO())
-    assert sorted(p.name for p in out.iterdir()) == ["answers.csv", "participants.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["answers.csv", "export_manifest.json", "participants.csv"]
 
     header = (out / "answers.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header == ("study,participant,position,pair_id,question_type,dataset,image_id,method_a,method_b,"
@@ -94,7 +95,7 @@ def test_export_overwrites_atomically_and_leaves_no_temp_files(study, tmp_path):
     out.mkdir()
     (out / "answers.csv").write_text("old")
     call_command("export_responses", "--study", study.slug, "--out", str(out), stdout=io.StringIO())
-    assert sorted(p.name for p in out.iterdir()) == ["answers.csv", "participants.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["answers.csv", "export_manifest.json", "participants.csv"]
     assert (out / "answers.csv").read_text().startswith("study,participant,position")
 
 
@@ -114,6 +115,8 @@ def test_dashboard_zip_holds_the_same_files(study, tmp_path, admin_client):
     response = admin_client.get(f"/research/{study.slug}/export.zip")
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
-        assert sorted(archive.namelist()) == ["answers.csv", "participants.csv"]
-        for name in archive.namelist():
+        assert sorted(archive.namelist()) == ["answers.csv", "export_manifest.json", "participants.csv"]
+        for name in ("answers.csv", "participants.csv"):
             assert archive.read(name) == (out / name).read_bytes()
+        manifest = json.loads(archive.read("export_manifest.json"))
+        assert manifest["files"] == json.loads((out / "export_manifest.json").read_text())["files"]

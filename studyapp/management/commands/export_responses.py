@@ -10,7 +10,7 @@ from studyapp.models import Study
 
 
 class Command(BaseCommand):
-    help = "Write a study's answers.csv and participants.csv into a folder (each file replaced atomically)."
+    help = "Write a study's answers.csv, participants.csv and export_manifest.json (SHA-256, row counts) into a folder."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--study", required=True, help="slug of the study to export")
@@ -27,5 +27,5 @@ class Command(BaseCommand):
             raise CommandError(f"--out {options['out']!r} cannot be written ({exc.strerror}).") from None
         self.stdout.write(
             f"wrote {counts['answers.csv']} answers and {counts['participants.csv']} participants of study "
-            f"{study.slug!r} to {options['out']}/answers.csv and participants.csv"
+            f"{study.slug!r} to {options['out']}/answers.csv and participants.csv (SHA-256 in export_manifest.json)"
         )
