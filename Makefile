@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-12)
 
-.PHONY: venv test test-postgres bench clean
+.PHONY: venv test test-postgres demo demo-setup report bench clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,61 @@ test: venv
 ## Run the Django tests against PostgreSQL (DATABASE_URL, default: the local test server).
 test-postgres: venv
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} HF_HUB_OFFLINE=1 $(PY) -m pytest tests/studyapp
+
+## ---------------------------------------------------------------------------------------------
+## The demo: bundled MNIST 3-vs-8 → BLA-T, L2X-F, CAM → stimuli → an open study on SQLite.
+## Every step is a file target, so running `make demo` again reuses what exists.
+DEMO ?= demo
+DEMO_STUDY ?= mnist38-demo
+DEMO_PORT ?= 8000
+DEMO_BOTS ?= 20
+# 800 training digits instead of the paper's 11,982: train longer and with θ = 10 (see README).
+DEMO_TRAIN := --dataset mnist38 --epochs 10 --baseline-epochs 10 --theta 10 --seed 0
+DEMO_ENV := DATABASE_URL=sqlite:///$(CURDIR)/$(DEMO)/db.sqlite3 MEDIA_ROOT=$(CURDIR)/$(DEMO)/media HF_HUB_OFFLINE=1
+RUNS := $(DEMO)/runs
+EXPL := $(DEMO)/explanations
+EXPLANATIONS := $(EXPL)/mnist38_bla_t.npz $(EXPL)/mnist38_l2x_f.npz $(EXPL)/mnist38_cam.npz
+
+$(RUNS)/bla_t/checkpoint.pt: | $(STAMP)
+	$(PY) -m bla_core train --method bla_t $(DEMO_TRAIN) --out $(RUNS)/bla_t
+
+$(RUNS)/l2x_f/checkpoint.pt: $(RUNS)/bla_t/checkpoint.pt
+	$(PY) -m bla_core train --method l2x_f $(DEMO_TRAIN) --baseline $(RUNS)/bla_t/baseline --out $(RUNS)/l2x_f
+
+$(EXPL)/mnist38_bla_t.npz: $(RUNS)/bla_t/checkpoint.pt
+	$(PY) -m bla_core explain --run $(RUNS)/bla_t --split val --out $@
+
+$(EXPL)/mnist38_l2x_f.npz: $(RUNS)/l2x_f/checkpoint.pt
+	$(PY) -m bla_core explain --run $(RUNS)/l2x_f --split val --out $@
+
+$(EXPL)/mnist38_cam.npz: $(RUNS)/bla_t/checkpoint.pt
+	$(PY) -m bla_core explain --run $(RUNS)/bla_t/baseline --method cam --split val --out $@
+
+$(DEMO)/stimuli/manifest.json: $(EXPLANATIONS)
+	rm -rf $(DEMO)/stimuli
+	$(PY) -m generation build --explanations $(EXPLANATIONS) --per-type 12 --seed 0 --out $(DEMO)/stimuli
+	$(PY) -m generation validate $(DEMO)/stimuli
+
+## Everything up to an open study and a researcher login, without starting the server.
+demo-setup: $(DEMO)/stimuli/manifest.json
+	$(DEMO_ENV) $(PY) manage.py migrate --no-input -v 0
+	$(DEMO_ENV) $(PY) manage.py import_stimuli $(DEMO)/stimuli --study $(DEMO_STUDY) \
+		--title "Which explanation is more reasonable? (demo)" --open -v 0
+	$(DEMO_ENV) $(PY) manage.py create_researcher --username researcher
+
+## Train, explain, build stimuli, open the study, start the server and print the links.
+demo: demo-setup
+	$(DEMO_ENV) DEMO_STUDY=$(DEMO_STUDY) DEMO_PORT=$(DEMO_PORT) DEMO_DIR=$(DEMO) DEMO_BOTS=$(DEMO_BOTS) \
+		PY=$(PY) bash scripts/serve_demo.sh
+
+## The analysis report of a study (default: the demo's; it has only simulated participants, so
+## they are counted there — for any other study they are left out unless REPORT_FLAGS says so).
+STUDY ?= $(DEMO_STUDY)
+REPORT_FLAGS ?= $(if $(filter $(DEMO_STUDY),$(STUDY)),--include-simulated,)
+report: | $(STAMP)
+	$(DEMO_ENV) $(PY) manage.py export_responses --study $(STUDY) --out $(DEMO)/exports/$(STUDY)
+	$(PY) -m analysis report --export-dir $(DEMO)/exports/$(STUDY) --out $(DEMO)/reports/$(STUDY) $(REPORT_FLAGS)
+	@echo "open $(DEMO)/reports/$(STUDY)/report.html"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Starts the demo study server, lets simulated participants take the study once, prints the links
+# and keeps the server in the foreground (Ctrl-C stops it). Called by `make demo`.
+set -euo pipefail
+study=${DEMO_STUDY:?} port=${DEMO_PORT:-8000} demo=${DEMO_DIR:?} py=${PY:-.venv/bin/python}
+base="http://127.0.0.1:${port}"
+
+"$py" manage.py runserver "127.0.0.1:${port}" --noreload --skip-checks >"${demo}/server.log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 100); do
+  curl -fsS -o /dev/null "${base}/s/${study}/" 2>/dev/null && break
+  kill -0 "$server" 2>/dev/null || { echo "the server did not start; see ${demo}/server.log" >&2; exit 1; }
+  sleep 0.2
+done
+
+if [ ! -e "${demo}/.simulated" ]; then
+  "$py" manage.py simulate_participants --study "$study" --n "${DEMO_BOTS:-20}" --policy prefer:bla_t:0.7 --url "$base"
+  touch "${demo}/.simulated"
+fi
+
+echo
+echo "server running at ${base}  (log: ${demo}/server.log; Ctrl-C stops it)"
+echo "  participant link: ${base}/s/${study}/"
+echo "  dashboard:        ${base}/research/${study}/   (researcher login above)"
+echo "  report:           make report"
+wait "$server"
