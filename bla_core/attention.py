@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .errors import BLAError
-from .pooling import PoolingOutput, check_feature_map, masked_mean, weighted_sum
+from .pooling import PoolingOutput, check_feature_map, masked_mean, position_scores, weighted_sum
 
 
 def bounded(x: torch.Tensor) -> torch.Tensor:
@@ -51,7 +51,7 @@ class BoundedLogitAttention(nn.Module):
     def forward(self, features: torch.Tensor, hard: bool | None = None) -> PoolingOutput:
         check_feature_map(features)
         hard = (not self.training) if hard is None else hard
-        logits = bounded(self.score(features).squeeze(1))
+        logits = bounded(position_scores(features, self.score))
         batch, height, width = logits.shape
         q = torch.softmax(self.theta * logits.flatten(1), dim=1).view(batch, height, width)
         mask = hard_mask(logits)

@@ -1,7 +1,8 @@
 """torch.distributed under ``torchrun``: processes share feature extraction and experiment runs.
 
 ``torchrun --nproc_per_node N -m bla_core …`` starts N processes with RANK / WORLD_SIZE set; the
-CLI then joins a process group (NCCL when CUDA is present, gloo otherwise). Without torchrun every
+CLI then joins a process group (NCCL when CUDA is present, gloo otherwise or when more processes
+than GPUs share a machine — useful, as small heads leave a GPU mostly idle). Without torchrun every
 function here is a no-op for a single process. Work is divided deterministically (every N-th batch,
 every N-th run) and each piece is computed exactly as one process would, so results are the same
 for any N; the processes only synchronise with barriers and meet on the shared file system.
@@ -23,13 +24,15 @@ def init_from_environment() -> torch.device | None:
     """Join the process group torchrun describes; returns this process's CUDA device, if any."""
     if not launched() or dist.is_initialized():
         return None
-    device = None
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        device = torch.device("cuda", local % torch.cuda.device_count())
-        torch.cuda.set_device(device)
+    if not torch.cuda.is_available():
+        dist.init_process_group("gloo")
+        return None
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local % torch.cuda.device_count())
+    torch.cuda.set_device(device)
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) <= torch.cuda.device_count():
         dist.init_process_group("nccl", device_id=device)
-    else:
+    else:  # several processes share a GPU, which NCCL refuses; they only need barriers
         dist.init_process_group("gloo")
     return device
 
@@ -44,6 +47,11 @@ def world_size() -> int:
 
 def is_main() -> bool:
     return rank() == 0
+
+
+def progress_disabled() -> bool | None:
+    """tqdm's ``disable``: only the first process shows progress, and only on a terminal."""
+    return None if is_main() else True
 
 
 def barrier() -> None:

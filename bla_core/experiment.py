@@ -83,7 +83,7 @@ def run_experiment(
     distributed.barrier()
     mine = [run for run in range(runs) if run % distributed.world_size() == distributed.rank()]
     progress = tqdm(total=len(mine) * len(methods), desc=f"experiment {splits.key}", unit="model",
-                    disable=not distributed.is_main())
+                    disable=distributed.progress_disabled())
     shared_features = frozen_features(base, splits, device)
     for run in mine:
         todo = [m for m in methods if not is_done(run_dir(out_dir, run, m))]

@@ -76,10 +76,7 @@ def cache_key(backbone: nn.Module, dataset: Dataset, dtype: str) -> tuple[str, d
 
 
 class CachedFeatures:
-    """A split's cached feature maps, memory-mapped: ``maps`` (N, h, w, C) and ``pooled`` (N, C).
-
-    ``batch(index, device)`` gathers rows as float32 (B, C, h, w) in channels-last memory format.
-    """
+    """A split's cached feature maps, memory-mapped: ``maps`` (N, h, w, C) and ``pooled`` (N, C)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -95,11 +92,6 @@ class CachedFeatures:
         """(N, C, h, w), the shape the models see."""
         n, h, w, c = self.maps.shape
         return n, c, h, w
-
-
-def as_model_layout(maps_nhwc: torch.Tensor) -> torch.Tensor:
-    """(B, h, w, C) → float32 (B, C, h, w) view in channels-last memory format (no copy beyond the cast)."""
-    return maps_nhwc.float().permute(0, 3, 1, 2)
 
 
 @torch.no_grad()
@@ -118,7 +110,7 @@ def extract_into(backbone: nn.Module, dataset: Dataset, target: np.ndarray, pool
     autocast = (torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext())
     backbone.eval()
     for start, (images, _) in zip(starts, tqdm(loader, desc=desc, leave=False, unit="batch",
-                                               disable=not distributed.is_main())):
+                                               disable=distributed.progress_disabled())):
         images = images.to(device, non_blocking=True)
         if device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .errors import BLAError
-from .pooling import PoolingOutput, check_feature_map, masked_mean, weighted_sum
+from .pooling import PoolingOutput, check_feature_map, masked_mean, position_scores, weighted_sum
 
 
 def top_k_mask(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -58,7 +58,7 @@ class L2XSelector(nn.Module):
                 f"({height * width} positions)"
             )
         hard = (not self.training) if hard is None else hard
-        logits = self.score(features).squeeze(1)
+        logits = position_scores(features, self.score)
         mask = top_k_mask(logits, self.k)
         if hard:
             return PoolingOutput(pooled=masked_mean(features, mask), weights=None, logits=logits, mask=mask)

@@ -43,9 +43,33 @@ def masked_mean(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return weighted_sum(features, weights)
 
 
+def positions_last(features: torch.Tensor) -> torch.Tensor | None:
+    """A (B, h·w, C) view of a channels-last feature map (the cache's layout), or None for other layouts."""
+    batch, channels, height, width = features.shape
+    nhwc = features.permute(0, 2, 3, 1)
+    return nhwc.reshape(batch, height * width, channels) if nhwc.is_contiguous() else None
+
+
 def weighted_sum(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Σ_i w_i f_i over the spatial positions: (B, C, H, W) × (B, H, W) → (B, C)."""
-    return torch.einsum("bchw,bhw->bc", features, weights)
+    """Σ_i w_i f_i over the spatial positions: (B, C, H, W) × (B, H, W) → (B, C).
+
+    Channels-last maps take one batched matrix product over contiguous rows (several times faster
+    on the CPU than the strided einsum); the result is the same.
+    """
+    rows = positions_last(features)
+    if rows is None:
+        return torch.einsum("bchw,bhw->bc", features, weights)
+    return torch.bmm(weights.reshape(weights.shape[0], 1, -1).to(rows.dtype), rows).squeeze(1)
+
+
+def position_scores(features: torch.Tensor, score: nn.Conv2d) -> torch.Tensor:
+    """The 1×1 convolution ``score`` (one filter) at every position: (B, C, H, W) → (B, H, W)."""
+    rows = positions_last(features)
+    if rows is None:
+        return score(features).squeeze(1)
+    batch, _, height, width = features.shape
+    values = nn.functional.linear(rows, score.weight.view(1, -1), score.bias)
+    return values.view(batch, height, width)
 
 
 class AveragePooling(nn.Module):

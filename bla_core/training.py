@@ -21,7 +21,7 @@ from .backbones import LITE0, build_backbone, file_sha256, hub_weights_cached, h
 from .classifier import EXPLANATION_METHODS, ExplainedClassifier, PoolingConfig, build_pooling, check_method
 from .datasets import DatasetSplits, load_dataset
 from .errors import BLAError
-from .feature_cache import STORAGE_DTYPES, as_model_layout, cached_features
+from .feature_cache import STORAGE_DTYPES, cached_features
 from .features import compute_features, stack_images, stack_labels
 from .pooling import AveragePooling
 
@@ -91,7 +91,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise BLAError(f"unknown device {name!r}; use auto, cpu or cuda") from error
 
 
-CHUNK_BATCHES = 64  # mini-batches gathered from the cache at once (one large read, then slices)
+CHUNK_BATCHES = 16  # mini-batches gathered from the cache at once (one large read, then slices)
 
 
 @dataclass
@@ -118,10 +118,29 @@ class FeatureSplit:
         return self.resident[key]
 
     def gather(self, index: torch.Tensor, device: torch.device, pooled: bool) -> torch.Tensor:
-        """Rows ``index`` as float32 model input: (B, C, h, w), or (B, C, 1, 1) pooled for the baseline."""
+        """Rows ``index`` as float32 model input: (B, C, h, w), or (B, C, 1, 1) pooled for the baseline.
+
+        The rows land in buffers reused from call to call (fresh half-gigabyte allocations cost more
+        in page faults than the copy itself); the result is valid until the next call.
+        """
         source = self.on(device, pooled)
-        rows = source[index.to(source.device)].to(device, non_blocking=True)
-        return rows.float()[:, :, None, None] if pooled else as_model_layout(rows)
+        raw, full = self.buffers(source, len(index), device)
+        if source.dtype == torch.float32 and source.device == device:
+            raw = full
+        torch.index_select(source, 0, index.to(source.device), out=raw)
+        if raw is not full:
+            full.copy_(raw, non_blocking=True)
+        return full[:, :, None, None] if pooled else full.permute(0, 3, 1, 2)
+
+    def buffers(self, source: torch.Tensor, rows: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw rows in the source's dtype and place, float32 rows on ``device``) for ``rows`` rows."""
+        key = ("buffers", source.data_ptr(), str(device))
+        raw, full = self.resident.get(key, (None, None))
+        if raw is None or raw.shape[0] < rows:
+            raw = torch.empty((rows, *source.shape[1:]), dtype=source.dtype, device=source.device)
+            full = torch.empty((rows, *source.shape[1:]), dtype=torch.float32, device=device)
+            self.resident[key] = (raw, full)
+        return raw[:rows], full[:rows]
 
 
 def in_memory_split(features: torch.Tensor, labels: torch.Tensor) -> FeatureSplit:
@@ -150,7 +169,7 @@ def fit(
     optimizer = torch.optim.Adam(parameters, lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     size = config.batch_size
-    for _ in tqdm(range(epochs), desc=desc, leave=False, unit="epoch", disable=not distributed.is_main()):
+    for _ in tqdm(range(epochs), desc=desc, leave=False, unit="epoch", disable=distributed.progress_disabled()):
         for chunk in torch.randperm(len(labels), generator=generator).split(size * CHUNK_BATCHES):
             inputs, targets = gather(chunk), labels[chunk].to(device)
             for start in range(0, len(chunk), size):
