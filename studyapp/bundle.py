@@ -24,6 +24,7 @@ from .models import Bundle, Dataset, Pair, Stimulus, Study
 
 SCHEMA_VERSION = 1
 IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpg"}
+IMAGE_SUFFIXES = {"PNG": ("png",), "JPEG": ("jpg", "jpeg")}
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 STORAGE_DIR = "stimuli"
@@ -83,7 +84,8 @@ def _read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
     return manifest, raw
 
 
-def _check_image(root: Path, file: Any, where: str) -> str:
+def _check_image(root: Path, file: Any, where: str) -> tuple[str, tuple[int, int]]:
+    """The file's name inside the bundle and its pixel size, once it proved a readable PNG or JPEG."""
     name = _string(file, where)
     path = (root / name).resolve()
     _require(
@@ -97,9 +99,15 @@ def _check_image(root: Path, file: Any, where: str) -> str:
         with Image.open(path) as image:
             image.load()
             _require(image.format in IMAGE_FORMATS, f"{root / name}: image format {image.format} is not PNG or JPEG.")
+            size = image.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BundleError(f"{root / name}: not a readable image ({exc}).") from None
-    return name
+    suffix = path.suffix.lower().lstrip(".")
+    _require(
+        suffix in IMAGE_SUFFIXES[image.format],
+        f"{root / name}: the file is a {image.format} image but its name ends in .{suffix}.",
+    )
+    return name, size
 
 
 def _check_datasets(manifest: dict[str, Any], where: str) -> dict[str, set[str]]:
@@ -129,7 +137,7 @@ def _check_pair(root: Path, pair: Any, at: str, classes_by_key: dict[str, set[st
     _require(source is None or isinstance(source, str), f"{at}.random_source_image_id must be a string or null.")
     stimuli = _list(pair.get("stimuli"), f"{at}.stimuli")
     _require(len(stimuli) == 2, f"{at}.stimuli must hold exactly 2 stimuli, got {len(stimuli)}.")
-    files, methods = [], []
+    files, methods, sizes = [], [], {}
     for j, stimulus in enumerate(stimuli):
         sat = f"{at}.stimuli[{j}]"
         _require(isinstance(stimulus, dict), f"{sat} must be an object.")
@@ -139,11 +147,31 @@ def _check_pair(root: Path, pair: Any, at: str, classes_by_key: dict[str, set[st
             size is None or (isinstance(size, int) and not isinstance(size, bool) and size >= 0),
             f"{sat}.explanation_size must be a non-negative integer or absent, got {size!r}.",
         )
-        files.append(_check_image(root, stimulus.get("file"), f"{sat}.file"))
+        name, sizes[name] = _check_image(root, stimulus.get("file"), f"{sat}.file")
+        files.append(name)
     _require(methods[0] != methods[1], f"{at}.stimuli both use method {methods[0]!r}.")
     if pair.get("image_file") is not None:
-        files.append(_check_image(root, pair["image_file"], f"{at}.image_file"))
+        name, sizes[name] = _check_image(root, pair["image_file"], f"{at}.image_file")
+        files.append(name)
+    # Sides of different size would tell participants which system is which.
+    _require(
+        len(set(sizes.values())) == 1,
+        f"{at}: its images differ in size ({', '.join(f'{n} {w}x{h}' for n, (w, h) in sizes.items())}).",
+    )
     return files
+
+
+def _check_unreferenced(root: Path, files: list[str]) -> None:
+    """Every image in the bundle's images/ folder must be one the manifest names (else it is another bundle's)."""
+    folder = root / "images"
+    referenced = {(root / name).resolve() for name in files}
+    present = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
+    stray = [p for p in present if p.resolve() not in referenced]
+    _require(
+        not stray,
+        f"{stray[0] if stray else ''}: image is in the bundle but not in its manifest "
+        f"({len(stray)} such files; is manifest.json the one written with these images?).",
+    )
 
 
 def _content_hash(manifest_bytes: bytes, root: Path, files: list[str]) -> str:
@@ -173,6 +201,7 @@ def validate_bundle(folder: str | Path, progress: Callable[[int], None] | None =
         files.extend(_check_pair(root, pair, at, classes_by_key))
         if progress:
             progress(1)
+    _check_unreferenced(root, files)
     return ValidatedBundle(root, manifest, _content_hash(raw, root, files), tuple(files))
 
 
