@@ -25,12 +25,12 @@ from bla_core.training import FeatureSplit, TrainConfig, fit, fit_head, glorot_i
 
 
 def synthetic_cache(folder: Path, samples: int, channels: int, dtype: str, seed: int) -> CachedFeatures:
-    """A cache entry like the real one (N, 7, 7, C) + pooled, filled with non-negative random features."""
+    """A cache entry like the real one (N, 7, 7, C) + pooled, filled with uniform random features in [0, 1)."""
     rng = np.random.default_rng(seed)
     maps = np.lib.format.open_memmap(folder / "features.npy", mode="w+", dtype=dtype, shape=(samples, 7, 7, channels))
     pooled = np.lib.format.open_memmap(folder / "pooled.npy", mode="w+", dtype=np.float32, shape=(samples, channels))
     for start in range(0, samples, 1000):
-        block = rng.gamma(1.0, 0.5, size=(min(1000, samples - start), 7, 7, channels)).astype(dtype)
+        block = rng.random(size=(min(1000, samples - start), 7, 7, channels), dtype=np.float32).astype(dtype)
         maps[start:start + len(block)] = block
         pooled[start:start + len(block)] = block.astype(np.float32).mean(axis=(1, 2))
     maps.flush()

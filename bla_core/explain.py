@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .errors import BLAError
 from .features import stack_labels
 from .posthoc import cam, grad_cam
-from .training import LoadedRun, load_run, prepare_output_dir, versions, write_atomic
+from .training import LoadedRun, for_backbone, load_run, prepare_output_dir, versions, write_atomic
 
 BLA_METHODS = ("bla", "bla_t", "bla_ph")
 POSTHOC_METHODS = ("cam", "grad_cam")
@@ -71,10 +71,12 @@ def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, meth
         raise BLAError(f"the explanations file must end in .npz, got {out}")
     run = load_run(Path(run_dir), device)
     method = explanation_method(run.config.method, method)
-    dataset = run.splits.split(split)
+    dataset = for_backbone(run.splits.split(split), run.model.backbone)
     prepare_output_dir(out.parent)
     preds, maps, soft = [], [], []
-    for images, _ in tqdm(DataLoader(dataset, batch_size=batch_size), desc=f"explain {method}", leave=False):
+    workers = min(8, os.cpu_count() or 1) if getattr(dataset, "paths", None) is not None else 0
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    for images, _ in tqdm(loader, desc=f"explain {method}", leave=False):
         images = images.to(device)
         if method in POSTHOC_METHODS:
             p, m, s = posthoc_maps(run, images, method)

@@ -1,5 +1,6 @@
 """The repeated-run experiment: its files, its statistics and resuming after a kill."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -123,6 +124,12 @@ def test_the_paper_protocol_on_photos_from_the_feature_cache(photo_folder, tmp_p
     assert config["backbone"] == "mobilenetv3_small_050" and config["epochs"] == 1
     checkpoint = out / "runs" / "run-001" / "bla_t" / "checkpoint.pt"
     assert not any(k.startswith("backbone.") for k in __import__("torch").load(checkpoint, weights_only=False)["state_dict"])
+
+    explanations = tmp_path / "expl" / "photos_bla_t.npz"
+    assert main(["explain", "--run", str(checkpoint.parent), "--out", str(explanations)]) == 0
+    data = np.load(explanations)
+    assert data["maps"].shape == (6, 7, 7) and str(data["method"]) == "bla_t"
+    assert all(path.startswith(str(root)) and Path(path).is_file() for path in data["image_paths"])
 
 
 def test_datasets_option_writes_one_combined_table(photo_folder, tmp_path):
