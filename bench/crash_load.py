@@ -216,7 +216,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--participants", type=int, default=200, help="simulated participants, all started at once")
     parser.add_argument("--crashes", type=int, default=2, help="SIGKILLs of the whole gunicorn process group")
-    parser.add_argument("--questions-per-cell", type=int, default=4, help="questions per type × dataset (6 cells)")
+    parser.add_argument("--questions-per-cell", type=int, default=2, help="questions per type × dataset (6 cells; the paper: 4)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (>= 2)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--down-s", type=float, default=1.0, help="seconds the server stays down after each kill")
