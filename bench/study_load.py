@@ -2,17 +2,23 @@
 
 Creates a throw-away PostgreSQL database, migrates it, imports a synthetic bundle into an open
 study, starts gunicorn (config/gunicorn.conf.py) on a free localhost port and lets N participants
-take the study at once through the real pages (forms, cookies, CSRF). Prints answers per second,
-p50/p95 latency (all requests and answer POSTs alone) and checks that every acknowledged answer is
-in the database exactly once. Targets: >= 200 answers/s, p95 <= 150 ms, zero answers lost.
+take the study at once through the real pages (forms, cookies, CSRF), then checks that every
+acknowledged answer is in the database exactly once.
 
-    .venv/bin/python bench/study_load.py [--participants 100] [--workers 2] [--threads 4]
+Default (open loop): every participant answers on a fixed schedule, one answer every
+--answer-every seconds (100 participants every 0.5 s offer 200 answers/s); an answer's latency
+runs from the moment it was due until the page the answer POST redirects to has arrived.
+--closed-loop instead lets every participant answer as fast as the server allows (saturation);
+there latency is simply participants / throughput. Prints the CPU each side used (gunicorn,
+PostgreSQL, the simulated browsers, everything else on the machine) and whether the targets
+(>= 200 answers/s sustained, answer p95 <= 150 ms, zero answers lost) are met.
+
+    .venv/bin/python bench/study_load.py [--participants 100] [--answer-every 0.5] [--closed-loop]
 """
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import secrets
 import signal
 import socket
@@ -20,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -41,22 +48,81 @@ def free_port() -> int:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--participants", type=int, default=100, help="simulated participants, all started at once")
-    parser.add_argument("--questions-per-cell", type=int, default=4, help="questions per type × dataset (2 datasets × 3 types)")
+    parser.add_argument("--answer-every", type=float, default=0.5,
+                        help="seconds between one participant's answers (open loop; offered load = participants / this)")
+    parser.add_argument("--closed-loop", action="store_true", help="answer as fast as the server allows (saturation)")
+    parser.add_argument("--questions-per-cell", type=int, default=6, help="questions per type × dataset (2 datasets × 3 types)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
-    parser.add_argument("--think-ms", type=int, default=0, help="pause before each answer (0 = as fast as possible)")
     parser.add_argument("--fetch-images", action="store_true", help="also fetch every image like a browser")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres"),
-                        help="PostgreSQL server to create the throw-away database on")  # fmt: skip
+                        help="PostgreSQL server to create the throw-away database on")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.participants < 1 or args.answer_every <= 0 or args.questions_per_cell < 1:
+        parser.error("--participants and --questions-per-cell must be at least 1 and --answer-every positive.")
+    return args  # fmt: skip
+
+
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * TICK_S
+
+
+def processes(parent: int | None = None, name: str | None = None) -> list[int]:
+    """Processes with the given parent or command name, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm, rest = (entry / "stat").read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if (parent is not None and int(rest.split()[1]) == parent) or (name is not None and comm.endswith(f"({name}")):
+            found.append(int(entry.name))
+    return found
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores together spent busy since boot (from /proc/stat)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) * TICK_S
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds used so far by gunicorn, PostgreSQL, this process (the simulated browsers) and the machine."""
+
+    gunicorn: float
+    postgres: float
+    client: float
+    machine: float
+
+    @classmethod
+    def take(cls, gunicorn_pid: int) -> CpuSnapshot:
+        gunicorn = [gunicorn_pid, *processes(parent=gunicorn_pid)]
+        return cls(sum(map(process_cpu_s, gunicorn)), sum(map(process_cpu_s, processes(name="postgres"))),
+                   time.process_time(), machine_busy_s())  # fmt: skip
+
+    def __sub__(self, other: CpuSnapshot) -> CpuSnapshot:
+        return CpuSnapshot(self.gunicorn - other.gunicorn, self.postgres - other.postgres,
+                           self.client - other.client, self.machine - other.machine)  # fmt: skip
 
 
 class Server:
     """gunicorn serving the project on a private database and media folder."""
 
     def __init__(self, env: dict[str, str], port: int, workers: int, threads: int) -> None:
-        self.env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
+        self.env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads),
+                    "GUNICORN_MAX_REQUESTS": "0"}  # a recycled worker would take its CPU time with it
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -126,20 +192,18 @@ def main() -> int:
         from studyapp.simulation import run_participants, simulation_marker
 
         Study.objects.filter(slug="load").update(questions_per_cell=args.questions_per_cell)
-        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self_before = resource.getrusage(resource.RUSAGE_SELF)
         server.start()
-        think = args.think_ms / 1000
+        assert server.process is not None
+        every = None if args.closed_loop else args.answer_every
+        load_before = os.getloadavg()[0]
+        before = CpuSnapshot.take(server.process.pid)
         reports, summary = run_participants(
             server.url + "/s/load/", args.participants, seed=args.seed, marker=simulation_marker("load"),
-            think_s=(think * 0.5, think * 1.5), fetch_images=args.fetch_images,
+            answer_every_s=every, fetch_images=args.fetch_images,
         )  # fmt: skip
+        cpu = CpuSnapshot.take(server.process.pid) - before
+        load_after = os.getloadavg()[0]
         stored = stored_answers("load")
-        acknowledged = {(r.token, pos, choice) for r in reports for pos, choice in r.acknowledged}
-        lost = acknowledged - set(stored)
-        duplicates = len(stored) - len(set(stored))
-        errors = [e for r in reports for e in r.errors]
-        self_after = resource.getrusage(resource.RUSAGE_SELF)
     finally:
         server.stop()
         from django.db import connections
@@ -149,24 +213,38 @@ def main() -> int:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         subprocess.run(["rm", "-rf", str(work)], check=False)
 
-    print(f"gunicorn {args.workers} workers × {args.threads} threads, PostgreSQL; {summary.participants} participants "
-          f"at once, {args.questions_per_cell * 6} questions each, think time {args.think_ms} ms")
-    print(f"completed {summary.completed}/{summary.participants}, {summary.answers} answers acknowledged, "
+    acknowledged = {(r.token, pos, choice) for r in reports for pos, choice in r.acknowledged}
+    lost = acknowledged - set(stored)
+    duplicates = len(stored) - len(set(stored))
+    errors = [e for r in reports for e in r.errors]
+    questions = args.questions_per_cell * 6
+    mode = "closed loop: every participant answers as fast as the server allows" if args.closed_loop else (
+        f"open loop: each participant answers every {args.answer_every:g} s, "
+        f"offered {args.participants / args.answer_every:.0f} answers/s")
+    print(f"configuration: gunicorn {args.workers} workers x {args.threads} threads, PostgreSQL, {os.cpu_count()} cores; "
+          f"{args.participants} participants started at once, {questions} questions each; {mode}")
+    print(f"answers: {summary.completed}/{summary.participants} completed, {summary.answers} acknowledged, "
           f"{len(stored)} stored, lost {len(lost)}, duplicates {duplicates}, 5xx {summary.server_errors}, "
-          f"bot errors {len(errors)}")
-    print(f"throughput {summary.answers_per_s:.0f} answers/s ({summary.requests / summary.seconds:.0f} requests/s) "
-          f"over {summary.seconds:.1f} s")
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_cpu = children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime
-    client_cpu = self_after.ru_utime + self_after.ru_stime - self_before.ru_utime - self_before.ru_stime
-    print(f"CPU: gunicorn {server_cpu:.1f} s ({server_cpu / summary.requests * 1000:.2f} ms/request), "
-          f"simulated browsers {client_cpu:.1f} s, on {os.cpu_count()} cores; load average now "
-          f"{os.getloadavg()[0]:.1f}")
-    print(f"latency all requests p50 {summary.p50_ms:.1f} ms, p95 {summary.p95_ms:.1f} ms; "
-          f"answer POSTs p50 {summary.answer_p50_ms:.1f} ms, p95 {summary.answer_p95_ms:.1f} ms")
-    verdict = (summary.answers_per_s >= TARGET_ANSWERS_PER_S, summary.p95_ms <= TARGET_P95_MS)
-    print(f"targets: >= {TARGET_ANSWERS_PER_S:.0f} answers/s {'met' if verdict[0] else 'MISSED'}, "
-          f"p95 <= {TARGET_P95_MS:.0f} ms {'met' if verdict[1] else 'MISSED'}, zero lost {'met' if not lost else 'MISSED'}")
+          f"connection errors {summary.connection_errors}, bot errors {len(errors)}")
+    print(f"throughput: {summary.steady_answers_per_s:.0f} answers/s sustained (while all participants were answering, "
+          f"{summary.steady_seconds:.1f} s); {summary.answers_per_s:.0f} answers/s and "
+          f"{summary.requests / summary.seconds:.0f} requests/s over the whole run of {summary.seconds:.1f} s")
+    print(f"latency: answer (POST + redirected page) p50 {summary.answer_p50_ms:.1f} ms, p95 {summary.answer_p95_ms:.1f} ms; "
+          f"single requests p50 {summary.p50_ms:.1f} ms, p95 {summary.p95_ms:.1f} ms")
+    per_request = 1000 / max(summary.requests, 1)
+    other = max(cpu.machine - cpu.gunicorn - cpu.postgres - cpu.client, 0.0)
+    print(f"CPU over the run ({cpu.machine / summary.seconds:.2f} of {os.cpu_count()} cores busy): "
+          f"gunicorn {cpu.gunicorn:.1f} s ({cpu.gunicorn * per_request:.2f} ms/request), "
+          f"PostgreSQL {cpu.postgres:.1f} s ({cpu.postgres * per_request:.2f} ms/request), "
+          f"simulated browsers {cpu.client:.1f} s ({cpu.client * per_request:.2f} ms/request), "
+          f"other processes {other:.1f} s; load average {load_before:.1f} before, {load_after:.1f} after")
+    met = {
+        f">= {TARGET_ANSWERS_PER_S:.0f} answers/s sustained": summary.steady_answers_per_s >= TARGET_ANSWERS_PER_S,
+        f"answer p95 <= {TARGET_P95_MS:.0f} ms": summary.answer_p95_ms <= TARGET_P95_MS,
+        "zero answers lost": not lost and not duplicates and summary.completed == summary.participants,
+    }
+    print("targets: " + ", ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in met.items())
+          + f" -> {'TARGET MET' if all(met.values()) else 'TARGET NOT MET'}")
     for error in errors[:5]:
         print("bot error:", error)
     return 1 if lost or duplicates or errors or summary.completed < summary.participants else 0

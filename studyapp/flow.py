@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
@@ -114,24 +114,61 @@ def mark_instructions_read(participant: Participant) -> None:
     participant.instructions_at = participant.instructions_at or now
 
 
+# In model field order, as Model.from_db expects for a subset of the fields.
+QUESTION_FIELDS = tuple(
+    f.attname
+    for f in Participant._meta.concrete_fields
+    if f.attname in {"id", "token", "answered", "sequence_length", "demographics_at", "instructions_at", "completed_at"}
+)
+
+
+def question_participant(token: str) -> Participant:
+    """The participant with only the fields a question page and an answer need, plus ``study_title``.
+
+    One indexed query written out by hand: building the same select with the ORM costs several
+    times the CPU, and this runs for every question shown and every answer given.
+    Raises Http404 for an unknown token.
+    """
+    columns = ", ".join(f"p.{name}" for name in QUESTION_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns}, s.title FROM {Participant._meta.db_table} p"
+            f" JOIN {Study._meta.db_table} s ON s.id = p.study_id WHERE p.token = %s",
+            [token],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Http404("No such participant.")
+    participant = Participant.from_db(connection.alias, QUESTION_FIELDS, row[:-1])
+    participant.study_title = row[-1]
+    return participant
+
+
 def record_answer(participant: Participant, question: Question, choice: str, response_ms: int) -> bool:
     """Store the answer to the participant's current question unless it already has one.
 
     Answers only ever go to the first unanswered item, so the stored answers are always positions
     1..answered; the counter rises in the same transaction as the insert, and the last answer
     completes the participant. Returns True when this call stored the answer, False for a repeat.
+    The two statements are plain SQL for the same reason as in ``question_participant``.
     """
     now = timezone.now()
-    last = participant.answered + 1 == participant.sequence_length
+    stamp = connection.ops.adapt_datetimefield_value(now)
     try:
-        with transaction.atomic():
-            Answer.objects.create(item_id=question.item_pk, choice=choice, response_ms=response_ms, answered_at=now)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Answer._meta.db_table} (item_id, choice, response_ms, answered_at) VALUES (%s, %s, %s, %s)",
+                [question.item_pk, choice, response_ms, stamp],
+            )
             # The insert succeeded, so nobody else answered this position: the counter is ours to raise.
-            completion = {"completed_at": now} if last else {}
-            Participant.objects.filter(pk=participant.pk).update(answered=F("answered") + 1, **completion)
+            cursor.execute(
+                f"UPDATE {Participant._meta.db_table} SET answered = answered + 1, completed_at = CASE"
+                " WHEN answered + 1 = sequence_length THEN %s ELSE completed_at END WHERE id = %s",
+                [stamp, participant.pk],
+            )
     except IntegrityError:
         return False
     participant.answered += 1
-    if last:
+    if participant.answered == participant.sequence_length:
         participant.completed_at = now
     return True

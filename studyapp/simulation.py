@@ -5,11 +5,17 @@ it gets, fills in the forms it finds and follows the server's redirects; it neve
 database. Connection failures and 5xx answers are retried by asking the server where to resume, so
 a bot survives a server restart; only answers the server acknowledged (a redirect after the POST)
 are reported as acknowledged.
+
+The transport is deliberately lean (``http.client`` on one kept-alive connection per bot, a regex
+form parser): in a load test the bots share the machine's cores with the server, so every
+millisecond of client CPU is taken from the server being measured.
 """
 from __future__ import annotations
 
+import http.client
 import random
 import re
+import select
 import statistics
 import time
 import uuid
@@ -17,9 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html import unescape
+from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urljoin, urlsplit
-
-import requests
 
 Chooser = Callable[[str, int, random.Random], str]
 """Picks ``A``, ``B`` or ``equal`` for (participant token, position, the bot's generator)."""
@@ -76,6 +81,85 @@ def parse_page(html: str) -> tuple[list[Form], list[str]]:
     return forms, images
 
 
+@dataclass(frozen=True)
+class Response:
+    """What the server answered: status, headers (lower-case names) and the decoded body."""
+
+    status_code: int
+    headers: dict[str, str]
+    text: str
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status_code in (301, 302, 303, 307, 308) and "location" in self.headers
+
+
+class KeepAliveSession:
+    """One browser's HTTP: a kept-alive connection to one host and its cookies; redirects are not followed.
+
+    Connection problems raise ``OSError`` (or ``http.client.HTTPException``) after the connection is
+    dropped, so the next request opens a fresh one.
+    """
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, str] = {}
+        self._conn: http.client.HTTPConnection | None = None
+        self._netloc = ""
+
+    def request(
+        self, method: str, url: str, data: dict[str, str] | None = None, *, allow_redirects: bool = False, timeout: float = 10.0
+    ) -> Response:
+        """Send one request (form-encoded ``data`` for a POST) and read the whole response."""
+        parts = urlsplit(url)
+        body = urlencode(data) if data is not None else None
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn = self._connection(parts.netloc, timeout)
+        try:
+            conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body, headers=headers)
+            raw = conn.getresponse()
+            payload = raw.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        response_headers = {}
+        for name, value in raw.getheaders():
+            name = name.lower()
+            if name == "set-cookie":
+                self._store_cookie(value)
+            else:
+                response_headers[name] = value
+        if raw.will_close:
+            self.close()
+        return Response(raw.status, response_headers, payload.decode(raw.headers.get_content_charset() or "utf-8"))
+
+    def _connection(self, netloc: str, timeout: float) -> http.client.HTTPConnection:
+        if self._conn is not None and (netloc != self._netloc or self._dropped()):
+            self.close()
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection(netloc, timeout=timeout)
+            self._netloc = netloc
+        return self._conn
+
+    def _dropped(self) -> bool:
+        """Whether the server closed the idle connection (readable with nothing to read means EOF)."""
+        sock = self._conn.sock if self._conn else None
+        return sock is not None and bool(select.select([sock], [], [], 0)[0])
+
+    def _store_cookie(self, header: str) -> None:
+        for morsel in SimpleCookie(header).values():
+            if morsel["max-age"] == "0":
+                self.cookies.pop(morsel.key, None)
+            else:
+                self.cookies[morsel.key] = morsel.value
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 @dataclass
 class BotReport:
     """What one simulated participant did and saw."""
@@ -85,6 +169,7 @@ class BotReport:
     completed: bool = False
     turned_away: bool = False
     acknowledged: list[tuple[int, str]] = field(default_factory=list)
+    acknowledged_at: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     answer_latencies_ms: list[float] = field(default_factory=list)
     server_errors: int = 0
@@ -98,7 +183,14 @@ class ServerUnavailable(Exception):
 
 @dataclass
 class SimulatedParticipant:
-    """One bot taking the study at ``study_url`` (the link a researcher hands out)."""
+    """One bot taking the study at ``study_url`` (the link a researcher hands out).
+
+    By default the bot answers after a random pause drawn from ``think_s``. With ``answer_every_s``
+    it follows a fixed schedule instead (open loop): its k-th answer is due ``schedule_offset_s +
+    k * answer_every_s`` after it first sees a question, and a late answer is sent at once. An
+    answer's latency runs from the moment it was due (or sent, without a schedule) until the page
+    the server redirected to has arrived, so a slow server cannot hide behind a bot that waited.
+    """
 
     study_url: str
     seed: int = 0
@@ -106,6 +198,8 @@ class SimulatedParticipant:
     marker: str | None = None
     chooser: Chooser = random_choice
     think_s: tuple[float, float] = (0.0, 0.0)
+    answer_every_s: float | None = None
+    schedule_offset_s: float = 0.0
     fetch_images: bool = False
     timeout_s: float = 10.0
     give_up_after_s: float = 120.0
@@ -114,8 +208,10 @@ class SimulatedParticipant:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.external_id = self.external_id or f"bot-{uuid.UUID(int=self.rng.getrandbits(128)).hex}"
-        self.session = requests.Session()
+        self.session = KeepAliveSession()
         self.report = BotReport(external_id=self.external_id)
+        self._schedule_origin: float | None = None
+        self._answer_started: float | None = None
 
     def run(self) -> BotReport:
         """Take the whole study; never raises, problems end up in the report."""
@@ -134,20 +230,19 @@ class SimulatedParticipant:
             query["sim"] = self.marker
         return f"{self.study_url}?{urlencode(query)}"
 
-    def _request(self, method: str, url: str, data: dict[str, str] | None = None) -> requests.Response:
+    def _request(self, method: str, url: str, data: dict[str, str] | None = None) -> Response:
         start = time.perf_counter()
         try:
             response = self.session.request(method, url, data=data, allow_redirects=False, timeout=self.timeout_s)
-        except requests.RequestException as exc:
+        except (OSError, http.client.HTTPException) as exc:
             self.report.connection_errors += 1
-            raise ServerUnavailable(str(exc)) from None
+            self._answer_started = None
+            raise ServerUnavailable(f"{type(exc).__name__}: {exc}") from None
         elapsed = (time.perf_counter() - start) * 1000
         self.report.latencies_ms.append(elapsed)
         if response.status_code >= 500:
             self.report.server_errors += 1
             raise ServerUnavailable(f"{method} {urlsplit(url).path} answered {response.status_code}")
-        if method == "POST" and "/q/" in url:
-            self.report.answer_latencies_ms.append(elapsed)
         return response
 
     def _resume_url(self) -> str:
@@ -172,6 +267,9 @@ class SimulatedParticipant:
     def _step(self, url: str) -> str | None:
         """Fetch ``url``, submit the form on it; return the next URL to fetch (None when finished)."""
         response = self._request("GET", url)
+        if self._answer_started is not None and not response.is_redirect:
+            self.report.answer_latencies_ms.append((time.perf_counter() - self._answer_started) * 1000)
+            self._answer_started = None
         if response.is_redirect:
             return self._follow(url, response)
         if response.status_code != 200:
@@ -192,8 +290,8 @@ class SimulatedParticipant:
                 self._request("GET", urljoin(url, src))
         form = forms[0]
         data, position, choice = self._fill(form, path)
-        if choice is not None and self.think_s[1] > 0:
-            time.sleep(self.rng.uniform(*self.think_s))
+        if choice is not None:
+            self._wait_for_answer_time(len(self.report.acknowledged))
         target = urljoin(url, form.action or path)
         posted = self._request("POST", target, data)
         if posted.status_code == 403 and "/s/" in path:
@@ -204,12 +302,29 @@ class SimulatedParticipant:
             return None
         if position is not None and choice is not None:
             self.report.acknowledged.append((position, choice))
+            self.report.acknowledged_at.append(time.perf_counter())
         return self._follow(target, posted)
 
-    def _follow(self, url: str, response: requests.Response) -> str | None:
-        location = urljoin(url, response.headers["Location"])
+    def _wait_for_answer_time(self, answered: int) -> None:
+        """Sleep until the next answer is due; remember when it was due (or sent) for its latency."""
+        if self.answer_every_s is None:
+            if self.think_s[1] > 0:
+                time.sleep(self.rng.uniform(*self.think_s))
+            self._answer_started = time.perf_counter()
+            return
+        if self._schedule_origin is None:
+            self._schedule_origin = time.perf_counter() + self.schedule_offset_s
+        due = self._schedule_origin + answered * self.answer_every_s
+        time.sleep(max(0.0, due - time.perf_counter()))
+        self._answer_started = min(due, time.perf_counter())
+
+    def _follow(self, url: str, response: Response) -> str | None:
+        location = urljoin(url, response.headers["location"])
         parts = urlsplit(location)
         if parts.netloc != urlsplit(self.study_url).netloc:  # the study's completion redirect
+            if self._answer_started is not None:
+                self.report.answer_latencies_ms.append((time.perf_counter() - self._answer_started) * 1000)
+                self._answer_started = None
             self.report.completed = True
             return None
         if parts.path.startswith("/p/"):
@@ -251,6 +366,8 @@ class RunSummary:
     answer_p95_ms: float
     server_errors: int
     connection_errors: int
+    steady_answers_per_s: float = 0.0
+    steady_seconds: float = 0.0
 
 
 def _percentile(values: list[float], q: int) -> float:
@@ -259,11 +376,25 @@ def _percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
+def steady_rate(reports: list[BotReport]) -> tuple[float, float]:
+    """Answers per second while every bot was answering (from the last first answer to the first last
+    answer), and that window's length; without ramp-up and ramp-down this is the sustained rate."""
+    times = [r.acknowledged_at for r in reports if r.acknowledged_at]
+    if not times:
+        return 0.0, 0.0
+    start, end = max(t[0] for t in times), min(t[-1] for t in times)
+    if end <= start:
+        return 0.0, 0.0
+    inside = sum(start < at <= end for t in times for at in t)
+    return inside / (end - start), end - start
+
+
 def summarize(reports: list[BotReport], seconds: float) -> RunSummary:
-    """Throughput and latency percentiles (over all requests and over answer POSTs) of a run."""
+    """Throughput and latency percentiles (all requests, and answers: POST plus the page it redirects to)."""
     latencies = [ms for r in reports for ms in r.latencies_ms]
     answer_latencies = [ms for r in reports for ms in r.answer_latencies_ms]
     answers = sum(len(r.acknowledged) for r in reports)
+    steady, steady_seconds = steady_rate(reports)
     return RunSummary(
         participants=len(reports),
         completed=sum(r.completed for r in reports),
@@ -279,6 +410,8 @@ def summarize(reports: list[BotReport], seconds: float) -> RunSummary:
         answer_p95_ms=_percentile(answer_latencies, 95),
         server_errors=sum(r.server_errors for r in reports),
         connection_errors=sum(r.connection_errors for r in reports),
+        steady_answers_per_s=steady,
+        steady_seconds=steady_seconds,
     )
 
 
@@ -291,13 +424,19 @@ def run_participants(
     marker: str | None = None,
     chooser: Chooser = random_choice,
     think_s: tuple[float, float] = (0.0, 0.0),
+    answer_every_s: float | None = None,
     fetch_images: bool = False,
     on_done: Callable[[BotReport], None] | None = None,
 ) -> tuple[list[BotReport], RunSummary]:
-    """Run ``n`` bots, ``concurrency`` at a time (default: all at once); return their reports and totals."""
+    """Run ``n`` bots, ``concurrency`` at a time (default: all at once); return their reports and totals.
+
+    With ``answer_every_s`` each bot answers on a fixed schedule, the bots' schedules spread evenly
+    over one interval, so together they offer ``n / answer_every_s`` answers per second.
+    """
     bots = [
-        SimulatedParticipant(study_url, seed=seed * 1_000_003 + i, marker=marker, chooser=chooser,
-                             think_s=think_s, fetch_images=fetch_images)  # fmt: skip
+        SimulatedParticipant(study_url, seed=seed * 1_000_003 + i, marker=marker, chooser=chooser, think_s=think_s,
+                             answer_every_s=answer_every_s, schedule_offset_s=(answer_every_s or 0.0) * i / max(n, 1),
+                             fetch_images=fetch_images)  # fmt: skip
         for i in range(n)
     ]
 
