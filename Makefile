@@ -19,9 +19,9 @@ $(STAMP): requirements.txt
 test: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
-## Run the Django tests against PostgreSQL (DATABASE_URL, default: the local test server).
+## Run the Django tests (study app, reliability) against PostgreSQL (DATABASE_URL, default: the local test server).
 test-postgres: venv
-	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} HF_HUB_OFFLINE=1 $(PY) -m pytest tests/studyapp
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} HF_HUB_OFFLINE=1 $(PY) -m pytest tests/studyapp tests/reliability
 
 ## ---------------------------------------------------------------------------------------------
 ## The demo: bundled MNIST 3-vs-8 → BLA-T, L2X-F, CAM → stimuli → an open study on SQLite.
