@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,26 @@ class CpuSnapshot:
                            self.client - other.client, self.machine - other.machine)  # fmt: skip
 
 
+class CpuSampler(threading.Thread):
+    """Takes a CpuSnapshot every ``every_s`` seconds, so the CPU of any window of the run can be read."""
+
+    def __init__(self, gunicorn_pid: int, every_s: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.gunicorn_pid, self.every_s = gunicorn_pid, every_s
+        self.samples: list[tuple[float, CpuSnapshot]] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            self.samples.append((time.perf_counter(), CpuSnapshot.take(self.gunicorn_pid)))
+            self.stopped.wait(self.every_s)
+
+    def between(self, start: float, end: float) -> tuple[CpuSnapshot, float]:
+        """CPU used between the samples nearest to ``start`` and ``end``, and the seconds between them."""
+        (t0, first), (t1, last) = (min(self.samples, key=lambda s: abs(s[0] - t)) for t in (start, end))
+        return last - first, t1 - t0
+
+
 class Server:
     """gunicorn serving the project on a private database and media folder."""
 
@@ -160,6 +181,15 @@ def stored_answers(slug: str) -> list[tuple[str, int, str]]:
     )
 
 
+def cpu_line(cpu: CpuSnapshot, count: int, unit: str) -> str:
+    """CPU seconds per side and per ``unit`` (request or answer), and what other processes took."""
+    per = 1000 / max(count, 1)
+    other = max(cpu.machine - cpu.gunicorn - cpu.postgres - cpu.client, 0.0)
+    return (f"gunicorn {cpu.gunicorn:.1f} s ({cpu.gunicorn * per:.2f} ms/{unit}), PostgreSQL {cpu.postgres:.1f} s "
+            f"({cpu.postgres * per:.2f} ms/{unit}), simulated browsers {cpu.client:.1f} s ({cpu.client * per:.2f} ms/{unit}), "
+            f"other processes {other:.1f} s ({other * per:.2f} ms/{unit})")
+
+
 def main() -> int:
     args = parse_args()
     database = f"bench_study_{os.getpid()}"
@@ -196,12 +226,14 @@ def main() -> int:
         assert server.process is not None
         every = None if args.closed_loop else args.answer_every
         load_before = os.getloadavg()[0]
-        before = CpuSnapshot.take(server.process.pid)
+        sampler = CpuSampler(server.process.pid)
+        sampler.start()
         reports, summary = run_participants(
             server.url + "/s/load/", args.participants, seed=args.seed, marker=simulation_marker("load"),
             answer_every_s=every, fetch_images=args.fetch_images,
         )  # fmt: skip
-        cpu = CpuSnapshot.take(server.process.pid) - before
+        sampler.stopped.set()
+        sampler.join()
         load_after = os.getloadavg()[0]
         stored = stored_answers("load")
     finally:
@@ -231,13 +263,15 @@ def main() -> int:
           f"{summary.requests / summary.seconds:.0f} requests/s over the whole run of {summary.seconds:.1f} s")
     print(f"latency: answer (POST + redirected page) p50 {summary.answer_p50_ms:.1f} ms, p95 {summary.answer_p95_ms:.1f} ms; "
           f"single requests p50 {summary.p50_ms:.1f} ms, p95 {summary.p95_ms:.1f} ms")
-    per_request = 1000 / max(summary.requests, 1)
-    other = max(cpu.machine - cpu.gunicorn - cpu.postgres - cpu.client, 0.0)
-    print(f"CPU over the run ({cpu.machine / summary.seconds:.2f} of {os.cpu_count()} cores busy): "
-          f"gunicorn {cpu.gunicorn:.1f} s ({cpu.gunicorn * per_request:.2f} ms/request), "
-          f"PostgreSQL {cpu.postgres:.1f} s ({cpu.postgres * per_request:.2f} ms/request), "
-          f"simulated browsers {cpu.client:.1f} s ({cpu.client * per_request:.2f} ms/request), "
-          f"other processes {other:.1f} s; load average {load_before:.1f} before, {load_after:.1f} after")
+    cpu, seconds = sampler.samples[-1][1] - sampler.samples[0][1], sampler.samples[-1][0] - sampler.samples[0][0]
+    print(f"CPU, whole run incl. enrolment ({cpu.machine / seconds:.2f} of {os.cpu_count()} cores busy): {cpu_line(cpu, summary.requests, 'request')}; "
+          f"load average {load_before:.1f} before, {load_after:.1f} after")
+    first_answers = [r.acknowledged_at[0] for r in reports if r.acknowledged_at]
+    start, end = max(first_answers), min(r.acknowledged_at[-1] for r in reports if r.acknowledged_at)
+    if end > start:
+        cpu, seconds = sampler.between(start, end)
+        print(f"CPU, steady answering ({cpu.machine / seconds:.2f} of {os.cpu_count()} cores busy): "
+              f"{cpu_line(cpu, round(summary.steady_answers_per_s * seconds), 'answer')}")
     met = {
         f">= {TARGET_ANSWERS_PER_S:.0f} answers/s sustained": summary.steady_answers_per_s >= TARGET_ANSWERS_PER_S,
         f"answer p95 <= {TARGET_P95_MS:.0f} ms": summary.answer_p95_ms <= TARGET_P95_MS,
