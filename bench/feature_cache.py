@@ -7,15 +7,18 @@ Writes a small synthetic photo folder, then measures side by side in one run:
 * one BLA-T training epoch from the cache against one that recomputes F(x) for each batch
   (what training would cost every epoch without the cache); prints the speed-up.
 
-    PYTHONPATH=. python bench/feature_cache.py [--images 64] [--backbone efficientnet_b0]
+    .venv/bin/python bench/feature_cache.py [--images 64] [--backbone efficientnet_b0]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import torch
 

@@ -6,14 +6,17 @@ the real training loop (batch 32, Adam) and, side by side, measures one training
 runs the backbone on the images — what every epoch costs without a cache. Prints samples/s of each
 and the speed-up. Target: ≥ 10,000 samples/s for the cached BLA-T head.
 
-    PYTHONPATH=. python bench/head_training.py [--samples 12000] [--methods baseline,bla_t] [--device cpu]
+    .venv/bin/python bench/head_training.py [--samples 12000] [--methods baseline,bla_t] [--device cpu]
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import numpy as np
 import torch
