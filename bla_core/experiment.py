@@ -19,10 +19,11 @@ from . import distributed  # noqa: E402
 from .classifier import ExplainedClassifier, check_method  # noqa: E402
 from .datasets import load_dataset  # noqa: E402
 from .errors import BLAError  # noqa: E402
+from .files import prepare_output_dir, write_atomic, write_json  # noqa: E402
 from .statistics import TABLE1_ORDER, summarise, table1_marks  # noqa: E402
 from .training import (  # noqa: E402
-    FeatureSets, TrainConfig, build_model, evaluate, extract, load_run, prepare_output_dir, resolve_config, save_run,
-    train_baseline, train_explainer, validate_config, write_atomic, write_json,
+    FeatureSets, TrainConfig, build_model, evaluate, extract, load_run, resolve_config, save_run, train_baseline,
+    train_explainer, validate_config,
 )
 
 RESULT_COLUMNS = ["method", "run", "seed", "accuracy", "loss", "soft_accuracy", "soft_loss", "mean_explanation_size"]

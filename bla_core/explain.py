@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 from .errors import BLAError
 from .features import stack_labels
 from .posthoc import cam, grad_cam
-from .training import LoadedRun, for_backbone, load_run, prepare_output_dir, versions, write_atomic
+from .files import prepare_output_dir, write_atomic
+from .training import LoadedRun, for_backbone, load_run, versions
 
 BLA_METHODS = ("bla", "bla_t", "bla_ph")
 POSTHOC_METHODS = ("cam", "grad_cam")

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from .errors import BLAError
 from .posthoc import cam
-from .training import LoadedRun, for_backbone, load_run, prepare_output_dir, write_atomic
+from .files import prepare_output_dir, write_atomic
+from .training import LoadedRun, for_backbone, load_run
 
 FILLS = ("mean", "cell", "black")
 

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 from .datasets import DatasetSplits, stratified_split
 from .errors import BLAError
 from .feature_cache import cache_root
+from .files import write_json
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 DEFAULT_SIZE = (224, 224)
@@ -119,9 +120,7 @@ def unreadable_files(paths: list[str]) -> dict[str, str]:
         problems = [decode_problem(p) for p in paths]
     bad = {path: reason for path, reason in zip(paths, problems) if reason is not None}
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(bad, indent=1, sort_keys=True))
-    os.replace(tmp, cached)
+    write_json(cached, bad)
     return bad
 
 

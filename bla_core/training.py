@@ -1,11 +1,8 @@
 """Training of the baseline h = F ∘ L and of the explanation models that start from its head."""
 from __future__ import annotations
 
-import json
-import os
 import platform
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -23,6 +20,7 @@ from .datasets import DatasetSplits, load_dataset
 from .errors import BLAError
 from .feature_cache import STORAGE_DTYPES, cached_features
 from .features import compute_features, stack_images, stack_labels
+from .files import prepare_output_dir, write_atomic, write_json
 from .pooling import AveragePooling
 
 
@@ -368,34 +366,6 @@ def versions() -> dict[str, str]:
 
     return {"bla_core": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
             "python": platform.python_version()}
-
-
-def prepare_output_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) or fail with a clear error before any work is done."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BLAError(f"cannot create output folder {path}: {error.strerror}") from error
-    if not os.access(path, os.W_OK):
-        raise BLAError(f"output folder {path} is not writable")
-    return path
-
-
-def write_atomic(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``, so a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` as indented JSON atomically."""
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
 
 
 def save_run(run_dir: Path, model: ExplainedClassifier, config: TrainConfig, splits: DatasetSplits, metrics: Metrics) -> None:
