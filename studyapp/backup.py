@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import re
 import tarfile
 import tempfile
@@ -31,6 +30,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from .export import consistent_read, iso_utc
+from .files import atomic_file
 from .models import Answer, Bundle, Dataset, Pair, Participant, SequenceItem, Stimulus, Study
 
 FORMAT = "bla-study-backup"
@@ -94,29 +94,23 @@ def write_backup(out: str | Path, progress: Callable[[int], None] | None = None)
         ).encode("utf-8")  # fmt: skip
         media = _media_names()
         migrations = sorted(MigrationRecorder.Migration.objects.filter(app="studyapp").values_list("name", flat=True))
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     checksums: dict[str, str] = {}
-    try:
-        with os.fdopen(fd, "wb") as handle, tarfile.open(fileobj=handle, mode="w") as archive:
-            _add(archive, "data.json", data, checksums)
-            for name in media:
-                path = Path(settings.MEDIA_ROOT) / name
-                try:
-                    _add(archive, f"media/{name}", path.read_bytes(), checksums)
-                except FileNotFoundError:
-                    raise BackupError(f"{path}: a stored image the database refers to is missing.") from None
-                if progress:
-                    progress(1)
-            header = {
-                "format": FORMAT, "version": VERSION, "created_at": iso_utc(timezone.now()),
-                "source_database": connection.vendor, "studyapp_migrations": migrations,
-                "rows": rows, "sha256": checksums,
-            }  # fmt: skip
-            _add(archive, "backup.json", json.dumps(header, indent=2).encode("utf-8"), {})
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(target) as handle, tarfile.open(fileobj=handle, mode="w") as archive:
+        _add(archive, "data.json", data, checksums)
+        for name in media:
+            path = Path(settings.MEDIA_ROOT) / name
+            try:
+                _add(archive, f"media/{name}", path.read_bytes(), checksums)
+            except FileNotFoundError:
+                raise BackupError(f"{path}: a stored image the database refers to is missing.") from None
+            if progress:
+                progress(1)
+        header = {
+            "format": FORMAT, "version": VERSION, "created_at": iso_utc(timezone.now()),
+            "source_database": connection.vendor, "studyapp_migrations": migrations,
+            "rows": rows, "sha256": checksums,
+        }  # fmt: skip
+        _add(archive, "backup.json", json.dumps(header, indent=2).encode("utf-8"), {})
     return BackupSummary(target, rows, len(media))
 
 
@@ -174,10 +168,8 @@ def _write_media(members: dict[str, bytes]) -> list[Path]:
             if path.exists():
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".restore.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
+            with atomic_file(path) as handle:
                 handle.write(data)
-            os.replace(tmp, path)
             created.append(path)
     except BaseException:
         for path in created:

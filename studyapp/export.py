@@ -9,8 +9,6 @@ import csv
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ from pathlib import Path
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .files import atomic_file
 from .models import Answer, Participant, Study
 
 ANSWER_COLUMNS = (
@@ -132,14 +131,8 @@ def write_export(study: Study, out_dir: str | Path) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     files = export_files(study)
     for name, data in files.items():
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, out / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(out / name) as handle:
+            handle.write(data)
     return {name: entry["rows"] for name, entry in json.loads(files[MANIFEST_NAME])["files"].items()}
 
 
