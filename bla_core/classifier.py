@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .attention import BoundedLogitAttention
+from .dropout import Dropout
 from .errors import BLAError
 from .l2x import L2XSelector
 from .pooling import AveragePooling, PoolingOutput
@@ -72,7 +73,7 @@ class ExplainedClassifier(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.out_channels, num_classes))
+        self.head = nn.Sequential(Dropout(dropout), nn.Linear(backbone.out_channels, num_classes))
 
     @property
     def classifier(self) -> nn.Linear:

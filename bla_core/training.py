@@ -164,7 +164,7 @@ def fit(
     Rows are fetched ``CHUNK_BATCHES`` mini-batches at a time, then sliced: the same batches as one
     fetch per mini-batch, with one large read from the cache instead of many small ones.
     """
-    optimizer = torch.optim.Adam(parameters, lr=config.lr)
+    optimizer = torch.optim.Adam(parameters, lr=config.lr, fused=True)
     generator = torch.Generator().manual_seed(config.seed)
     size = config.batch_size
     for _ in tqdm(range(epochs), desc=desc, leave=False, unit="epoch", disable=distributed.progress_disabled()):
