@@ -5,10 +5,11 @@ and a repeated answer to an item leaves the first answer in place (the database 
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -126,17 +127,23 @@ def question_participant(token: str) -> Participant:
     """The participant with only the fields a question page and an answer need, plus ``study_title``.
 
     One indexed query written out by hand: building the same select with the ORM costs several
-    times the CPU, and this runs for every question shown and every answer given.
+    times the CPU, and this runs for every question shown and every answer given. It is also the
+    first query of those requests, so it replaces a persistent connection the database dropped
+    (restart, idle timeout) instead of a per-request health check, which is a round trip more.
     Raises Http404 for an unknown token.
     """
     columns = ", ".join(f"p.{name}" for name in QUESTION_FIELDS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {columns}, s.title FROM {Participant._meta.db_table} p"
-            f" JOIN {Study._meta.db_table} s ON s.id = p.study_id WHERE p.token = %s",
-            [token],
-        )
-        row = cursor.fetchone()
+    sql = (
+        f"SELECT {columns}, s.title FROM {Participant._meta.db_table} p"
+        f" JOIN {Study._meta.db_table} s ON s.id = p.study_id WHERE p.token = %s"
+    )
+    try:
+        row = fetch_one(sql, [token])
+    except DatabaseError:
+        if connection.in_atomic_block or connection.is_usable():
+            raise
+        connection.close()
+        row = fetch_one(sql, [token])
     if row is None:
         raise Http404("No such participant.")
     participant = Participant.from_db(connection.alias, QUESTION_FIELDS, row[:-1])
@@ -144,28 +151,41 @@ def question_participant(token: str) -> Participant:
     return participant
 
 
+def fetch_one(sql: str, params: list) -> tuple | None:
+    """The first row of a query, or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
 def record_answer(participant: Participant, question: Question, choice: str, response_ms: int) -> bool:
     """Store the answer to the participant's current question unless it already has one.
 
     Answers only ever go to the first unanswered item, so the stored answers are always positions
-    1..answered; the counter rises in the same transaction as the insert, and the last answer
-    completes the participant. Returns True when this call stored the answer, False for a repeat.
-    The two statements are plain SQL for the same reason as in ``question_participant``.
+    1..answered; the counter rises atomically with the insert, and the last answer completes the
+    participant. Returns True when this call stored the answer, False for a repeat. Plain SQL for
+    the same reason as in ``question_participant``; on PostgreSQL insert and update are one
+    statement (atomic on its own: one round trip instead of BEGIN, INSERT, UPDATE, COMMIT).
     """
     now = timezone.now()
     stamp = connection.ops.adapt_datetimefield_value(now)
+    insert = (f"INSERT INTO {Answer._meta.db_table} (item_id, choice, response_ms, answered_at)"
+              " VALUES (%s, %s, %s, %s)")  # fmt: skip
+    # The insert succeeded, so nobody else answered this position: the counter is ours to raise.
+    update = (f"UPDATE {Participant._meta.db_table} SET answered = answered + 1, completed_at = CASE"
+              " WHEN answered + 1 = sequence_length THEN %s ELSE completed_at END WHERE id = %s")  # fmt: skip
+    values, counter = [question.item_pk, choice, response_ms, stamp], [stamp, participant.pk]
+    one_statement = connection.vendor == "postgresql"
+    # A lone statement needs no transaction, except a savepoint inside a caller's transaction.
+    atomic = transaction.atomic() if connection.in_atomic_block or not one_statement else nullcontext()
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {Answer._meta.db_table} (item_id, choice, response_ms, answered_at) VALUES (%s, %s, %s, %s)",
-                [question.item_pk, choice, response_ms, stamp],
-            )
-            # The insert succeeded, so nobody else answered this position: the counter is ours to raise.
-            cursor.execute(
-                f"UPDATE {Participant._meta.db_table} SET answered = answered + 1, completed_at = CASE"
-                " WHEN answered + 1 = sequence_length THEN %s ELSE completed_at END WHERE id = %s",
-                [stamp, participant.pk],
-            )
+        with atomic, connection.cursor() as cursor:
+            if one_statement:
+                cursor.execute(f"WITH answer AS ({insert} RETURNING 1) {update} AND EXISTS (SELECT 1 FROM answer)",
+                               values + counter)  # fmt: skip
+            else:
+                cursor.execute(insert, values)
+                cursor.execute(update, counter)
     except IntegrityError:
         return False
     participant.answered += 1
