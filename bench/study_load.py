@@ -6,8 +6,10 @@ take the study at once through the real pages (forms, cookies, CSRF), then check
 acknowledged answer is in the database exactly once.
 
 Default (open loop): every participant answers on a fixed schedule, one answer every
---answer-every seconds (100 participants every 0.5 s offer 200 answers/s); an answer's latency
-runs from the moment it was due until the page the answer POST redirects to has arrived.
+--answer-every seconds (100 participants every 0.45 s offer 222 answers/s, above the 200/s target); an answer's latency
+runs from the moment it was due until the next question page has arrived. Answers are sent as
+study.js sends them (the next page comes back in the POST's response); --plain-forms answers like
+a browser without JavaScript (POST, redirect, GET: two requests per answer).
 --closed-loop instead lets every participant answer as fast as the server allows (saturation);
 there latency is simply participants / throughput. Prints the CPU each side used (gunicorn,
 PostgreSQL, the simulated browsers, everything else on the machine) and whether the targets
@@ -49,13 +51,15 @@ def free_port() -> int:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--participants", type=int, default=100, help="simulated participants, all started at once")
-    parser.add_argument("--answer-every", type=float, default=0.5,
+    parser.add_argument("--answer-every", type=float, default=0.45,
                         help="seconds between one participant's answers (open loop; offered load = participants / this)")
     parser.add_argument("--closed-loop", action="store_true", help="answer as fast as the server allows (saturation)")
     parser.add_argument("--questions-per-cell", type=int, default=6, help="questions per type × dataset (2 datasets × 3 types)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--fetch-images", action="store_true", help="also fetch every image like a browser")
+    parser.add_argument("--plain-forms", action="store_true",
+                        help="answer like a browser without JavaScript: POST, redirect, GET (two requests per answer)")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres"),
                         help="PostgreSQL server to create the throw-away database on")
     parser.add_argument("--seed", type=int, default=0)
@@ -230,7 +234,7 @@ def main() -> int:
         sampler.start()
         reports, summary = run_participants(
             server.url + "/s/load/", args.participants, seed=args.seed, marker=simulation_marker("load"),
-            answer_every_s=every, fetch_images=args.fetch_images,
+            answer_every_s=every, fetch_images=args.fetch_images, inline=not args.plain_forms,
         )  # fmt: skip
         sampler.stopped.set()
         sampler.join()
@@ -254,14 +258,15 @@ def main() -> int:
         f"open loop: each participant answers every {args.answer_every:g} s, "
         f"offered {args.participants / args.answer_every:.0f} answers/s")
     print(f"configuration: gunicorn {args.workers} workers x {args.threads} threads, PostgreSQL, {os.cpu_count()} cores; "
-          f"{args.participants} participants started at once, {questions} questions each; {mode}")
+          f"{args.participants} participants started at once, {questions} questions each; {mode}; answers "
+          + ("as plain forms (POST, redirect, GET)" if args.plain_forms else "as study.js sends them (next page in the POST's response)"))
     print(f"answers: {summary.completed}/{summary.participants} completed, {summary.answers} acknowledged, "
           f"{len(stored)} stored, lost {len(lost)}, duplicates {duplicates}, 5xx {summary.server_errors}, "
           f"connection errors {summary.connection_errors}, bot errors {len(errors)}")
     print(f"throughput: {summary.steady_answers_per_s:.0f} answers/s sustained (while all participants were answering, "
           f"{summary.steady_seconds:.1f} s); {summary.answers_per_s:.0f} answers/s and "
           f"{summary.requests / summary.seconds:.0f} requests/s over the whole run of {summary.seconds:.1f} s")
-    print(f"latency: answer (POST + redirected page) p50 {summary.answer_p50_ms:.1f} ms, p95 {summary.answer_p95_ms:.1f} ms; "
+    print(f"latency: answer (until the next page has arrived) p50 {summary.answer_p50_ms:.1f} ms, p95 {summary.answer_p95_ms:.1f} ms; "
           f"single requests p50 {summary.p50_ms:.1f} ms, p95 {summary.p95_ms:.1f} ms")
     cpu, seconds = sampler.samples[-1][1] - sampler.samples[0][1], sampler.samples[-1][0] - sampler.samples[0][0]
     print(f"CPU, whole run incl. enrolment ({cpu.machine / seconds:.2f} of {os.cpu_count()} cores busy): {cpu_line(cpu, summary.requests, 'request')}; "

@@ -3,8 +3,10 @@
 Used by the load benchmark, by ``simulate_participants`` and by crash tests. A bot reads the pages
 it gets, fills in the forms it finds and follows the server's redirects; it never touches the
 database. Connection failures and 5xx answers are retried by asking the server where to resume, so
-a bot survives a server restart; only answers the server acknowledged (a redirect after the POST)
-are reported as acknowledged.
+a bot survives a server restart; only answers the server acknowledged (a redirect after the POST,
+or the next question page in its response) are reported as acknowledged. Bots answer as study.js
+does (``inline``: the next page comes back in the answer's response) or, with ``inline=False``,
+as a browser without JavaScript.
 
 The transport is deliberately lean (``http.client`` on one kept-alive connection per bot, a regex
 form parser): in a load test the bots share the machine's cores with the server, so every
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from html import unescape
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urljoin, urlsplit
+
+from .protocol import INLINE, NEXT_HEADER, PAGE_HEADER
 
 Chooser = Callable[[str, int, random.Random], str]
 """Picks ``A``, ``B`` or ``equal`` for (participant token, position, the bot's generator)."""
@@ -107,12 +111,15 @@ class KeepAliveSession:
         self._netloc = ""
 
     def request(
-        self, method: str, url: str, data: dict[str, str] | None = None, *, allow_redirects: bool = False, timeout: float = 10.0
+        self, method: str, url: str, data: dict[str, str] | None = None, *, allow_redirects: bool = False,
+        timeout: float = 10.0, headers: dict[str, str] | None = None,
     ) -> Response:
         """Send one request (form-encoded ``data`` for a POST) and read the whole response."""
         parts = urlsplit(url)
         body = urlencode(data) if data is not None else None
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
+        headers = dict(headers or {})
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         conn = self._connection(parts.netloc, timeout)
@@ -201,6 +208,7 @@ class SimulatedParticipant:
     answer_every_s: float | None = None
     schedule_offset_s: float = 0.0
     fetch_images: bool = False
+    inline: bool = True
     timeout_s: float = 10.0
     give_up_after_s: float = 120.0
     max_steps: int = 1000
@@ -230,10 +238,12 @@ class SimulatedParticipant:
             query["sim"] = self.marker
         return f"{self.study_url}?{urlencode(query)}"
 
-    def _request(self, method: str, url: str, data: dict[str, str] | None = None) -> Response:
+    def _request(self, method: str, url: str, data: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> Response:
         start = time.perf_counter()
         try:
-            response = self.session.request(method, url, data=data, allow_redirects=False, timeout=self.timeout_s)
+            response = self.session.request(method, url, data=data, allow_redirects=False, timeout=self.timeout_s,
+                                            headers=headers)  # fmt: skip
         except (OSError, http.client.HTTPException) as exc:
             self.report.connection_errors += 1
             self._answer_started = None
@@ -251,40 +261,43 @@ class SimulatedParticipant:
     def _take_study(self) -> None:
         deadline = time.monotonic() + self.give_up_after_s
         url: str | None = self.entry_url()
+        page: Response | None = None
         for _ in range(self.max_steps):
             if url is None or self.report.completed or self.report.turned_away:
                 return
             try:
-                url = self._step(url)
+                url, page = self._step(url, page)
             except ServerUnavailable as exc:
                 if time.monotonic() > deadline:
                     self.report.errors.append(f"gave up: {exc}")
                     return
                 time.sleep(0.2 + self.rng.random() * 0.3)
-                url = self._resume_url()
+                url, page = self._resume_url(), None
         self.report.errors.append(f"no end after {self.max_steps} steps")
 
-    def _step(self, url: str) -> str | None:
-        """Fetch ``url``, submit the form on it; return the next URL to fetch (None when finished)."""
-        response = self._request("GET", url)
-        if self._answer_started is not None and not response.is_redirect:
-            self.report.answer_latencies_ms.append((time.perf_counter() - self._answer_started) * 1000)
-            self._answer_started = None
+    def _step(self, url: str, page: Response | None) -> tuple[str | None, Response | None]:
+        """Submit the form on the page at ``url`` (fetched first unless ``page`` already holds it).
+
+        Returns the next URL (None when finished) and, when an inline answer's response already
+        was that page, the page itself.
+        """
+        response = page or self._request("GET", url)
+        self._answer_arrived(response)
         if response.is_redirect:
-            return self._follow(url, response)
+            return self._follow(url, response), None
         if response.status_code != 200:
             self.report.errors.append(f"GET {urlsplit(url).path} answered {response.status_code}")
-            return None
+            return None, None
         path = urlsplit(url).path
         if path.endswith("/thank-you/"):
             self.report.completed = True
-            return None
+            return None, None
         forms, images = parse_page(response.text)
         if not forms:
             self.report.turned_away = "/s/" in path
             if not self.report.turned_away:
                 self.report.errors.append(f"no form on {path}")
-            return None
+            return None, None
         if self.fetch_images:
             for src in images:
                 self._request("GET", urljoin(url, src))
@@ -293,17 +306,28 @@ class SimulatedParticipant:
         if choice is not None:
             self._wait_for_answer_time(len(self.report.acknowledged))
         target = urljoin(url, form.action or path)
-        posted = self._request("POST", target, data)
+        inline = self.inline and choice is not None
+        posted = self._request("POST", target, data, headers={NEXT_HEADER: INLINE} if inline else None)
         if posted.status_code == 403 and "/s/" in path:
             self.report.turned_away = True
-            return None
-        if not posted.is_redirect:
+            return None, None
+        next_page = urljoin(target, posted.headers[PAGE_HEADER.lower()]) if inline and posted.status_code == 200 \
+            and PAGE_HEADER.lower() in posted.headers else None  # fmt: skip
+        if not posted.is_redirect and next_page is None:
             self.report.errors.append(f"POST {path} answered {posted.status_code}")
-            return None
+            return None, None
         if position is not None and choice is not None:
             self.report.acknowledged.append((position, choice))
             self.report.acknowledged_at.append(time.perf_counter())
-        return self._follow(target, posted)
+        if next_page is not None:
+            return next_page, posted
+        return self._follow(target, posted), None
+
+    def _answer_arrived(self, response: Response) -> None:
+        """Record the latency of the answer in flight once the page it leads to has arrived."""
+        if self._answer_started is not None and not response.is_redirect:
+            self.report.answer_latencies_ms.append((time.perf_counter() - self._answer_started) * 1000)
+            self._answer_started = None
 
     def _wait_for_answer_time(self, answered: int) -> None:
         """Sleep until the next answer is due; remember when it was due (or sent) for its latency."""
@@ -426,17 +450,20 @@ def run_participants(
     think_s: tuple[float, float] = (0.0, 0.0),
     answer_every_s: float | None = None,
     fetch_images: bool = False,
+    inline: bool = True,
     on_done: Callable[[BotReport], None] | None = None,
 ) -> tuple[list[BotReport], RunSummary]:
     """Run ``n`` bots, ``concurrency`` at a time (default: all at once); return their reports and totals.
 
     With ``answer_every_s`` each bot answers on a fixed schedule, the bots' schedules spread evenly
-    over one interval, so together they offer ``n / answer_every_s`` answers per second.
+    over one interval, so together they offer ``n / answer_every_s`` answers per second. ``inline``
+    answers as study.js does (next page in the answer's response); False as a browser without
+    JavaScript (post, redirect, get).
     """
     bots = [
         SimulatedParticipant(study_url, seed=seed * 1_000_003 + i, marker=marker, chooser=chooser, think_s=think_s,
                              answer_every_s=answer_every_s, schedule_offset_s=(answer_every_s or 0.0) * i / max(n, 1),
-                             fetch_images=fetch_images)  # fmt: skip
+                             fetch_images=fetch_images, inline=inline)  # fmt: skip
         for i in range(n)
     ]
 

@@ -11,6 +11,7 @@ from PIL import Image
 
 from studyapp.blinding import find_leaks, forbidden_terms, study_text_leaks
 from studyapp.models import Study
+from studyapp.protocol import INLINE, NEXT_HEADER, PAGE_HEADER
 
 from study_helpers import DEMOGRAPHICS, form_value
 
@@ -25,8 +26,8 @@ class Crawler:
         self.seen: list[str] = []
         self.images: list[bytes] = []
 
-    def fetch(self, method: str, url: str, data: dict | None = None):
-        response = getattr(self.client, method)(url, data or {})
+    def fetch(self, method: str, url: str, data: dict | None = None, **headers: str):
+        response = getattr(self.client, method)(url, data or {}, headers=headers)
         self.seen.append(f"{method.upper()} {url} {response.status_code}")
         self.seen.extend(f"{k}: {v}" for k, v in response.headers.items())
         self.seen.extend(f"cookie {c.key}={c.value}" for c in response.cookies.values())
@@ -44,7 +45,8 @@ class Crawler:
         return response
 
 
-def test_full_participant_flow_reveals_no_method_or_pair_metadata(study: Study):
+@pytest.mark.parametrize("inline", [False, True], ids=["plain-forms", "like-study-js"])
+def test_full_participant_flow_reveals_no_method_or_pair_metadata(study: Study, inline: bool):
     browser = Crawler()
     url = study.get_absolute_url() + "?PROLIFIC_PID=p1"
     browser.fetch("get", url)
@@ -52,11 +54,18 @@ def test_full_participant_flow_reveals_no_method_or_pair_metadata(study: Study):
     location = browser.fetch("post", location, DEMOGRAPHICS)["Location"]
     browser.fetch("get", location)
     location = browser.fetch("post", location)["Location"]
+    page = browser.fetch("get", location).content.decode()
     while "/q/" in location:
-        page = browser.fetch("get", location).content.decode()
-        location = browser.fetch("post", location, {"choice": "B", "shown": form_value(page, "shown")})["Location"]
+        headers = {NEXT_HEADER: INLINE} if inline else {}
+        answered = browser.fetch("post", location, {"choice": "B", "shown": form_value(page, "shown")}, **headers)
+        if answered.status_code == 200:  # the next question in the answer's response
+            location, page = answered[PAGE_HEADER], answered.content.decode()
+        else:
+            location = answered["Location"]
+            page = browser.fetch("get", location).content.decode() if "/q/" in location else ""
     assert "thank-you" in location
     browser.fetch("get", location)
+    assert any(line.startswith(f"{PAGE_HEADER}: ") for line in browser.seen) == inline
     seen = "\n".join(browser.seen)
     assert "System A" in seen and len(browser.images) == 36  # 12 questions × (image + 2 explanations)
     terms = forbidden_terms(study)

@@ -1,5 +1,6 @@
 """One participant in real Chromium (Playwright): consent → about you → instructions → questions
-(reloading once in the middle, answering by mouse and by keyboard) → thank-you; then the export."""
+(reloading once in the middle, answering by mouse and by keyboard, study.js sending the answers
+and swapping in the next question) → thank-you; then the export."""
 from __future__ import annotations
 
 import csv
@@ -31,14 +32,17 @@ def test_participant_takes_the_study_in_chromium(live_server, study: Study, brow
     expect(page.get_by_role("heading", name="Instructions")).to_be_visible()
     page.get_by_role("button", name="Begin").click()
 
+    answer_posts = []
+    page.on("request", lambda r: answer_posts.append(r.resource_type) if r.method == "POST" and "/q/" in r.url else None)
     choices = []
     for position in range(1, 13):
         expect(page.get_by_text(f"Question {position} of 12")).to_be_visible()
         expect(page.locator("text=Which system behaves more reasonably?")).to_be_visible()
+        assert page.url.endswith(f"/q/{position}/")  # the address follows the swapped-in question
         images = page.locator(".systems img")
         expect(images).to_have_count(3)
+        page.wait_for_function("() => [...document.querySelectorAll('.systems img')].every(i => i.complete && i.naturalWidth > 0)")
         for i in range(3):  # every image really loaded and scaled to the phone's width
-            assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
             assert images.nth(i).bounding_box()["width"] <= 390
         if position == 6:
             page.reload()
@@ -55,6 +59,7 @@ def test_participant_takes_the_study_in_chromium(live_server, study: Study, brow
 
     expect(page.get_by_role("heading", name="Thank you!")).to_be_visible()
     expect(page.locator("[data-completion-code]")).to_have_text(study.completion_code)
+    assert answer_posts == ["fetch"] * 12  # study.js sent every answer; no page was posted plainly
 
     participant = Participant.objects.get(external_id="browser-1")
     assert participant.status == "completed" and participant.answered == 12
@@ -69,3 +74,38 @@ def test_participant_takes_the_study_in_chromium(live_server, study: Study, brow
         (person,) = list(csv.DictReader(handle))
     assert (person["status"], person["gender"], person["age"], person["ml_experience"], person["xai_experience"],
             person["simulated"]) == ("completed", "female", "29", "agree", "undecided", "false")  # fmt: skip
+
+
+def test_an_answer_whose_response_is_lost_is_sent_again_plainly_and_stored_once(live_server, study: Study, browser_page):
+    """study.js's fetch fails after the server stored the answer (a dropped connection): the script
+    falls back to the plain form, the server sees a repeat and moves on; the answer exists once."""
+    from playwright.sync_api import expect
+
+    page = browser_page
+    page.goto(f"{live_server.url}{study.get_absolute_url()}?PROLIFIC_PID=browser-2")
+    page.get_by_label("I have read the information above and agree to take part.").check()
+    page.get_by_role("button", name="Start").click()
+    page.get_by_label("Male", exact=True).check()
+    page.get_by_label("Age (years)").fill("41")
+    page.get_by_role("group", name="I have technical experience with ML/AI:").get_by_label("Disagree", exact=True).check()
+    page.get_by_role("group", name="I have technical experience with XAI (explainable AI):").get_by_label("Disagree", exact=True).check()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Begin").click()
+    expect(page.get_by_text("Question 1 of 12")).to_be_visible()
+
+    def lose_the_response(route):
+        if route.request.resource_type == "fetch":
+            route.fetch()  # the server gets the answer and stores it ...
+            route.abort("connectionreset")  # ... but its response never arrives
+        else:
+            route.continue_()
+
+    posts = []
+    page.on("request", lambda r: posts.append(r.resource_type) if r.method == "POST" else None)
+    page.route("**/q/1/", lose_the_response)
+    page.get_by_role("button", name="System B").click()
+    expect(page.get_by_text("Question 2 of 12")).to_be_visible()
+    assert page.url.endswith("/q/2/") and posts == ["fetch", "document"]
+    participant = Participant.objects.get(external_id="browser-2")
+    assert participant.answered == 1
+    assert list(participant.items.filter(answer__isnull=False).values_list("position", "answer__choice")) == [(1, "B")]

@@ -10,11 +10,17 @@ from studyapp.simulation import SimulatedParticipant, parse_page, run_participan
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_bots_take_the_study_and_every_acknowledged_answer_is_stored(live_server, study: Study):
+@pytest.mark.parametrize("inline", [True, False], ids=["like-study-js", "plain-forms"])
+def test_bots_take_the_study_and_every_acknowledged_answer_is_stored(live_server, study: Study, inline: bool):
     url = live_server.url + study.get_absolute_url()
-    reports, summary = run_participants(url, 4, concurrency=4, seed=3, marker=simulation_marker(study.slug))
+    reports, summary = run_participants(url, 4, concurrency=4, seed=3, marker=simulation_marker(study.slug), inline=inline)
     assert [r.errors for r in reports] == [[]] * 4
     assert summary.completed == 4 and summary.answers == 48 and summary.server_errors == 0
+    # Study page, consent, demographics (get, post), instructions (get, post), first question: 7 requests.
+    # Then study.js's way takes one request per answer (and the thank-you page after the last one),
+    # plain forms two (the POST, then the page it redirects to, the last time the thank-you page).
+    assert all(len(r.answer_latencies_ms) == 12 for r in reports)
+    assert summary.requests == 4 * (7 + (12 + 1 if inline else 12 * 2))
     stored = {
         (p, pos, c)
         for p, pos, c in Answer.objects.values_list("item__participant__token", "item__position", "choice")
