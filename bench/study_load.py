@@ -11,9 +11,12 @@ runs from the moment it was due until the next question page has arrived. Answer
 study.js sends them (the next page comes back in the POST's response); --plain-forms answers like
 a browser without JavaScript (POST, redirect, GET: two requests per answer).
 --closed-loop instead lets every participant answer as fast as the server allows (saturation);
-there latency is simply participants / throughput. Prints the CPU each side used (gunicorn,
-PostgreSQL, the simulated browsers, everything else on the machine) and whether the targets
-(>= 200 answers/s sustained, answer p95 <= 150 ms, zero answers lost) are met.
+there latency is simply participants / throughput. Throughput and the latency the targets are
+checked on are those of the time while all participants were answering (the 100 concurrent
+participants of the target); the whole run's latency, enrolment included, is printed beside them.
+Prints the CPU each side used (gunicorn, PostgreSQL, the simulated browsers, everything else on
+the machine) and whether the targets (>= 200 answers/s sustained, answer p95 <= 150 ms, zero
+answers lost) are met.
 
     .venv/bin/python bench/study_load.py [--participants 100] [--answer-every 0.5] [--closed-loop]
 """
@@ -223,7 +226,7 @@ def main() -> int:
 
         django.setup()
         from studyapp.models import Study
-        from studyapp.simulation import run_participants, simulation_marker
+        from studyapp.simulation import run_participants, simulation_marker, steady_window
 
         Study.objects.filter(slug="load").update(questions_per_cell=args.questions_per_cell)
         server.start()
@@ -266,20 +269,21 @@ def main() -> int:
     print(f"throughput: {summary.steady_answers_per_s:.0f} answers/s sustained (while all participants were answering, "
           f"{summary.steady_seconds:.1f} s); {summary.answers_per_s:.0f} answers/s and "
           f"{summary.requests / summary.seconds:.0f} requests/s over the whole run of {summary.seconds:.1f} s")
-    print(f"latency: answer (until the next page has arrived) p50 {summary.answer_p50_ms:.1f} ms, p95 {summary.answer_p95_ms:.1f} ms; "
+    print(f"latency: answer (until the next page has arrived) while all participants were answering p50 "
+          f"{summary.steady_answer_p50_ms:.1f} ms, p95 {summary.steady_answer_p95_ms:.1f} ms; whole run incl. enrolment p50 "
+          f"{summary.answer_p50_ms:.1f} ms, p95 {summary.answer_p95_ms:.1f} ms; "
           f"single requests p50 {summary.p50_ms:.1f} ms, p95 {summary.p95_ms:.1f} ms")
     cpu, seconds = sampler.samples[-1][1] - sampler.samples[0][1], sampler.samples[-1][0] - sampler.samples[0][0]
     print(f"CPU, whole run incl. enrolment ({cpu.machine / seconds:.2f} of {os.cpu_count()} cores busy): {cpu_line(cpu, summary.requests, 'request')}; "
           f"load average {load_before:.1f} before, {load_after:.1f} after")
-    first_answers = [r.acknowledged_at[0] for r in reports if r.acknowledged_at]
-    start, end = max(first_answers), min(r.acknowledged_at[-1] for r in reports if r.acknowledged_at)
-    if end > start:
-        cpu, seconds = sampler.between(start, end)
+    window = steady_window(reports)
+    if window is not None:
+        cpu, seconds = sampler.between(*window)
         print(f"CPU, steady answering ({cpu.machine / seconds:.2f} of {os.cpu_count()} cores busy): "
               f"{cpu_line(cpu, round(summary.steady_answers_per_s * seconds), 'answer')}")
     met = {
         f">= {TARGET_ANSWERS_PER_S:.0f} answers/s sustained": summary.steady_answers_per_s >= TARGET_ANSWERS_PER_S,
-        f"answer p95 <= {TARGET_P95_MS:.0f} ms": summary.answer_p95_ms <= TARGET_P95_MS,
+        f"answer p95 <= {TARGET_P95_MS:.0f} ms while all participants answer": summary.steady_answer_p95_ms <= TARGET_P95_MS,
         "zero answers lost": not lost and not duplicates and summary.completed == summary.participants,
     }
     print("targets: " + ", ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in met.items())

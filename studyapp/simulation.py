@@ -179,6 +179,7 @@ class BotReport:
     acknowledged_at: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     answer_latencies_ms: list[float] = field(default_factory=list)
+    answer_arrived_at: list[float] = field(default_factory=list)
     server_errors: int = 0
     connection_errors: int = 0
     errors: list[str] = field(default_factory=list)
@@ -325,8 +326,14 @@ class SimulatedParticipant:
 
     def _answer_arrived(self, response: Response) -> None:
         """Record the latency of the answer in flight once the page it leads to has arrived."""
-        if self._answer_started is not None and not response.is_redirect:
-            self.report.answer_latencies_ms.append((time.perf_counter() - self._answer_started) * 1000)
+        if not response.is_redirect:
+            self._end_answer()
+
+    def _end_answer(self) -> None:
+        if self._answer_started is not None:
+            now = time.perf_counter()
+            self.report.answer_latencies_ms.append((now - self._answer_started) * 1000)
+            self.report.answer_arrived_at.append(now)
             self._answer_started = None
 
     def _wait_for_answer_time(self, answered: int) -> None:
@@ -346,9 +353,7 @@ class SimulatedParticipant:
         location = urljoin(url, response.headers["location"])
         parts = urlsplit(location)
         if parts.netloc != urlsplit(self.study_url).netloc:  # the study's completion redirect
-            if self._answer_started is not None:
-                self.report.answer_latencies_ms.append((time.perf_counter() - self._answer_started) * 1000)
-                self._answer_started = None
+            self._end_answer()
             self.report.completed = True
             return None
         if parts.path.startswith("/p/"):
@@ -392,6 +397,8 @@ class RunSummary:
     connection_errors: int
     steady_answers_per_s: float = 0.0
     steady_seconds: float = 0.0
+    steady_answer_p50_ms: float = 0.0
+    steady_answer_p95_ms: float = 0.0
 
 
 def _percentile(values: list[float], q: int) -> float:
@@ -400,23 +407,42 @@ def _percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def steady_rate(reports: list[BotReport]) -> tuple[float, float]:
-    """Answers per second while every bot was answering (from the last first answer to the first last
-    answer), and that window's length; without ramp-up and ramp-down this is the sustained rate."""
+def steady_window(reports: list[BotReport]) -> tuple[float, float] | None:
+    """The time while every bot was answering: from the last first answer to the first last answer
+    (no ramp-up with enrolments, no ramp-down with fewer participants); None if there is none."""
     times = [r.acknowledged_at for r in reports if r.acknowledged_at]
     if not times:
-        return 0.0, 0.0
+        return None
     start, end = max(t[0] for t in times), min(t[-1] for t in times)
-    if end <= start:
+    return (start, end) if end > start else None
+
+
+def steady_rate(reports: list[BotReport]) -> tuple[float, float]:
+    """Answers per second in the :func:`steady_window` and its length: the sustained rate."""
+    window = steady_window(reports)
+    if window is None:
         return 0.0, 0.0
-    inside = sum(start < at <= end for t in times for at in t)
+    start, end = window
+    inside = sum(start < at <= end for r in reports for at in r.acknowledged_at)
     return inside / (end - start), end - start
 
 
+def steady_answer_latencies(reports: list[BotReport]) -> list[float]:
+    """Latencies of the answers whose next page arrived inside the :func:`steady_window`."""
+    window = steady_window(reports)
+    if window is None:
+        return []
+    start, end = window
+    return [ms for r in reports for ms, at in zip(r.answer_latencies_ms, r.answer_arrived_at, strict=True)
+            if start < at <= end]  # fmt: skip
+
+
 def summarize(reports: list[BotReport], seconds: float) -> RunSummary:
-    """Throughput and latency percentiles (all requests, and answers: POST plus the page it redirects to)."""
+    """Throughput and latency percentiles: all requests; answers (until the next page has arrived) over
+    the whole run and in the :func:`steady_window`."""
     latencies = [ms for r in reports for ms in r.latencies_ms]
     answer_latencies = [ms for r in reports for ms in r.answer_latencies_ms]
+    steady_latencies = steady_answer_latencies(reports)
     answers = sum(len(r.acknowledged) for r in reports)
     steady, steady_seconds = steady_rate(reports)
     return RunSummary(
@@ -436,6 +462,8 @@ def summarize(reports: list[BotReport], seconds: float) -> RunSummary:
         connection_errors=sum(r.connection_errors for r in reports),
         steady_answers_per_s=steady,
         steady_seconds=steady_seconds,
+        steady_answer_p50_ms=_percentile(steady_latencies, 50),
+        steady_answer_p95_ms=_percentile(steady_latencies, 95),
     )
 
 

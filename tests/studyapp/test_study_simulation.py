@@ -5,7 +5,16 @@ import pytest
 import requests
 
 from studyapp.models import Answer, Participant, Study
-from studyapp.simulation import SimulatedParticipant, parse_page, run_participants, simulation_marker
+from studyapp.simulation import (
+    BotReport,
+    SimulatedParticipant,
+    parse_page,
+    run_participants,
+    simulation_marker,
+    steady_answer_latencies,
+    steady_rate,
+    steady_window,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,3 +78,15 @@ def test_page_parser_reads_forms():
     (form,) = forms
     assert (form.action, form.fields, form.radios, form.numbers, form.checkboxes, form.buttons, images) == (
         "/go", {"h": "1"}, {"r": ["a", "b"]}, {"n": (16, 110)}, ["c"], [("choice", "A")], ["/img/x.png"])
+
+
+def test_steady_window_counts_only_answers_while_every_bot_was_answering():
+    early = BotReport("a", acknowledged_at=[1.0, 2.0, 3.0, 4.0], answer_latencies_ms=[900.0, 10.0, 20.0, 30.0],
+                      answer_arrived_at=[1.5, 2.1, 3.1, 4.1])  # fmt: skip
+    late = BotReport("b", acknowledged_at=[2.5, 3.5, 5.0], answer_latencies_ms=[40.0, 50.0, 800.0],
+                     answer_arrived_at=[2.6, 3.6, 5.1])  # fmt: skip
+    assert steady_window([early, late]) == (2.5, 4.0)
+    assert sorted(steady_answer_latencies([early, late])) == [20.0, 40.0, 50.0]  # arrived in (2.5, 4.0]
+    rate, seconds = steady_rate([early, late])
+    assert seconds == 1.5 and rate == 3 / 1.5  # acknowledged at 3.0, 4.0 and 3.5
+    assert steady_window([BotReport("c", acknowledged_at=[1.0])]) is None
