@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q
 
-from .models import Pair, Participant, SequenceItem
+from .models import Pair, Participant, SequenceItem, Stimulus
 
 Cell = tuple[str, str]
 
@@ -66,20 +66,21 @@ def plan_sequence(
 
 
 def pair_options(study_id: int) -> list[PairOption]:
-    """The pairs of a study's bundle as planner options."""
-    pairs = Pair.objects.filter(bundle__study_id=study_id).select_related("dataset").prefetch_related("stimuli")
-    options = []
-    for pair in pairs:
-        stimuli = sorted(pair.stimuli.all(), key=lambda s: s.order)
-        options.append(
-            PairOption(
-                pk=pair.pk,
-                cell=(pair.question_type, pair.dataset.key),
-                image=(pair.dataset.key, pair.image_id),
-                stimuli=(stimuli[0].pk, stimuli[1].pk),
-            )
-        )
-    return options
+    """The pairs of a study's bundle as planner options (one flat query: newcomers wait for this)."""
+    rows = (
+        Stimulus.objects.filter(pair__bundle__study_id=study_id)
+        .order_by("pair_id", "order")
+        .values_list("pair_id", "pk", "pair__question_type", "pair__dataset__key", "pair__image_id")
+    )
+    stimuli: dict[int, list[int]] = defaultdict(list)
+    described: dict[int, tuple[str, str, str]] = {}
+    for pair, stimulus, question_type, dataset, image in rows:
+        stimuli[pair].append(stimulus)
+        described[pair] = (question_type, dataset, image)
+    return [
+        PairOption(pk=pair, cell=(question_type, dataset), image=(dataset, image), stimuli=(stimuli[pair][0], stimuli[pair][1]))
+        for pair, (question_type, dataset, image) in described.items()
+    ]
 
 
 def pair_exposure(study_id: int) -> dict[int, int]:
@@ -92,11 +93,15 @@ def pair_exposure(study_id: int) -> dict[int, int]:
     return dict(rows)
 
 
-def create_sequence(participant: Participant) -> int:
-    """Plan and store the participant's sequence; call inside the transaction that holds the study lock."""
+def create_sequence(participant: Participant, options: list[PairOption] | None = None) -> int:
+    """Plan and store the participant's sequence; call inside the transaction that holds the study lock.
+
+    ``options`` (the study's :func:`pair_options`, which never change) may be read before taking
+    the lock, so that newcomers queue for the exposure counts only.
+    """
     rng = random.Random(participant.token)
     planned = plan_sequence(
-        pair_options(participant.study_id),
+        pair_options(participant.study_id) if options is None else options,
         pair_exposure(participant.study_id),
         participant.study.questions_per_cell,
         rng,

@@ -14,7 +14,7 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from .design import create_sequence
+from .design import create_sequence, pair_options
 from .models import Answer, Participant, SequenceItem, Study
 
 
@@ -39,6 +39,7 @@ def enrol(study: Study, *, external_id: str | None = None, simulated: bool = Fal
     existing = find_participant(study, external_id)
     if existing is not None:
         return existing
+    options = pair_options(study.pk)
     try:
         with transaction.atomic():
             locked = Study.objects.select_for_update().get(pk=study.pk)
@@ -47,7 +48,7 @@ def enrol(study: Study, *, external_id: str | None = None, simulated: bool = Fal
             if locked.is_full():
                 raise StudyUnavailable("study is full")
             participant = Participant.objects.create(study=locked, external_id=external_id or None, simulated=simulated)
-            create_sequence(participant)
+            create_sequence(participant, options)
             return participant
     except IntegrityError:
         existing = find_participant(study, external_id)
