@@ -53,7 +53,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 # Persistent connections without Django's health check (a SELECT 1 before every request, a fifth of
 # a question page's time under load); the participant hot path replaces a dropped connection itself
-# (studyapp.flow.question_participant).
+# (studyapp.flow.question_participant), other views fail once and Django then drops the connection.
 DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take the write lock up front (no upgrade deadlocks under concurrent
