@@ -109,3 +109,30 @@ def test_an_answer_whose_response_is_lost_is_sent_again_plainly_and_stored_once(
     participant = Participant.objects.get(external_id="browser-2")
     assert participant.answered == 1
     assert list(participant.items.filter(answer__isnull=False).values_list("position", "answer__choice")) == [(1, "B")]
+
+
+def test_the_last_answer_leads_to_the_completion_redirect_after_it_is_stored(live_server, study: Study, browser_page):
+    """The fetched answer's redirect chain ends on another site (blocked for fetch by the page's
+    policy); study.js falls back to the plain form, which the server sends on to the completion URL."""
+    from playwright.sync_api import expect
+
+    completion = "https://completion.example.org/submissions/complete?cc=ABC123"
+    Study.objects.filter(pk=study.pk).update(completion_redirect_url=completion)
+    page = browser_page
+    page.route("https://completion.example.org/**", lambda route: route.fulfill(body="<h1>Completed</h1>", content_type="text/html"))
+    page.goto(f"{live_server.url}{study.get_absolute_url()}?PROLIFIC_PID=browser-3")
+    page.get_by_label("I have read the information above and agree to take part.").check()
+    page.get_by_role("button", name="Start").click()
+    page.get_by_label("Other", exact=True).check()
+    page.get_by_label("Age (years)").fill("52")
+    page.get_by_role("group", name="I have technical experience with ML/AI:").get_by_label("Undecided").check()
+    page.get_by_role("group", name="I have technical experience with XAI (explainable AI):").get_by_label("Undecided").check()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Begin").click()
+    for position in range(1, 13):
+        expect(page.get_by_text(f"Question {position} of 12")).to_be_visible()
+        page.keyboard.press("a")
+    expect(page.get_by_role("heading", name="Completed")).to_be_visible()
+    assert page.url == completion
+    participant = Participant.objects.get(external_id="browser-3")
+    assert participant.answered == 12 and participant.completed_at is not None
