@@ -34,6 +34,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from study_load import Server, free_port, manage  # noqa: E402
 
+from studyapp.simulation import RunSummary  # noqa: E402
+
 SLUG = "crash"
 DEFAULT_POSTGRES = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
 
@@ -43,25 +45,32 @@ class CrashResult:
     """What a crash run did and what the export showed."""
 
     participants: int = 0
-    completed_bots: int = 0
+    summary: RunSummary | None = None  # what the bots saw; the properties below read it once they finished
     completed_in_export: int = 0
-    acknowledged: int = 0
     found_once: int = 0
     wrong_choice: int = 0
     stored: int = 0
     duplicates: int = 0
     crashes: int = 0
     downtime_s: float = 0.0
-    server_errors: int = 0
-    connection_errors: int = 0
     bot_errors: list[str] = field(default_factory=list)
     export_problems: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    answers_per_s: float = 0.0
-    p50_ms: float = 0.0
-    p95_ms: float = 0.0
-    answer_p50_ms: float = 0.0
-    answer_p95_ms: float = 0.0
+
+    @property
+    def completed_bots(self) -> int:
+        return self.summary.completed
+
+    @property
+    def acknowledged(self) -> int:
+        return self.summary.answers
+
+    @property
+    def server_errors(self) -> int:
+        return self.summary.server_errors
+
+    @property
+    def connection_errors(self) -> int:
+        return self.summary.connection_errors
 
     @property
     def lost(self) -> int:
@@ -79,6 +88,7 @@ class CrashResult:
 
     def lines(self) -> list[str]:
         """The human-readable report the bench prints."""
+        summary = self.summary
         return [
             f"participants {self.participants}: finished {self.completed_bots} (export says completed: "
             f"{self.completed_in_export}); crashes survived {self.crashes} (SIGKILL of master + workers, "
@@ -88,10 +98,10 @@ class CrashResult:
             f"({self.stored - self.found_once} stored but never acknowledged: responses cut by a crash)",
             f"5xx answers {self.server_errors}, connection failures while down {self.connection_errors}, "
             f"bot errors {len(self.bot_errors)}, export problems {len(self.export_problems)}",
-            f"throughput {self.answers_per_s:.0f} answers/s over {self.seconds:.1f} s with downtime, "
-            f"{self.acknowledged / max(self.seconds - self.downtime_s, 1e-9):.0f} answers/s while up; "
-            f"latency all requests p50 {self.p50_ms:.1f} ms, p95 {self.p95_ms:.1f} ms; answer POSTs p50 "
-            f"{self.answer_p50_ms:.1f} ms, p95 {self.answer_p95_ms:.1f} ms",
+            f"throughput {summary.answers_per_s:.0f} answers/s over {summary.seconds:.1f} s with downtime, "
+            f"{self.acknowledged / max(summary.seconds - self.downtime_s, 1e-9):.0f} answers/s while up; "
+            f"latency all requests p50 {summary.p50_ms:.1f} ms, p95 {summary.p95_ms:.1f} ms; answers (until the "
+            f"next page has arrived) p50 {summary.answer_p50_ms:.1f} ms, p95 {summary.answer_p95_ms:.1f} ms",
         ]
 
 
@@ -195,14 +205,8 @@ def run_crash_load(
                 result.downtime_s += time.perf_counter() - down
                 result.crashes += 1
             reports = [f.result() for f in running]
-        summary = summarize(reports, time.perf_counter() - start)
-        result.completed_bots = summary.completed
-        result.acknowledged = summary.answers
-        result.server_errors, result.connection_errors = summary.server_errors, summary.connection_errors
+        result.summary = summarize(reports, time.perf_counter() - start)
         result.bot_errors = [e for r in reports for e in r.errors]
-        result.seconds, result.answers_per_s = summary.seconds, summary.answers_per_s
-        result.p50_ms, result.p95_ms = summary.p50_ms, summary.p95_ms
-        result.answer_p50_ms, result.answer_p95_ms = summary.answer_p50_ms, summary.answer_p95_ms
         _check_export(env, database_url, work / "export", bots, result)
     finally:
         server.stop()

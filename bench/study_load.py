@@ -18,7 +18,7 @@ Prints the CPU each side used (gunicorn, PostgreSQL, the simulated browsers, eve
 the machine) and whether the targets (>= 200 answers/s sustained, answer p95 <= 150 ms, zero
 answers lost) are met.
 
-    .venv/bin/python bench/study_load.py [--participants 100] [--answer-every 0.5] [--closed-loop]
+    .venv/bin/python bench/study_load.py [--participants 100] [--answer-every 0.45] [--plain-forms] [--closed-loop]
 """
 from __future__ import annotations
 

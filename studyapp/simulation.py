@@ -283,9 +283,9 @@ class SimulatedParticipant:
         was that page, the page itself.
         """
         response = page or self._request("GET", url)
-        self._answer_arrived(response)
         if response.is_redirect:
             return self._follow(url, response), None
+        self._end_answer()
         if response.status_code != 200:
             self.report.errors.append(f"GET {urlsplit(url).path} answered {response.status_code}")
             return None, None
@@ -312,8 +312,7 @@ class SimulatedParticipant:
         if posted.status_code == 403 and "/s/" in path:
             self.report.turned_away = True
             return None, None
-        next_page = urljoin(target, posted.headers[PAGE_HEADER.lower()]) if inline and posted.status_code == 200 \
-            and PAGE_HEADER.lower() in posted.headers else None  # fmt: skip
+        next_page = posted.headers.get(PAGE_HEADER.lower()) if inline and posted.status_code == 200 else None
         if not posted.is_redirect and next_page is None:
             self.report.errors.append(f"POST {path} answered {posted.status_code}")
             return None, None
@@ -321,15 +320,11 @@ class SimulatedParticipant:
             self.report.acknowledged.append((position, choice))
             self.report.acknowledged_at.append(time.perf_counter())
         if next_page is not None:
-            return next_page, posted
+            return urljoin(target, next_page), posted
         return self._follow(target, posted), None
 
-    def _answer_arrived(self, response: Response) -> None:
-        """Record the latency of the answer in flight once the page it leads to has arrived."""
-        if not response.is_redirect:
-            self._end_answer()
-
     def _end_answer(self) -> None:
+        """Record the latency of the answer in flight: the page it leads to has arrived."""
         if self._answer_started is not None:
             now = time.perf_counter()
             self.report.answer_latencies_ms.append((now - self._answer_started) * 1000)

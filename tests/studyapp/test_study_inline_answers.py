@@ -3,9 +3,7 @@ response, with the same integrity rules as the plain post/redirect/get path."""
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from studyapp.models import Answer, Participant, Study
@@ -77,15 +75,3 @@ def test_the_last_inline_answer_redirects_to_the_thank_you_page(client, study):
     participant.refresh_from_db()
     assert participant.answered == 12 and participant.completed_at is not None
 
-
-def test_an_inline_answer_takes_the_queries_of_a_plain_answer(study):
-    """The next page is rendered from the process's cached sequence: no query beyond the answer's own."""
-    client = Client()
-    participant, page = _at_first_question(client, study)
-    with CaptureQueriesContext(connection) as queries:
-        response = client.post(_question(participant, 1), {"choice": "A", "shown": form_value(page, "shown")},
-                               headers=INLINE_HEADERS)  # fmt: skip
-    assert response.status_code == 200
-    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
-    writes = ["WITH"] if connection.vendor == "postgresql" else ["INSERT", "UPDATE"]
-    assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == ["SELECT", *writes]

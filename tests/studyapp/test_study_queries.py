@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from studyapp.flow import questions
 from studyapp.models import Answer, Participant, Study
+from studyapp.protocol import INLINE, NEXT_HEADER, PAGE_HEADER
 
 from study_helpers import DEMOGRAPHICS, answer_current, form_value, start
 
@@ -36,15 +37,18 @@ def test_a_question_page_takes_one_query(study: Study):
     assert _statements(queries) == ["SELECT"]
 
 
-def test_an_answer_takes_one_read_and_one_atomic_write(study: Study):
+@pytest.mark.parametrize("headers", [{}, {NEXT_HEADER: INLINE}], ids=["plain-form", "inline"])
+def test_an_answer_takes_one_read_and_one_atomic_write(study: Study, headers: dict[str, str]):
+    """Also inline: the next page is rendered from the process's cached sequence, no query more."""
     client = Client()
     participant = _ready(client, study)
     url = reverse("studyapp:question", args=[participant.token, 2])
     shown = form_value(client.get(url).content.decode(), "shown")
     with CaptureQueriesContext(connection) as queries:
-        response = client.post(url, {"choice": "B", "shown": shown})
-    assert response.status_code == 302
-    assert response["Location"] == reverse("studyapp:question", args=[participant.token, 3])
+        response = client.post(url, {"choice": "B", "shown": shown}, headers=headers)
+    following = response[PAGE_HEADER] if headers else response["Location"]
+    assert response.status_code == (200 if headers else 302)
+    assert following == reverse("studyapp:question", args=[participant.token, 3])
     statements = [s for s in _statements(queries) if s not in ("SAVEPOINT", "RELEASE")]
     # PostgreSQL: insert and counter update in one statement; SQLite: both in one transaction.
     writes = ["WITH"] if connection.vendor == "postgresql" else ["INSERT", "UPDATE"]
