@@ -72,7 +72,7 @@ def main() -> None:
 
         def recomputed_epoch() -> None:
             def images(index: torch.Tensor) -> torch.Tensor:
-                return torch.stack([train[int(i)][0] for i in index]).to(device)
+                return torch.stack([train[i][0] for i in index.tolist()]).to(device)
 
             fit(model, parameters, images, stack_labels(train), config, 1, device, "recomputed")
 
