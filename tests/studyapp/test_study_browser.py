@@ -131,6 +131,7 @@ def test_the_last_answer_leads_to_the_completion_redirect_after_it_is_stored(liv
     page.get_by_role("button", name="Begin").click()
     for position in range(1, 13):
         expect(page.get_by_text(f"Question {position} of 12")).to_be_visible()
+        page.wait_for_load_state("domcontentloaded")  # the deferred study.js listens for keys from then on
         page.keyboard.press("a")
     expect(page.get_by_role("heading", name="Completed")).to_be_visible()
     assert page.url == completion
