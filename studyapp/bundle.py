@@ -224,7 +224,8 @@ def _store_images(bundle: ValidatedBundle, saved: list[str], progress: Callable[
     stored: dict[str, str] = {}
     for name in dict.fromkeys(bundle.files):
         data, ext = clean_image_bytes(bundle.root / name)
-        stored[name] = default_storage.save(f"{STORAGE_DIR}/{secrets.token_urlsafe(18)}.{ext}", ContentFile(data))
+        # Hex names: unguessable (128 bits) and, unlike base64, unable to spell cam, bla, l2x or lime.
+        stored[name] = default_storage.save(f"{STORAGE_DIR}/{secrets.token_hex(16)}.{ext}", ContentFile(data))
         saved.append(stored[name])
         if progress:
             progress(1)

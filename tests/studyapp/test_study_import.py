@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from studyapp.models import Bundle, Pair, Stimulus, Study
 
 pytestmark = pytest.mark.django_db
 
-METHOD_WORDS = ("bla", "cam", "l2x", "random")
+METHOD_WORDS = ("bla", "cam", "l2x", "lime", "random")
 
 
 def _import(bundle: Path, slug: str = "s1", *extra: str) -> str:
@@ -46,6 +47,7 @@ def test_import_creates_study_pairs_and_opaque_images(bundle_dir, media_root):
     source_names = {p.name for p in (bundle_dir / "images").iterdir()}
     for stimulus in Stimulus.objects.all():
         name = Path(stimulus.image.name).name
+        assert re.fullmatch(r"[0-9a-f]{32}\.(png|jpg)", name)  # hex: no letter beyond f, so no method word by chance
         assert name not in source_names and not any(w in name.lower() for w in METHOD_WORDS)
         assert stimulus.method not in stimulus.url
 
