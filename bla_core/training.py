@@ -158,8 +158,8 @@ def fit(
 ) -> None:
     """Minimise cross-entropy of ``forward(gather(batch))`` with Adam over shuffled mini-batches.
 
-    ``gather`` receives index batches on ``device``: the shuffled order and the labels are moved there
-    once per epoch, so a CUDA step never waits for a host-to-device copy. Rows are gathered one
+    ``gather`` receives index batches on ``device``: the labels move there once and each epoch's
+    shuffled order once, so a CUDA step never waits for a host-to-device copy. Rows are gathered one
     mini-batch at a time: a 32-row float32 batch of 7×7×1280 maps (8 MB) stays in the CPU's cache
     while the pooling's forward and backward passes read it four times; gathering many batches at
     once wrote them to main memory and read them back (25–35 % slower).
