@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
@@ -112,14 +113,10 @@ def parallel_worker(folder: Path, method: str, classes: int, epochs: int, seed: 
 def parallel_rate(folder: Path, method: str, classes: int, epochs: int, processes: int) -> float:
     """Summed samples/s of ``processes`` single-thread processes training heads at the same time."""
     context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager:
+    with context.Manager() as manager, ProcessPoolExecutor(processes, mp_context=context) as pool:
         ready = manager.Barrier(processes)
-        with context.Pool(processes) as pool:
-            jobs = [pool.apply_async(parallel_worker, (folder, method, classes, epochs, seed, ready))
-                    for seed in range(processes)]
-            timings = [job.get() for job in jobs]
-            pool.close()
-            pool.join()  # let the workers exit on their own (terminate() would leak their semaphores)
+        jobs = [pool.submit(parallel_worker, folder, method, classes, epochs, seed, ready) for seed in range(processes)]
+        timings = [job.result() for job in jobs]
     return sum(samples for _, _, samples in timings) / (max(t[1] for t in timings) - min(t[0] for t in timings))
 
 
