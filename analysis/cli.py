@@ -9,9 +9,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from analysis.io import InputError
-from analysis.report import ReportOptions, build_report
-from analysis.statistics import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
 from analysis.percentages import DEFAULT_DECIMALS
+from analysis.quality import DEFAULT_SPEEDER_MS, DEFAULT_STRAIGHT_LINE_SHARE, QualityThresholds
+from analysis.report import ReportOptions, build_report
+from analysis.selection import DEFAULT_MAX_FAILED_CHECKS
+from analysis.statistics import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
 
 REPORT_STAGES = 4
 
@@ -23,9 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Analyse the answers of a BLA Study export (answers.csv, participants.csv).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     report = commands.add_parser(
-        "report", help="preferences.csv/.md, Figures 4 and 7-11 (PNG, SVG) and report.html",
-        description="Write the preference report: preferences.csv and .md, Figures 4 and "
-                    "7-11 as PNG and SVG, and a self-contained report.html.")
+        "report", help="preferences.csv/.md, participants_quality.csv, figures (PNG, SVG) "
+                       "and report.html",
+        description="Write the preference report: preferences.csv and .md, "
+                    "participants_quality.csv, Figures 4 and 7-11 and two data-quality "
+                    "figures as PNG and SVG, and a self-contained report.html.")
     source = report.add_argument_group("input (either --export-dir or both files)")
     source.add_argument("--export-dir", type=Path, metavar="DIR",
                         help="folder holding answers.csv and participants.csv")
@@ -34,13 +38,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="participants.csv of the export")
     report.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="folder to write the report into (created if missing)")
-    who = report.add_argument_group("who counts (default: completed, non-simulated)")
+    who = report.add_argument_group(
+        "who counts (default: completed, non-simulated, no failed attention check)")
     who.add_argument("--include-incomplete", action="store_true",
                      help="also count answers of participants who did not finish")
     who.add_argument("--include-excluded", action="store_true",
                      help="also count participants the researcher excluded")
     who.add_argument("--include-simulated", action="store_true",
                      help="also count simulated (bot) participants")
+    who.add_argument("--max-failed-checks", type=_count, default=DEFAULT_MAX_FAILED_CHECKS,
+                     metavar="N", help="leave out participants who failed more than N "
+                                       f"attention checks (default {DEFAULT_MAX_FAILED_CHECKS})")
+    who.add_argument("--keep-inattentive", action="store_true",
+                     help="count participants whatever attention checks they failed")
+    flags = report.add_argument_group("data-quality flags (they inform, they leave nobody out)")
+    flags.add_argument("--speeder-ms", type=_non_negative, default=DEFAULT_SPEEDER_MS,
+                       metavar="MS", help="flag a median response time below MS milliseconds "
+                                          f"(default {DEFAULT_SPEEDER_MS:g})")
+    flags.add_argument("--straight-line-share", type=_share, default=DEFAULT_STRAIGHT_LINE_SHARE,
+                       metavar="SHARE", help="flag one choice for at least this share of a "
+                                             "participant's answers "
+                                             f"(default {DEFAULT_STRAIGHT_LINE_SHARE:g})")
     numbers = report.add_argument_group("statistics")
     numbers.add_argument("--bootstrap", type=_positive_int, default=DEFAULT_BOOTSTRAP,
                          metavar="N", help=f"cluster bootstrap replicates "
@@ -65,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     answers, participants = _input_paths(parser, args)
     options = ReportOptions(
         include_incomplete=args.include_incomplete, include_excluded=args.include_excluded,
-        include_simulated=args.include_simulated, n_boot=args.bootstrap, seed=args.seed,
+        include_simulated=args.include_simulated, keep_inattentive=args.keep_inattentive,
+        max_failed_checks=args.max_failed_checks,
+        quality=QualityThresholds(args.speeder_ms, args.straight_line_share),
+        n_boot=args.bootstrap, seed=args.seed,
         confidence=args.confidence, decimals=args.decimals,
         dataset_labels=dict(args.dataset_label))
     with tqdm(total=REPORT_STAGES, disable=args.quiet, unit="step", leave=False) as bar:
@@ -85,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         bar.update(bar.total - bar.n)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"Wrote report.html, preferences.csv/.md and {len(result.files) - 3} figure files "
+    figures = sum(path.suffix in (".png", ".svg") for path in result.files)
+    print(f"Wrote report.html, preferences.csv/.md, participants_quality.csv and {figures} "
+          "figure files "
           f"for {len(result.selection.answers)} answers of "
           f"{result.selection.answers.groupby(['study', 'participant']).ngroups} participants "
           f"to {result.out_dir}")
@@ -114,6 +137,27 @@ def _positive_int(text: str) -> int:
     value = _number(text, int)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def _count(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number 0 or above")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text, float)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number 0 or above")
+    return value
+
+
+def _share(text: str) -> float:
+    value = _number(text, float)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0 and at most 1")
     return value
 
 

@@ -3,7 +3,9 @@
 Preference bars show relative frequencies; every bar carries its percentage, printed by the
 same rule as ``preferences.csv`` (:mod:`analysis.percentages`), and the BLA-T bar a whisker
 for its bootstrap confidence interval. Demographic figures show counts of the participants
-the analysis counted. Each figure is written as PNG and as SVG (text kept as text).
+the analysis counted. Two data-quality figures show the side-A share of decisive answers and
+the BLA-T share by quarter of the sequence. Each figure is written as PNG and as SVG (text kept
+as text).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from analysis.quality import SampleChecks
 from analysis.vocabulary import (
     EQUAL_NAME, EXPERIENCE_LABELS, GENDERS, NOT_GIVEN, QUESTION_TYPES,
     other_method_name,
@@ -30,6 +33,8 @@ FIGURE_STEMS: dict[str, str] = {
     "figure9": "figure9_age",
     "figure10": "figure10_ml_experience",
     "figure11": "figure11_xai_experience",
+    "side_a": "quality_side_a",
+    "positions": "quality_positions",
 }
 _STYLE = {"svg.fonttype": "none", "svg.hashsalt": "bla-study", "font.size": 9}
 _COLOURS = ("#1f77b4", "#ff7f0e", "#7f7f7f")
@@ -171,9 +176,57 @@ def age_figure(ages: pd.Series) -> Figure:
     return fig
 
 
-def render_figures(table: pd.DataFrame, participants: pd.DataFrame, folder: Path,
+def side_a_figure(checks: SampleChecks) -> Figure:
+    """Histogram of participants' side-A shares, with the pooled share, its CI and 1/2."""
+    fig, axes = panel_grid(1, 1, width=3.2, height=2.2, suptitle=False)
+    ax = axes[0, 0]
+    ax.hist(checks.participant_side_a, bins=np.linspace(0, 1, 11), color=_COLOURS[0],
+            alpha=0.8, label="participants")
+    low, high = checks.side_a_ci
+    if np.isfinite(low):
+        ax.axvspan(low, high, color=_COLOURS[1], alpha=0.3,
+                   label=f"{checks.confidence * 100:g}% CI")
+    ax.axvline(checks.side_a_share, color=_COLOURS[1], label="all answers")
+    ax.axvline(0.5, color="black", linestyle="--", linewidth=1, label="no side bias")
+    ax.set_xlim(0, 1)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("Share of decisive answers on System A")
+    ax.set_ylabel("Participants")
+    ax.set_title(f"Side A: {100 * checks.side_a_share:.1f}% of {checks.decisive} "
+                 "decisive answers", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def positions_figure(checks: SampleChecks) -> Figure:
+    """BLA-T share of answers in each quarter of the sequence, with CI whiskers."""
+    fig, axes = panel_grid(1, 1, width=3.2, height=2.2, suptitle=False)
+    ax = axes[0, 0]
+    rows = checks.positions
+    share = rows["bla_t_share"].to_numpy()
+    whiskers = np.nan_to_num([share - rows["ci_low"].to_numpy(),
+                              rows["ci_high"].to_numpy() - share])
+    ax.errorbar(rows["quarter"], share, yerr=whiskers, marker="o", color=_COLOURS[0],
+                capsize=4, linewidth=1)
+    for quarter, value, n in zip(rows["quarter"], share, rows["answers"]):
+        ax.annotate(f"{100 * value:.1f}%\n(n = {n})", (quarter, value), fontsize=7,
+                    textcoords="offset points", xytext=(8, -4))
+    ax.set_xticks(range(1, 5), ["1st", "2nd", "3rd", "4th"])
+    ax.set_xlim(0.5, 4.9)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("Quarter of each participant's sequence")
+    ax.set_ylabel("BLA-T share of answers")
+    ax.set_title("BLA-T share by position (fatigue, learning)", fontsize=9)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def render_figures(table: pd.DataFrame, participants: pd.DataFrame, checks: SampleChecks,
+                   folder: Path,
                    dataset_labels: dict[str, str] | None = None) -> dict[str, list[Path]]:
-    """Draw Figures 4 and 7–11 into ``folder`` as PNG and SVG; return the paths per figure."""
+    """Draw Figures 4 and 7–11 and the two data-quality figures into ``folder`` as PNG and SVG;
+    return the paths per figure."""
     labels = dataset_labels or {}
     with matplotlib.rc_context(_STYLE):
         figures = {
@@ -188,6 +241,8 @@ def render_figures(table: pd.DataFrame, participants: pd.DataFrame, folder: Path
             "figure11": count_figure(participants["xai_experience"],
                                      (*EXPERIENCE_LABELS, NOT_GIVEN), "XAI experience",
                                      "I have technical experience with XAI:"),
+            "side_a": side_a_figure(checks),
+            "positions": positions_figure(checks),
         }
         return {key: save_figure(fig, folder, FIGURE_STEMS[key]) for key, fig in figures.items()}
 

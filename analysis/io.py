@@ -6,6 +6,11 @@ row is dropped with a warning instead of an error, because dropping it cannot ch
 a row that repeats an earlier row of the same file in every column (e.g. two exports pasted
 together). Rows that share a key but differ anywhere else are an error — which one is right
 cannot be known.
+
+Attention-check rows (question type ``attention_check``, DESIGN.md) are validated like other
+answers plus their ``expected_choice``, and kept apart from the preference answers: they never
+count in preference statistics. An export made before attention checks has no
+``expected_choice`` column and loads as an export without attention checks.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.vocabulary import (
-    ANSWER_COLUMNS, BLA_T, CHOICES, EQUAL, EXPERIENCE_LABELS, FALSE_WORDS, KNOWN_METHODS,
-    NOT_GIVEN, PARTICIPANT_COLUMNS, QUESTION_TYPES, STATUSES, TRUE_WORDS,
+    ANSWER_COLUMNS, ATTENTION_CHECK, BLA_T, CHOICES, EQUAL, EXPECTED_CHOICE, EXPERIENCE_LABELS,
+    FALSE_WORDS, KNOWN_METHODS, NOT_GIVEN, PARTICIPANT_COLUMNS, QUESTION_TYPES, STATUSES,
+    TRUE_WORDS,
 )
 
 ANSWER_KEY = ["study", "participant", "position"]
@@ -33,9 +39,11 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class Export:
-    """Validated export: answers (with derived ``outcome``/``other_method``), participants, warnings."""
+    """Validated export: preference answers (with derived ``outcome``/``other_method``),
+    attention checks (with ``passed``), participants, warnings."""
 
     answers: pd.DataFrame
+    checks: pd.DataFrame
     participants: pd.DataFrame
     warnings: tuple[str, ...]
     answers_path: Path
@@ -53,13 +61,22 @@ def load_export(answers_path: Path, participants_path: Path) -> Export:
         lambda row: f"participant {row['participant']!r} of study {row['study']!r} "
         f"is not listed in {participants_path}",
     )
-    return Export(answers, participants, tuple(answer_warnings + participant_warnings),
+    is_check = (answers["question_type"] == ATTENTION_CHECK).to_numpy()
+    checks = answers.loc[is_check].reset_index(drop=True)
+    checks["passed"] = (checks["choice"] == checks[EXPECTED_CHOICE]).to_numpy()
+    return Export(answers.loc[~is_check].reset_index(drop=True), checks, participants,
+                  tuple(answer_warnings + participant_warnings),
                   Path(answers_path), Path(participants_path))
 
 
 def read_answers(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Read ``answers.csv``; add ``outcome`` (bla_t / other / equal) and ``other_method``."""
+    """Read ``answers.csv``; add ``outcome`` (bla_t / other / equal) and ``other_method``.
+
+    The rows include attention checks; :func:`load_export` separates them.
+    """
     df = _read_csv(path, ANSWER_COLUMNS)
+    if EXPECTED_CHOICE not in df.columns:
+        df[EXPECTED_CHOICE] = ""
     for column in ("study", "participant", "question_type", "dataset",
                    "method_a", "method_b", "choice", "chosen_method"):
         df[column] = df[column].astype("category")  # few distinct values: compare codes
@@ -68,15 +85,22 @@ def read_answers(path: Path) -> tuple[pd.DataFrame, list[str]]:
     _fail_first(path, df, ~(position >= 1) | (position % 1 != 0), "position",
                 lambda row: f"{row['position']!r} is not a positive whole number")
     df["position"] = position.astype(np.int64)
+    response = pd.to_numeric(df["response_ms"], errors="coerce")
+    _fail_first(path, df, (df["response_ms"] != "") & ~(response >= 0), "response_ms",
+                lambda row: f"{row['response_ms']!r} is not a time in milliseconds (a number "
+                "0 or above) or empty")
+    df["response_ms"] = response.astype(np.float64)
     df, warnings = _drop_repeated_rows(path, df, ANSWER_KEY, "answer")
 
-    _check_allowed(path, df, "question_type", QUESTION_TYPES)
+    _check_allowed(path, df, "question_type", (*QUESTION_TYPES, ATTENTION_CHECK))
+    is_check = (df["question_type"] == ATTENTION_CHECK).to_numpy()
+    _check_expected_choice(path, df, is_check)
     _check_allowed(path, df, "method_a", KNOWN_METHODS)
     _check_allowed(path, df, "method_b", KNOWN_METHODS)
     _check_allowed(path, df, "choice", CHOICES)
     _check_allowed(path, df, "chosen_method", (*KNOWN_METHODS, EQUAL))
     df["other_method"] = np.where(df["method_a"] == BLA_T, df["method_b"], df["method_a"])
-    allowed_pair = np.zeros(len(df), dtype=bool)
+    allowed_pair = is_check.copy()  # a check shows any pair's images
     for question_type, others in QUESTION_TYPES.items():
         allowed_pair |= ((df["question_type"] == question_type)
                          & ((df["method_a"] == BLA_T) | (df["method_b"] == BLA_T))
@@ -93,6 +117,21 @@ def read_answers(path: Path) -> tuple[pd.DataFrame, list[str]]:
     df["outcome"] = np.select([df["chosen_method"] == BLA_T, df["chosen_method"] == EQUAL],
                               [BLA_T, EQUAL], default="other")
     return df, warnings
+
+
+def _check_expected_choice(path: Path, df: pd.DataFrame, is_check: np.ndarray) -> None:
+    """Attention checks name the instructed choice; no other answer has one."""
+    expected = df[EXPECTED_CHOICE]
+    _fail_first(path, df, is_check & (expected == "").to_numpy(), EXPECTED_CHOICE,
+                lambda row: f"an {ATTENTION_CHECK!r} answer needs the instructed choice "
+                f"(one of {', '.join(map(repr, CHOICES))}), but the value is empty")
+    _fail_first(path, df, is_check & ~expected.isin(CHOICES).to_numpy(), EXPECTED_CHOICE,
+                lambda row: f"unknown value {row[EXPECTED_CHOICE]!r} (expected one of "
+                f"{', '.join(map(repr, CHOICES))})")
+    _fail_first(path, df, ~is_check & (expected != "").to_numpy(), EXPECTED_CHOICE,
+                lambda row: f"{row[EXPECTED_CHOICE]!r} given for question type "
+                f"{row['question_type']!r}; only {ATTENTION_CHECK!r} answers have an "
+                "expected choice")
 
 
 def read_participants(path: Path) -> tuple[pd.DataFrame, list[str]]:

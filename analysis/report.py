@@ -1,4 +1,5 @@
-"""The preference report: preferences.csv / .md, Figures 4 and 7–11, and a self-contained report.html.
+"""The preference report: preferences.csv / .md, participants_quality.csv, Figures 4 and 7–11,
+two data-quality figures, and a self-contained report.html.
 
 All files are first written to a staging folder inside the output folder and moved into place
 only when every one of them has been written, so a failure leaves no half-written report.
@@ -23,7 +24,10 @@ from analysis import __version__
 from analysis.figures import render_figures
 from analysis.io import Export, InputError, load_export
 from analysis.percentages import DEFAULT_DECIMALS
-from analysis.selection import Selection, select
+from analysis.quality import (
+    QUALITY_COLUMNS, QualityThresholds, SampleChecks, participant_quality, sample_checks,
+)
+from analysis.selection import DEFAULT_MAX_FAILED_CHECKS, Selection, select
 from analysis.statistics import (
     DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, PREFERENCE_COLUMNS, preference_table,
 )
@@ -37,7 +41,14 @@ FIGURE_CAPTIONS: dict[str, str] = {
     "figure9": "Figure 9. Age of the participants counted.",
     "figure10": "Figure 10. ML/AI experience of the participants counted.",
     "figure11": "Figure 11. XAI experience of the participants counted.",
+    "side_a": "Side bias: each counted participant's share of decisive answers on System A, "
+              "and the share over all their decisive answers with its participant-level "
+              "bootstrap confidence interval.",
+    "positions": "Fatigue and learning: BLA-T share of the answers in each quarter of a "
+                 "participant's sequence, with participant-level bootstrap confidence "
+                 "intervals.",
 }
+QUALITY_FIGURES = ("side_a", "positions")
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,9 @@ class ReportOptions:
     include_incomplete: bool = False
     include_excluded: bool = False
     include_simulated: bool = False
+    keep_inattentive: bool = False
+    max_failed_checks: int = DEFAULT_MAX_FAILED_CHECKS
+    quality: QualityThresholds = QualityThresholds()
     n_boot: int = DEFAULT_BOOTSTRAP
     seed: int = 0
     confidence: float = DEFAULT_CONFIDENCE
@@ -62,6 +76,7 @@ class ReportResult:
     files: list[Path]
     table: pd.DataFrame
     selection: Selection
+    quality: pd.DataFrame
     warnings: tuple[str, ...]
 
 
@@ -75,33 +90,42 @@ def build_report(answers_path: Path, participants_path: Path, out_dir: Path,
     step("reading the export")
     export = load_export(answers_path, participants_path)
     selection = select(export, options.include_incomplete, options.include_excluded,
-                       options.include_simulated)
+                       options.include_simulated, options.keep_inattentive,
+                       options.max_failed_checks)
     if selection.answers.empty:
         raise InputError(f"{answers_path}: no answers are left after the inclusion rules "
                          f"({_left_out_sentence(selection)}); see --include-incomplete, "
-                         "--include-excluded and --include-simulated")
+                         "--include-excluded, --include-simulated and --keep-inattentive")
     step("computing statistics")
     table = preference_table(selection.answers, options.n_boot, options.seed,
                              options.confidence, options.decimals)
+    quality = participant_quality(export, selection, options.quality, options.decimals)
+    checks = sample_checks(selection, export.checks, options.n_boot, options.seed,
+                           options.confidence)
+    warnings = export.warnings + tuple(checks.warnings())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".analysis-staging-", dir=out_dir))
     try:
         step("drawing figures")
-        figures = render_figures(table, selection.participants, staging, options.dataset_labels)
+        figures = render_figures(table, selection.participants, checks, staging,
+                                 options.dataset_labels)
         step("writing the report")
         write_preferences_csv(table, staging / "preferences.csv")
+        quality.loc[:, list(QUALITY_COLUMNS)].to_csv(staging / "participants_quality.csv",
+                                                     index=False, na_rep="")
         (staging / "preferences.md").write_text(preferences_markdown(table, options),
                                                 encoding="utf-8")
         (staging / "report.html").write_text(
-            report_html(export, selection, table, figures, options), encoding="utf-8")
+            report_html(export, selection, table, quality, checks, figures, warnings,
+                        options), encoding="utf-8")
         files = []
         for path in sorted(staging.iterdir()):
             os.replace(path, out_dir / path.name)
             files.append(out_dir / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ReportResult(out_dir, files, table, selection, export.warnings)
+    return ReportResult(out_dir, files, table, selection, quality, warnings)
 
 
 def write_preferences_csv(table: pd.DataFrame, path: Path) -> None:
@@ -120,7 +144,8 @@ def display_rows(table: pd.DataFrame, options: ReportOptions) -> list[list[str]]
     """Header plus one row of readable cells per preference row (used by Markdown and HTML)."""
     level = f"{options.confidence * 100:g}%"
     header = ["Dataset", "Question type", "Answers", "Participants", "BLA-T", "Other",
-              "Equal", f"BLA-T share {level} CI", "p (answers)", "p (participants)",
+              "Equal", f"BLA-T share {level} CI", "p (sign-flip)", "p (sign-flip, Holm)",
+              "p (sign test, participants)", "p (answers as independent)",
               "Cohen's h", "BLA-T − other [pp]", "Datasets differ"]
     rows = [header]
     for _, r in table.iterrows():
@@ -133,7 +158,8 @@ def display_rows(table: pd.DataFrame, options: ReportOptions) -> list[list[str]]
             f"{r['bla_t']} ({r['bla_t_pct']}%)", f"{r['other']} ({r['other_pct']}%)",
             f"{r['equal']} ({r['equal_pct']}%)",
             f"{r['ci_low']}–{r['ci_high']}%" if r["ci_low"] != "" else "–",
-            format_p(r["p_value"]), format_p(r["p_value_participants"]),
+            format_p(r["p_value"]), format_p(r["p_value_holm"]),
+            format_p(r["p_value_participants"]), format_p(r["p_value_answers_naive"]),
             "–" if math.isnan(r["cohens_h"]) else f"{r['cohens_h']:.2f}",
             r["difference_pct"], between,
         ])
@@ -165,33 +191,98 @@ def methods_paragraph(selection: Selection, table: pd.DataFrame,
     if options.include_excluded:
         included.append("'excluded'")
     who = " or ".join(included) + ("" if options.include_simulated else ", not simulated")
+    if not options.keep_inattentive:
+        who += f", at most {options.max_failed_checks} failed attention check(s)"
     level = f"{options.confidence * 100:g}%"
     return (
-        f"We counted {len(selection.answers)} answers of {selection.answers.groupby(['study', 'participant']).ngroups} "
-        f"participants ({who}). For each question type, pooled over datasets and per dataset, "
-        "we report how often BLA-T, the other method, or 'equally reasonable' was chosen. "
-        f"{rounding_sentence(options.decimals)} The {level} confidence interval of the BLA-T "
-        f"share is a percentile interval from a cluster bootstrap with {options.n_boot} "
-        f"replicates (seed {options.seed}): participants, not answers, are resampled with "
-        "replacement, because the answers of one person are not independent. BLA-T is tested "
-        "against the other method with an exact two-sided binomial sign test (p = 1/2), "
-        "'equally reasonable' answers excluded, over answers as in the paper; because that "
-        "test treats answers as independent we also give the sign test over participants "
-        "(each participant counts once, for the method they chose more often; ties excluded). "
-        "Effect sizes are Cohen's h of the BLA-T share among decisive answers against 1/2 "
-        "(0.2 small, 0.5 medium, 0.8 large) and the difference of the BLA-T and other shares "
-        "in percentage points. Whether preferences differ between datasets is tested per "
-        "question type with an adjusted Wald F test (Korn and Graubard) of equal BLA-T and other "
-        "shares in all datasets, whose covariance is cluster-robust (a participant-level "
-        "sandwich estimate). A Pearson chi-square test of the dataset × answer table would "
+        f"We counted {len(selection.answers)} answers of "
+        f"{selection.answers.groupby(['study', 'participant']).ngroups} participants ({who}); "
+        "attention-check items never count as answers. For each question type, pooled over "
+        "datasets and per dataset, we report how often BLA-T, the other method, or 'equally "
+        f"reasonable' was chosen. {rounding_sentence(options.decimals)} The {level} confidence "
+        f"interval of the BLA-T share is a percentile interval from a cluster bootstrap with "
+        f"{options.n_boot} replicates (seed {options.seed}): participants, not answers, are "
+        "resampled with replacement, because the answers of one person are not independent. "
+        "The headline test of BLA-T against the other method ('equally reasonable' answers "
+        "excluded) is an exact participant-level sign-flip test: its statistic is the sum over "
+        "participants of BLA-T answers minus other-method answers, and its null distribution "
+        "gives each participant's difference a random sign. It assumes only that participants "
+        "are independent of each other and that, without a preference in the population, a "
+        "participant's difference is as likely positive as negative; people may differ in "
+        "taste and one person's answers may depend on each other in any way. (For a null "
+        "mean with skewed tastes it holds its level approximately, as a t-test on the "
+        "per-participant differences would.) We preferred it to GEE with participant clusters, "
+        "whose robust Wald test rejects a true null too often with few participants, and to a "
+        "mixed-effects logistic model, which assumes normally distributed tastes on the logit "
+        "scale. Headline p-values are Holm-adjusted over the question types of the report, "
+        "separately for the pooled rows and for each dataset. We also give the exact sign test "
+        "over participants (each participant counts once, for the method they chose more "
+        "often; ties excluded), which tests the median participant rather than the pooled "
+        "share, and, for comparison only, the exact binomial sign test over answers, which "
+        "treats answers as independent and so overstates the evidence when people differ in "
+        "taste. Effect sizes are Cohen's h of the BLA-T share among decisive answers against "
+        "1/2 (0.2 small, 0.5 medium, 0.8 large) and the difference of the BLA-T and other "
+        "shares in percentage points. Whether preferences differ between datasets is tested "
+        "per question type with an adjusted Wald F test (Korn and Graubard) of equal BLA-T and "
+        "other shares in all datasets, whose covariance is cluster-robust (a participant-level "
+        "sandwich estimate); a Pearson chi-square test of the dataset × answer table would "
         "treat all answers as independent, although each participant answers several "
-        "questions in every dataset, and so misstate the evidence in either direction. "
-        "P-values are not adjusted for multiple comparisons."
+        "questions in every dataset. The between-datasets p-values are not adjusted."
     )
 
 
+def quality_html(quality: pd.DataFrame, checks: SampleChecks, figures: dict[str, list[Path]],
+                 options: ReportOptions) -> str:
+    """The data-quality section: flag rules and counts, side bias, position trend, figures."""
+    esc = html.escape
+    counted = quality["counted"].to_numpy()
+    flag_rows = "".join(
+        f"<tr><td>{esc(name)}</td><td>{esc(rule)}</td>"
+        f"<td>{int(quality['flags'].str.contains(name).sum())}</td>"
+        f"<td>{int(quality.loc[counted, 'flags'].str.contains(name).sum())}</td></tr>"
+        for name, rule in options.quality.flag_descriptions().items())
+    given = int(quality["checks_given"].sum())
+    checks_sentence = (
+        f"{given} attention check(s) were given, {int(quality['checks_passed'].sum())} passed."
+        if given else "The export has no attention checks.")
+    low, high = checks.side_a_ci
+    side = (f"System A was chosen in {100 * checks.side_a_share:.1f}% of the {checks.decisive} "
+            f"decisive counted answers ({options.confidence * 100:g}% CI "
+            f"{100 * low:.1f}–{100 * high:.1f}%, participant-level bootstrap); "
+            + ("the interval excludes 50%: a side bias." if checks.warnings()
+               else "the interval includes 50%: no side bias detected."))
+    quarters = "".join(
+        f"<tr><td>{r.quarter}</td><td>{r.answers}</td><td>{r.bla_t}</td>"
+        f"<td>{100 * r.bla_t_share:.1f}%</td>"
+        f"<td>{100 * r.ci_low:.1f}–{100 * r.ci_high:.1f}%</td></tr>"
+        for r in checks.positions.itertuples())
+    return (
+        "<p>One row per participant in <code>participants_quality.csv</code>: answers, median "
+        "response time, share of decisive answers on System A, longest run of one choice, "
+        "attention checks passed of those given, and flags. Flags inform; only failed "
+        "attention checks leave a participant out (see Data). "
+        f"{esc(checks_sentence)}</p>"
+        "<table><thead><tr><th>Flag</th><th>Rule</th><th>Participants</th><th>Of them counted"
+        f"</th></tr></thead><tbody>{flag_rows}</tbody></table>"
+        f"<p>{esc(side)}</p>"
+        "<table><thead><tr><th>Quarter</th><th>Answers</th><th>BLA-T</th><th>BLA-T share</th>"
+        f"<th>{options.confidence * 100:g}% CI</th></tr></thead><tbody>{quarters}</tbody>"
+        "</table>" + figures_html({key: figures[key] for key in QUALITY_FIGURES}))
+
+
+def figures_html(figures: dict[str, list[Path]]) -> str:
+    """Each figure's PNG embedded as base64 with its caption."""
+    esc = html.escape
+    return "".join(
+        f'<figure><img alt="{esc(FIGURE_CAPTIONS[key])}" src="data:image/png;base64,'
+        f'{base64.b64encode(paths[0].read_bytes()).decode("ascii")}">'
+        f"<figcaption>{esc(FIGURE_CAPTIONS[key])}</figcaption></figure>"
+        for key, paths in figures.items())
+
+
 def report_html(export: Export, selection: Selection, table: pd.DataFrame,
-                figures: dict[str, list[Path]], options: ReportOptions) -> str:
+                quality: pd.DataFrame, checks: SampleChecks, figures: dict[str, list[Path]],
+                warnings: tuple[str, ...], options: ReportOptions) -> str:
     """report.html with every figure embedded as base64 PNG, so the file stands alone."""
     esc = html.escape
     rows = display_rows(table, options)
@@ -199,12 +290,9 @@ def report_html(export: Export, selection: Selection, table: pd.DataFrame,
         "</tr></thead><tbody>" + "".join(
             "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
         ) + "</tbody></table>"
-    figure_html = "".join(
-        f'<figure><img alt="{esc(FIGURE_CAPTIONS[key])}" src="data:image/png;base64,'
-        f'{base64.b64encode(paths[0].read_bytes()).decode("ascii")}">'
-        f"<figcaption>{esc(FIGURE_CAPTIONS[key])}</figcaption></figure>"
-        for key, paths in figures.items())
-    warnings = "".join(f"<li>{esc(w)}</li>" for w in export.warnings) or "<li>none</li>"
+    figure_html = figures_html({key: paths for key, paths in figures.items()
+                                if key not in QUALITY_FIGURES})
+    warning_items = "".join(f"<li>{esc(w)}</li>" for w in warnings) or "<li>none</li>"
     studies = ", ".join(sorted(export.answers["study"].unique()))
     question_types = ", ".join(q for q in QUESTION_TYPES if q in set(table["question_type"]))
     return f"""<!DOCTYPE html>
@@ -224,7 +312,7 @@ code {{ background: #f3f3f3; padding: 0 0.2rem; }}
 <h2>Data</h2>
 {_inputs_html(export)}
 {_counts_html(selection)}
-<h3>Warnings</h3><ul>{warnings}</ul>
+<h3>Warnings</h3><ul>{warning_items}</ul>
 <h2>Methods</h2>
 <p>{esc(methods_paragraph(selection, table, options))}</p>
 <h2>Results</h2>
@@ -232,11 +320,15 @@ code {{ background: #f3f3f3; padding: 0 0.2rem; }}
 <p>Machine-readable: <code>preferences.csv</code> (same rows, full precision).</p>
 <h2>Figures</h2>
 {figure_html}
+<h2>Data quality</h2>
+{quality_html(quality, checks, figures, options)}
 <h2>Settings</h2>
 <p>analysis {esc(__version__)}; seed {options.seed}; bootstrap replicates {options.n_boot};
 confidence {options.confidence:g}; decimals {options.decimals};
 include incomplete {options.include_incomplete}, excluded {options.include_excluded},
-simulated {options.include_simulated}.</p>
+simulated {options.include_simulated}; keep inattentive {options.keep_inattentive},
+max failed checks {options.max_failed_checks}; speeder below {options.quality.speeder_ms:g} ms,
+straight-liner from {options.quality.straight_line_share:g} of answers.</p>
 </body></html>
 """
 

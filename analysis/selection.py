@@ -1,8 +1,10 @@
 """Which participants (and so which answers) an analysis counts, and why the rest are left out.
 
-By default only participants with status ``completed`` who are not ``simulated`` count. Flags
-add incomplete, researcher-excluded or simulated participants back. A participant left out for
-several reasons is counted under the first of: excluded by the researcher, simulated, incomplete.
+By default only participants with status ``completed`` who are not ``simulated`` and who failed
+no attention check count. Flags add incomplete, researcher-excluded, simulated or inattentive
+participants back, and ``max_failed_checks`` allows some failed checks. A participant left out
+for several reasons is counted under the first of: excluded by the researcher, simulated,
+incomplete, inattentive.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import pandas as pd
 
 from analysis.io import PARTICIPANT_KEY, Export
 
+DEFAULT_MAX_FAILED_CHECKS = 0
 REASONS: dict[str, str] = {
     "excluded": "excluded by the researcher (status 'excluded')",
     "simulated": "simulated (bot) participants",
     "incomplete": "did not complete the study (status 'incomplete')",
+    "inattentive": "failed more than {max_failed} attention check(s)",
 }
 
 
@@ -24,6 +28,7 @@ REASONS: dict[str, str] = {
 class Selection:
     """The counted participants and answers, plus per-reason counts of what was left out."""
 
+    reason: pd.Series  # per export participant (same index): why left out, '' if counted
     answers: pd.DataFrame
     participants: pd.DataFrame
     left_out: pd.DataFrame  # one row per reason: reason, description, participants, answers
@@ -31,12 +36,24 @@ class Selection:
     total_answers: int
 
 
+def failed_checks(export: Export) -> pd.Series:
+    """Number of failed attention checks of every participant, in the order of participants."""
+    failed = export.checks.loc[~export.checks["passed"]].groupby(
+        PARTICIPANT_KEY, observed=True).size()
+    keys = pd.MultiIndex.from_frame(export.participants[PARTICIPANT_KEY])
+    return pd.Series(failed.reindex(keys, fill_value=0).to_numpy(),
+                     index=export.participants.index)
+
+
 def select(export: Export, include_incomplete: bool = False, include_excluded: bool = False,
-           include_simulated: bool = False) -> Selection:
+           include_simulated: bool = False, keep_inattentive: bool = False,
+           max_failed_checks: int = DEFAULT_MAX_FAILED_CHECKS) -> Selection:
     """Apply the inclusion rules to an export and count what each rule left out."""
     people = export.participants
     reason = pd.Series("", index=people.index)
+    inattentive = (failed_checks(export) > max_failed_checks) & (not keep_inattentive)
     rules = [
+        ("inattentive", inattentive),
         ("incomplete", (people["status"] == "incomplete") & (not include_incomplete)),
         ("simulated", people["simulated"] & (not include_simulated)),
         ("excluded", (people["status"] == "excluded") & (not include_excluded)),
@@ -48,10 +65,12 @@ def select(export: Export, include_incomplete: bool = False, include_excluded: b
     answer_reason = answer_reason["reason"].to_numpy()
     rows = []
     for name, description in REASONS.items():
-        rows.append({"reason": name, "description": description,
+        rows.append({"reason": name,
+                     "description": description.format(max_failed=max_failed_checks),
                      "participants": int((reason == name).sum()),
                      "answers": int((answer_reason == name).sum())})
     return Selection(
+        reason=reason,
         answers=export.answers.loc[answer_reason == ""].reset_index(drop=True),
         participants=people.loc[reason == ""].reset_index(drop=True),
         left_out=pd.DataFrame(rows),

@@ -4,6 +4,9 @@ ANSWER_COLUMNS: tuple[str, ...] = (
     "study", "participant", "position", "pair_id", "question_type", "dataset", "image_id",
     "method_a", "method_b", "choice", "chosen_method", "response_ms", "answered_at",
 )
+# Appended later (attention checks); exports made before it lack the column.
+EXPECTED_CHOICE = "expected_choice"
+OPTIONAL_ANSWER_COLUMNS: tuple[str, ...] = (EXPECTED_CHOICE,)
 PARTICIPANT_COLUMNS: tuple[str, ...] = (
     "study", "participant", "status", "started_at", "completed_at", "gender", "age",
     "ml_experience", "xai_experience", "simulated",
@@ -12,6 +15,7 @@ PARTICIPANT_COLUMNS: tuple[str, ...] = (
 BLA_T = "bla_t"
 EQUAL = "equal"
 CHOICES: tuple[str, ...] = ("A", "B", EQUAL)
+ATTENTION_CHECK = "attention_check"  # question type of an instructed-response item
 
 # Question type -> the methods that may stand against BLA-T in it.
 QUESTION_TYPES: dict[str, tuple[str, ...]] = {

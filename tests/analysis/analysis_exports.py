@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from pathlib import Path
 
-from analysis.vocabulary import ANSWER_COLUMNS, PARTICIPANT_COLUMNS, QUESTION_TYPES
+from analysis.vocabulary import (
+    ANSWER_COLUMNS, ATTENTION_CHECK, EXPECTED_CHOICE, PARTICIPANT_COLUMNS, QUESTION_TYPES,
+)
 
 OTHER = {question_type: others[0] for question_type, others in QUESTION_TYPES.items()}
 STUDY = "s1"
@@ -37,6 +40,18 @@ def answer_row(participant: str, position: int, question_type: str, dataset: str
             "dataset": dataset, "image_id": f"img{position}", "method_a": method_a,
             "method_b": method_b, "choice": choice, "chosen_method": chosen,
             "response_ms": "1500", "answered_at": "2026-11-26T10:05:00Z"}
+
+
+def check_row(participant: str, position: int, choice: str, expected: str = "equal",
+              response_ms: str = "1500") -> dict:
+    """An attention check showing a BLA-T vs CAM pair; passed iff ``choice == expected``."""
+    chosen = {"A": "bla_t", "B": "cam"}.get(choice, "equal")
+    return {"study": STUDY, "participant": participant, "position": str(position),
+            "pair_id": f"check-{position}", "question_type": ATTENTION_CHECK,
+            "dataset": "A", "image_id": f"img{position}", "method_a": "bla_t",
+            "method_b": "cam", "choice": choice, "chosen_method": chosen,
+            "response_ms": response_ms, "answered_at": "2026-11-26T10:05:00Z",
+            EXPECTED_CHOICE: expected}
 
 
 def design_answers(cells: dict[tuple[str, str], tuple[int, int, int]], n_participants: int,
@@ -70,9 +85,14 @@ def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> Path:
 
 
 def write_export(folder: Path, answers: list[dict], participants: list[dict]) -> tuple[Path, Path]:
-    """Write answers.csv and participants.csv into ``folder``."""
+    """Write answers.csv and participants.csv into ``folder``.
+
+    The ``expected_choice`` column is written only when some row has one (else: an old export).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    return (write_csv(folder / "answers.csv", ANSWER_COLUMNS, answers),
+    columns = ANSWER_COLUMNS + ((EXPECTED_CHOICE,) if any(EXPECTED_CHOICE in row
+                                                           for row in answers) else ())
+    return (write_csv(folder / "answers.csv", columns, answers),
             write_csv(folder / "participants.csv", PARTICIPANT_COLUMNS, participants))
 
 
@@ -80,3 +100,16 @@ def two_sided_sign_p(wins: int, losses: int) -> float:
     """Exact two-sided binomial p at 1/2, summed by hand with integer binomials."""
     n, low = wins + losses, min(wins, losses)
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(low + 1)) / 2 ** n)
+
+
+def sign_flip_p(differences: list[int]) -> float:
+    """Two-sided sign-flip p by dynamic programming over participants (one sign each)."""
+    null = Counter({0: 1.0})
+    for d in differences:
+        step = Counter()
+        for total, weight in null.items():
+            step[total + d] += weight / 2
+            step[total - d] += weight / 2
+        null = step
+    observed = abs(sum(differences))
+    return sum(weight for total, weight in null.items() if abs(total) >= observed)

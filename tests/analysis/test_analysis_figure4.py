@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 
 from analysis.report import ReportOptions, build_report
-from analysis_exports import design_answers, participant_row, two_sided_sign_p, write_export
+from analysis_exports import (
+    design_answers, participant_row, sign_flip_p, two_sided_sign_p, write_export,
+)
 
 PARTICIPANTS = 125
 CELLS = {
@@ -72,7 +74,8 @@ def test_every_count_percentage_and_test_is_exact(report):
         for column, count in (("bla_t_pct", bla), ("other_pct", other), ("equal_pct", equal)):
             assert row[column] == f"{count * 1000 // n / 10:.1f}"  # n | 1000·count here
         assert row["difference_pct"] == f"{(bla - other) * 1000 // n / 10:.1f}"
-        assert row["p_value"] == pytest.approx(two_sided_sign_p(bla, other), rel=1e-9)
+        assert row["p_value_answers_naive"] == pytest.approx(two_sided_sign_p(bla, other),
+                                                             rel=1e-9, abs=0)
         assert row["cohens_h"] == pytest.approx(
             2 * math.asin(math.sqrt(bla / (bla + other))) - math.pi / 2)
         assert float(row["ci_low"]) < bla * 100 / n < float(row["ci_high"])
@@ -82,6 +85,8 @@ def test_every_count_percentage_and_test_is_exact(report):
         wins = int((per_person["bla_t"] > per_person[OTHER[question_type]]).sum())
         losses = int((per_person["bla_t"] < per_person[OTHER[question_type]]).sum())
         assert row["p_value_participants"] == pytest.approx(two_sided_sign_p(wins, losses))
+        differences = (per_person["bla_t"] - per_person[OTHER[question_type]]).tolist()
+        assert row["p_value"] == pytest.approx(max(sign_flip_p(differences), 1e-12), rel=1e-6)
         pooled = dataset == "all"
         assert pd.notna(row["between_datasets_p"]) == pooled
         if pooled:

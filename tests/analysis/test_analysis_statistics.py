@@ -3,13 +3,19 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from analysis_exports import two_sided_sign_p
+from analysis_exports import (
+    answer_row, participant_row, sign_flip_p, two_sided_sign_p, write_export,
+)
+from null_simulation import simulate
+from analysis.io import load_export
 from analysis.percentages import format_percent
+from analysis.selection import select
 from analysis.statistics import (
-    between_datasets_test, cluster_bootstrap_ci, cohens_h, count_tensor, participant_sign_test,
-    sign_test,
+    between_datasets_test, cluster_bootstrap_ci, cohens_h, count_tensor, holm,
+    participant_sign_test, preference_table, sign_flip_test, sign_test,
 )
 
 
@@ -123,3 +129,61 @@ def test_between_datasets_test_finds_a_real_difference():
     counts[:, 1, 0], counts[:, 1, 1] = 1, 3   # dataset 1: BLA-T 25 %
     counts[::2, 1, 0], counts[::2, 1, 1] = 2, 2
     assert between_datasets_test(counts).p_value < 1e-6
+
+
+@pytest.mark.parametrize(("differences", "expected"), [
+    ([3, 1, 1], 2 / 8),             # only the two all-same-sign flips reach |5|
+    ([2, 2, 2, -2], 10 / 16),       # sum 4: sign sums ±4 (2 ways) or ±2 (8 ways) of 16
+    ([3, -1, -1], 1.0),             # sum 1: every flip gives |sum| ≥ 1
+    ([0, 4, 0], 1.0),               # one decisive participant: either sign is as extreme
+    ([5, 5, 5, 5, 5, 5], 2 / 64),
+])
+def test_sign_flip_test_matches_hand_counted_flips(differences, expected):
+    assert sign_flip_test(np.array(differences)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_sign_flip_test_matches_enumeration_on_a_mixed_sample():
+    differences = np.random.default_rng(4).integers(-4, 6, size=40)
+    expected = sign_flip_p(differences.tolist())
+    assert 0.001 < expected < 0.9  # a p-value that tells a wrong answer from a right one
+    assert sign_flip_test(differences) == pytest.approx(expected, rel=1e-9)
+
+
+def test_sign_flip_test_without_decisive_participants_is_undefined():
+    assert math.isnan(sign_flip_test(np.array([0, 0, 0])))
+
+
+def test_holm_adjusts_one_family_and_leaves_undefined_values_out():
+    adjusted = holm(pd.Series([0.01, 0.04, math.nan, 0.03]))
+    assert adjusted[[0, 1, 3]].tolist() == pytest.approx([0.03, 0.06, 0.06])
+    assert math.isnan(adjusted[2])
+
+
+def crafted_answers() -> pd.DataFrame:
+    """8 people always choose BLA-T; 40 slightly prefer CAM (5 BLA-T, 6 CAM, 1 equal of 12)."""
+    rows = []
+    for i in range(48):
+        outcomes = ["bla_t"] * 12 if i < 8 else ["bla_t"] * 5 + ["other"] * 6 + ["equal"]
+        rows += [answer_row(f"p{i:02d}", k + 1, "bla_t_vs_cam", "A", outcome,
+                            "A" if k % 2 else "B") for k, outcome in enumerate(outcomes)]
+    return pd.DataFrame(rows)
+
+
+def test_a_few_enthusiasts_do_not_make_the_headline_test_significant(tmp_path):
+    people = [participant_row(f"p{i:02d}") for i in range(48)]
+    export = load_export(*write_export(tmp_path, crafted_answers().to_dict("records"), people))
+    row = preference_table(select(export).answers, n_boot=100).iloc[0]
+    assert (row["bla_t"], row["other"]) == (8 * 12 + 40 * 5, 40 * 6)   # 296 vs 240
+    assert row["p_value_answers_naive"] == pytest.approx(two_sided_sign_p(296, 240))
+    assert row["p_value_answers_naive"] < 0.05                          # naive: "BLA-T wins"
+    assert row["p_value"] == pytest.approx(sign_flip_p([12] * 8 + [-1] * 40), rel=1e-9)
+    assert row["p_value"] > 0.05                                        # participants: no
+    assert row["p_value_holm"] == row["p_value"]                        # one question type
+    assert row["p_value_participants"] == pytest.approx(two_sided_sign_p(8, 40))
+
+
+def test_headline_test_keeps_its_level_when_people_differ_in_taste():
+    rates = simulate(runs=400, participants=62, answers=12, seed=1)
+    assert 0.02 <= rates["sign_flip"] <= 0.085
+    assert rates["naive_answers"] >= 0.25
+    assert rates["participant_sign"] <= 0.085
