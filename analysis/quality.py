@@ -160,8 +160,10 @@ def sample_checks(selection: Selection, checks: pd.DataFrame, n_boot: int, seed:
                       per_person(is_bla.astype(float), quarter, QUARTERS)])
     totals = np.hstack([per_person(decisive.astype(float), zero, 1),
                         per_person(np.ones(len(answers)), quarter, QUARTERS)])
-    intervals = cluster_bootstrap_ci(hits, totals, n_boot, np.random.default_rng([seed, 99]),
-                                     confidence)
+    # One cell at a time: few distinct count profiles each, so the bootstrap stays cheap.
+    rng = np.random.default_rng([seed, 99])
+    intervals = np.vstack([cluster_bootstrap_ci(hits[:, [k]], totals[:, [k]], n_boot, rng,
+                                                confidence) for k in range(hits.shape[1])])
     sums, counts = hits.sum(axis=0), totals.sum(axis=0)
     positions = pd.DataFrame([
         {"quarter": k + 1, "answers": int(counts[k + 1]), "bla_t": int(sums[k + 1]),

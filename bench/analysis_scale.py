@@ -1,6 +1,7 @@
 """Scale benchmark of the preference report: 10,000 participants × 36 answers (360,000 rows).
 
-Writes a synthetic export (shares like the paper's Figure 4, person-specific preferences),
+Writes a synthetic export (shares like the paper's Figure 4, person-specific preferences, two
+attention checks per participant at random positions, failed by about 3 % of them),
 runs the full ``python -m analysis report`` in a child process and prints its wall time and
 peak memory (the child's maximum resident set size) against the targets 20 s and 1 GB.
 
@@ -28,10 +29,12 @@ QUESTION_TYPES = {"bla_t_vs_cam": ("cam", (0.71, 0.14, 0.15)),
                   "bla_t_vs_random": ("random", (0.79, 0.07, 0.14))}
 DATASETS = ("cats_dogs", "stanford_dogs", "caltech_birds")
 PER_CELL = 4
+CHECKS = 2
+FAIL_CHECK = 0.015
 
 
 def write_export(folder: Path, participants: int, seed: int) -> int:
-    """Write answers.csv and participants.csv; return the number of answer rows."""
+    """Write answers.csv and participants.csv; return the number of (preference) answers."""
     rng = np.random.default_rng(seed)
     names = np.array([f"p{i:05d}" for i in range(participants)])
     cells = [(q, d) for q in QUESTION_TYPES for d in DATASETS]
@@ -54,7 +57,8 @@ def write_export(folder: Path, participants: int, seed: int) -> int:
     method_b = np.where(bla_t_left, other, "bla_t")
     chosen = np.select([outcome == 0, outcome == 1], ["bla_t", other], "equal")
     choice = np.select([outcome == 2, chosen == method_a], ["equal", "A"], "B")
-    position = np.concatenate([rng.permutation(per_person) + 1 for _ in range(participants)])
+    places = np.argsort(rng.random((participants, per_person + CHECKS)), axis=1) + 1
+    position = places[:, :per_person].ravel()
     answers = pd.DataFrame({
         "study": "scale", "participant": names[person], "position": position,
         "pair_id": [f"pair{i}" for i in rng.integers(0, 5000, person.size)],
@@ -62,7 +66,9 @@ def write_export(folder: Path, participants: int, seed: int) -> int:
         "image_id": [f"img{i}" for i in rng.integers(0, 2000, person.size)],
         "method_a": method_a, "method_b": method_b, "choice": choice, "chosen_method": chosen,
         "response_ms": rng.integers(800, 20000, person.size),
-        "answered_at": "2026-11-26T10:05:00Z"})
+        "answered_at": "2026-11-26T10:05:00Z", "expected_choice": ""})
+    rows = len(answers)
+    answers = pd.concat([answers, attention_checks(names, places[:, per_person:], rng)])
     answers.to_csv(folder / "answers.csv", index=False)
     labels = np.array(["strongly disagree", "disagree", "undecided", "agree", "strongly agree"])
     pd.DataFrame({
@@ -73,7 +79,22 @@ def write_export(folder: Path, participants: int, seed: int) -> int:
         "ml_experience": rng.choice(labels, participants),
         "xai_experience": rng.choice(labels, participants), "simulated": "false",
     }).to_csv(folder / "participants.csv", index=False)
-    return len(answers)
+    return rows
+
+
+def attention_checks(names: np.ndarray, places: np.ndarray,
+                     rng: np.random.Generator) -> pd.DataFrame:
+    """Rows of the instructed 'equal' items; a failed one is answered 'A'."""
+    person = np.repeat(np.arange(len(names)), CHECKS)
+    failed = rng.random(person.size) < FAIL_CHECK
+    return pd.DataFrame({
+        "study": "scale", "participant": names[person], "position": places.ravel(),
+        "pair_id": "pair0", "question_type": "attention_check", "dataset": DATASETS[0],
+        "image_id": "img0", "method_a": "bla_t", "method_b": "cam",
+        "choice": np.where(failed, "A", "equal"), "chosen_method": np.where(failed, "bla_t",
+                                                                           "equal"),
+        "response_ms": rng.integers(800, 20000, person.size),
+        "answered_at": "2026-11-26T10:05:00Z", "expected_choice": "equal"})
 
 
 def main() -> int:
@@ -96,7 +117,8 @@ def main() -> int:
             return 1
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
     print(done.stdout.strip())
-    print(f"{rows} answers of {args.participants} participants, {args.bootstrap} bootstrap "
+    print(f"{rows} answers and {CHECKS * args.participants} attention checks of "
+          f"{args.participants} participants, {args.bootstrap} bootstrap "
           f"replicates: wall {seconds:.1f} s (target {TARGET_SECONDS:.0f} s, "
           f"{seconds / TARGET_SECONDS:.2f}× of it), peak memory {peak / 2**20:.0f} MiB "
           f"(target {TARGET_BYTES / 2**20:.0f} MiB, {peak / TARGET_BYTES:.2f}× of it)")
