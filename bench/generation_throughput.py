@@ -1,8 +1,8 @@
 """Stimuli rendered and written per second by `generation build` at 224×224 (target: ≥ 100/s).
 
 Builds a bundle from synthetic explanation files — 28×28 grayscale digits (upscaled as for MNIST)
-and 320×240 RGB photos — with one and with two rendering processes, side by side in one run, and
-prints each rate and its ratio to the target.
+and 320×240 RGB photos — in every render style, with one and with two rendering processes, side by
+side in one run, and prints each rate and its ratio to the target.
 
     .venv/bin/python bench/generation_throughput.py [--images 200] [--per-type 150]
 """
@@ -23,7 +23,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from generation.build import BuildOptions, build_bundle
-from generation.render import RenderSettings
+from generation.render import RENDER_STYLES, RenderSettings
 
 TARGET_PER_SECOND = 100.0
 GRID = 7
@@ -60,10 +60,10 @@ def write_dataset(folder: Path, key: str, count: int, shape: tuple[int, ...], rn
     return files
 
 
-def measure(files: list[Path], out: Path, per_type: int, workers: int) -> tuple[int, float, float]:
+def measure(files: list[Path], out: Path, per_type: int, style: str, workers: int) -> tuple[int, float, float]:
     """Build one bundle; return (stimuli written, wall seconds, CPU seconds of this process and its workers)."""
     options = BuildOptions(explanation_files=tuple(files), out=out, per_type=per_type, seed=0,
-                           render=RenderSettings(size=224), workers=workers)
+                           render=RenderSettings(style=style, size=224), workers=workers)
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     result = build_bundle(options)
     return result.stimulus_count, time.perf_counter() - start, _cpu_seconds() - cpu_start
@@ -86,12 +86,17 @@ def main() -> None:
         folder = Path(tmp)
         files = write_dataset(folder, "digits", args.images, (28, 28), rng)
         files += write_dataset(folder, "photos", args.images, (240, 320), rng)
-        for workers in (1, 2):
-            stimuli, seconds, cpu = measure(files, folder / f"bundle-{workers}", args.per_type, workers)
-            rate = stimuli / seconds
-            print(f"generation build, 224x224, {workers} process(es): {stimuli} stimuli in {seconds:.2f} s = "
-                  f"{rate:.0f} stimuli/s, {rate / TARGET_PER_SECOND:.2f}x the target of {TARGET_PER_SECOND:.0f}/s "
-                  f"({stimuli / cpu:.0f} stimuli per CPU-second; wall rates drop when other work shares the cores)")
+        for style in RENDER_STYLES:
+            for workers in (1, 2):
+                stimuli, seconds, cpu = measure(files, folder / f"bundle-{style}-{workers}", args.per_type, style, workers)
+                _report(style, workers, stimuli, seconds, cpu)
+
+
+def _report(style: str, workers: int, stimuli: int, seconds: float, cpu: float) -> None:
+    rate = stimuli / seconds
+    print(f"generation build, 224x224, style {style}, {workers} process(es): {stimuli} stimuli in {seconds:.2f} s = "
+          f"{rate:.0f} stimuli/s, {rate / TARGET_PER_SECOND:.2f}x the target of {TARGET_PER_SECOND:.0f}/s "
+          f"({stimuli / cpu:.0f} stimuli per CPU-second; wall rates drop when other work shares the cores)")
 
 
 if __name__ == "__main__":

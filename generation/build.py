@@ -261,7 +261,7 @@ def _manifest(
              "class_names": list(d.anchor.class_names)}
             for key, d in datasets.items()
         ],
-        "pairs": [_pair_entry(plan, files_) for plan, files_ in zip(plans, names)],
+        "pairs": [_pair_entry(plan, files_, options.render) for plan, files_ in zip(plans, names)],
         "provenance": {
             "explanations": {str(ex.path): ex.sha256 for ex in files},
             "explanation_provenance": {str(ex.path): ex.provenance for ex in files},
@@ -273,7 +273,7 @@ def _manifest(
     return {"schema_version": SCHEMA_VERSION, "bundle_id": digest, "created_at": created, **body}
 
 
-def _pair_entry(plan: PairPlan, files: PairFiles) -> dict[str, Any]:
+def _pair_entry(plan: PairPlan, files: PairFiles, render: RenderSettings) -> dict[str, Any]:
     anchor = plan.dataset.anchor
     source = plan.random_source_row
     return {
@@ -287,6 +287,7 @@ def _pair_entry(plan: PairPlan, files: PairFiles) -> dict[str, Any]:
                     for side, name in zip(plan.sides, files.sides)],
         "random_source_image_id": None if source is None else anchor.image_ids[source],
         "image_file": files.image,
+        "render_id": render.render_id,
     }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from generation.build import BuildOptions, build_bundle
 from generation.errors import GenerationError
 from generation.preview import write_contact_sheet
-from generation.render import RESAMPLE_MODES, RenderSettings
+from generation.render import DEFAULT_STYLE, RENDER_STYLES, RESAMPLE_MODES, RenderSettings
 from generation.selection import QUESTION_TYPES
 from generation.validate import validate_bundle
 
@@ -57,11 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--task", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
                        help='what the systems were trained to do, shown as "trained to TEXT" '
                             "(default: from the files); repeat per dataset")
+    build.add_argument("--style", default=DEFAULT_STYLE,
+                       help="how both sides of every pair are drawn: "
+                            + "; ".join(f"{s.name}: {s.description} ({s.upscale} upscaling)" for s in RENDER_STYLES.values())
+                            + " (default: %(default)s)")
     build.add_argument("--size", type=int, default=224, help="side of the square stimulus images in pixels (default: %(default)s)")
     build.add_argument("--image-resample", choices=list(RESAMPLE_MODES), default="bilinear",
                        help="how the photo is scaled to --size (default: %(default)s)")
-    build.add_argument("--upscale", choices=list(RESAMPLE_MODES), default="nearest",
-                       help="how the explanation grid is scaled: nearest shows cells, bilinear smooths (default: %(default)s)")
+    build.add_argument("--upscale", choices=list(RESAMPLE_MODES), default=None,
+                       help="how the explanation grid is scaled: nearest shows cells, bilinear smooths (default: the style's)")
     build.add_argument("--colormap", default="turbo", help="matplotlib colormap of the explanation (default: %(default)s)")
     build.add_argument("--alpha", type=float, default=0.5, help="weight of the explanation colour in the blend (default: %(default)s)")
     build.add_argument("--workers", type=_positive_int, default=2, help="rendering processes (1: render in this process) (default: %(default)s)")
@@ -83,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    render = RenderSettings(size=args.size, upscale=args.upscale, image_resample=args.image_resample,
+    render = RenderSettings(style=args.style, size=args.size, upscale=args.upscale, image_resample=args.image_resample,
                             colormap=args.colormap, alpha=args.alpha)
     options = BuildOptions(
         explanation_files=tuple(args.explanations), out=args.out,
@@ -99,7 +103,7 @@ def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
     types = ", ".join(manifest["generator"]["options"]["question_types"])
     datasets = ", ".join(d["key"] for d in manifest["datasets"])
     print(f"wrote {len(manifest['pairs'])} pairs ({result.stimulus_count} stimuli) of {types} for {datasets} "
-          f"to {result.bundle} (bundle {manifest['bundle_id']})")
+          f"to {result.bundle} (bundle {manifest['bundle_id']}, style {render.style})")
     return 0
 
 

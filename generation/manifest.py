@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from generation.render import render_record_id, render_record_problem
 from generation.selection import ANCHOR_METHOD, QUESTION_TYPES, RANDOM_METHOD
 
 SCHEMA_VERSION = 1
@@ -33,7 +34,29 @@ def check_manifest(manifest: Any) -> list[str]:
     problems += _check_provenance(manifest["provenance"])
     classes = _check_datasets(manifest["datasets"], problems)
     problems += _check_pairs(manifest["pairs"], classes)
+    problems += _check_render(manifest.get("render"), manifest["pairs"])
     return problems
+
+
+def _check_render(record: Any, pairs: list) -> list[str]:
+    """The optional `render` record is sound and every pair carries its `render_id`: one drawing per bundle.
+
+    Bundles from before render styles have no record, or one without `style`, and no pair ids.
+    """
+    pairs = [pair for pair in pairs if isinstance(pair, dict)]
+    if record is None:
+        if any("render_id" in pair for pair in pairs):
+            return ["manifest.json: pairs carry a render_id but the manifest has no render record saying how they were drawn"]
+        return []
+    problem = render_record_problem(record)
+    if problem:
+        return [problem]
+    expected = render_record_id(record) if "style" in record else None
+    others = [pair for pair in pairs if pair.get("render_id") != expected]
+    if not others:
+        return []
+    return [f"manifest.json: {len(others)} of {len(pairs)} pairs were not drawn with the bundle's render settings "
+            f"(first: pair {others[0].get('pair_id')!r}); every pair of a bundle must be rendered with one setting"]
 
 
 def _check_created_at(value: str) -> list[str]:

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 from generation.atomic import atomic_file
 from generation.errors import GenerationError
 from generation.manifest import MANIFEST_NAME, check_manifest
+from generation.render import describe_render
 
 GAP = 8
 LINE = 14
@@ -35,16 +36,22 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
 
 
 def contact_sheet(bundle: Path, thumb: int = 160, max_pairs: int | None = None) -> tuple[Image.Image, int]:
-    """One row per pair: the plain image and its two stimuli, each captioned with what it shows."""
+    """A line saying how the bundle was drawn, then one row per pair: the plain image and its two
+    stimuli, each captioned with what it shows."""
     if thumb < 32:
         raise GenerationError(f"--thumb {thumb} is below 32 pixels")
-    pairs = load_manifest(bundle)["pairs"][:max_pairs]
+    manifest = load_manifest(bundle)
+    pairs = manifest["pairs"][:max_pairs]
     cell_w, row_h = thumb + GAP, thumb + 3 * LINE + 2 * GAP
-    sheet = Image.new("RGB", (GAP + 3 * cell_w, GAP + row_h * len(pairs)), BACKGROUND)
-    draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
+    heading = _wrapped(describe_render(manifest.get("render")), font, 3 * cell_w - GAP)
+    head_h = LINE * len(heading) + GAP
+    sheet = Image.new("RGB", (GAP + 3 * cell_w, GAP + head_h + row_h * len(pairs)), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    for k, line in enumerate(heading):
+        draw.text((GAP, GAP + k * LINE), line, fill=INK, font=font)
     for i, pair in enumerate(pairs):
-        top = GAP + i * row_h
+        top = GAP + head_h + i * row_h
         draw.text((GAP, top), f"{i + 1}. {pair['question_type']} · {pair['dataset']} · {pair['image_id']}",
                   fill=INK, font=font)
         columns = [(pair.get("image_file"), f"true {pair['true_class']}, predicted {pair['predicted_class']}")]
@@ -54,6 +61,18 @@ def contact_sheet(bundle: Path, thumb: int = 160, max_pairs: int | None = None) 
             sheet.paste(_thumbnail(bundle, name, thumb), (left, top + LINE + 2))
             draw.multiline_text((left, top + LINE + thumb + 4), caption, fill=INK, font=font, spacing=2)
     return sheet, len(pairs)
+
+
+def _wrapped(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> list[str]:
+    """`text` broken at spaces into lines no wider than `width` pixels (a longer word gets its own line)."""
+    lines = [""]
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}".strip()
+        if lines[-1] and font.getlength(candidate) > width:
+            lines.append(word)
+        else:
+            lines[-1] = candidate
+    return lines
 
 
 def _stimulus_caption(stimulus: dict[str, Any], pair: dict[str, Any]) -> str:

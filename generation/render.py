@@ -1,9 +1,17 @@
-"""Draw an explanation on its image: upscale the grid, colour it with a colormap, blend it on."""
+"""Draw an explanation on its image: one pipeline for every side of every pair, its style named once.
+
+Every stimulus goes normalise → upscale → colour → blend with the bundle's one `RenderSettings`;
+only the explanation differs between the two sides of a pair, never the drawing.
+"""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import numbers
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,44 +27,114 @@ RESAMPLE_MODES = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampl
 
 
 @dataclass(frozen=True)
-class RenderSettings:
-    """How every stimulus of a bundle is drawn (shared by both sides of a pair)."""
+class RenderStyle:
+    """A named drawing: how the coloured map is weighted in the blend, and its default upscaling."""
 
+    name: str
+    upscale: str
+    weight_by_value: bool  # False: weight alpha on every pixel; True: alpha × value, so zeros leave pixels untouched
+    description: str
+
+
+RENDER_STYLES: dict[str, RenderStyle] = {
+    style.name: style
+    for style in (
+        RenderStyle("overlay", "bilinear", False, "colour blended over the whole image, as the paper's authors drew"),
+        RenderStyle("cells", "nearest", True, "cells tinted in proportion to their value, zero cells untouched"),
+    )
+}
+DEFAULT_STYLE = "overlay"
+# The fields of the manifest's `render` record, in order; `style` is absent from bundles built before styles.
+RENDER_FIELDS = ("style", "size", "upscale", "image_resample", "colormap", "alpha")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How every stimulus of a bundle is drawn (shared by both sides of every pair).
+
+    `upscale` None takes the style's default; the effective value is what the manifest records.
+    """
+
+    style: str = DEFAULT_STYLE
     size: int = 224
-    upscale: str = "nearest"
+    upscale: str | None = None
     image_resample: str = "bilinear"
     colormap: str = "turbo"
     alpha: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 16 <= self.size <= 4096:
-            raise GenerationError(f"--size {self.size} is outside 16..4096 pixels")
-        for option, value in (("--upscale", self.upscale), ("--image-resample", self.image_resample)):
-            if value not in RESAMPLE_MODES:
-                raise GenerationError(f"{option} {value!r} is not one of {', '.join(RESAMPLE_MODES)}")
-        if not 0.0 < self.alpha <= 1.0:
-            raise GenerationError(f"--alpha {self.alpha} is outside (0, 1]")
-        colormap_lut(self.colormap)
+        style = RENDER_STYLES.get(self.style)
+        if style is not None and self.upscale is None:
+            object.__setattr__(self, "upscale", style.upscale)
+        problem = settings_problem(self.as_manifest(), lambda field: "--" + field.replace("_", "-"))
+        if problem:
+            raise GenerationError(problem)
+
+    @property
+    def render_style(self) -> RenderStyle:
+        """The named style these settings draw in."""
+        return RENDER_STYLES[self.style]
 
     def as_manifest(self) -> dict[str, object]:
-        """The settings as recorded in the manifest's optional `render` field."""
-        return {
-            "size": self.size,
-            "upscale": self.upscale,
-            "image_resample": self.image_resample,
-            "colormap": self.colormap,
-            "alpha": self.alpha,
-        }
+        """The effective settings as recorded in the manifest's `render` field."""
+        return {field: getattr(self, field) for field in RENDER_FIELDS}
+
+    @property
+    def render_id(self) -> str:
+        """The digest every pair drawn with these settings carries (see `render_record_id`)."""
+        return render_record_id(self.as_manifest())
+
+
+def render_record_id(record: Mapping[str, object]) -> str:
+    """A 16-hex digest of a render record: pairs carry it, so pairs drawn differently cannot share a bundle."""
+    return hashlib.sha256(json.dumps(dict(record), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def settings_problem(record: Mapping[str, object], label: Callable[[str], str]) -> str | None:
+    """The first thing wrong with render settings, as one sentence naming `label(field)`; None when sound.
+
+    A record without `style` (written before styles existed) is checked for its other fields only.
+    """
+    style, size, alpha = record.get("style"), record.get("size"), record.get("alpha")
+    if "style" in record and style not in RENDER_STYLES:
+        return f"{label('style')} {style!r} is not a render style (choose {' or '.join(RENDER_STYLES)})"
+    if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 4096:
+        return f"{label('size')} {size!r} is not a whole number of pixels in 16..4096"
+    for field in ("upscale", "image_resample"):
+        if record.get(field) not in RESAMPLE_MODES:
+            return f"{label(field)} {record.get(field)!r} is not one of {', '.join(RESAMPLE_MODES)}"
+    if not isinstance(record.get("colormap"), str) or record["colormap"] not in colormaps:
+        return f"{label('colormap')} {record.get('colormap')!r} is not a matplotlib colormap"
+    if not isinstance(alpha, numbers.Real) or isinstance(alpha, bool) or not 0.0 < alpha <= 1.0:
+        return f"{label('alpha')} {alpha!r} is not a number in (0, 1]"
+    return None
+
+
+def render_record_problem(record: object) -> str | None:
+    """What is wrong with a manifest's `render` record, as one sentence; None when it is sound."""
+    if not isinstance(record, dict):
+        return "manifest.json: render must be an object of drawing settings"
+    unknown = sorted(set(record) - set(RENDER_FIELDS))
+    missing = [field for field in RENDER_FIELDS[1:] if field not in record]
+    if unknown or missing:
+        what = f"unknown field {unknown[0]!r}" if unknown else f"no field {missing[0]!r}"
+        return f"manifest.json: render has {what}; it records {', '.join(RENDER_FIELDS)}"
+    problem = settings_problem(record, lambda field: f"render.{field}")
+    return f"manifest.json: {problem}" if problem else None
+
+
+def describe_render(record: object) -> str:
+    """One line saying how a bundle was drawn, for the contact sheet."""
+    if not isinstance(record, dict) or record.get("style") not in RENDER_STYLES:
+        return "style not recorded (bundle built before render styles)"
+    style = RENDER_STYLES[record["style"]]
+    return f"style {style.name} ({record['upscale']}, {record['colormap']}, alpha {record['alpha']:g}): {style.description}"
 
 
 @functools.lru_cache(maxsize=None)
 def colormap_lut(name: str) -> np.ndarray:
-    """The colormap as a 256×3 float32 table of 0–255 RGB values."""
-    try:
-        cmap = colormaps[name]
-    except KeyError:
-        raise GenerationError(f"--colormap {name!r} is not a matplotlib colormap") from None
-    return (cmap(np.linspace(0.0, 1.0, 256))[:, :3] * 255.0).astype(np.float32)
+    """The colormap as a 256×3 float32 table of 0–255 RGB values (`name` checked by `settings_problem`)."""
+    return (colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255.0).astype(np.float32)
 
 
 def load_display_image(path: Path, size: int, resample: str) -> np.ndarray:
@@ -74,18 +152,19 @@ def load_display_image(path: Path, size: int, resample: str) -> np.ndarray:
 
 
 def normalised(explanation: np.ndarray, hard: bool) -> np.ndarray:
-    """Map values to [0, 1]: hard masks as they are, continuous maps min-max scaled (flat → 0)."""
+    """Map values to [0, 1] as the authors did: hard masks divided by their maximum, continuous maps
+    min-max scaled; a map with nothing to show (empty mask, flat map) becomes all zeros."""
     values = np.asarray(explanation, dtype=np.float32)
-    if hard:
-        return values
-    low, high = float(values.min()), float(values.max())
+    low = 0.0 if hard else float(values.min())
+    high = float(values.max())
     if high <= low:
         return np.zeros_like(values)
     return (values - low) / (high - low)
 
 
 def upscale_grid(values: np.ndarray, height: int, width: int, mode: str) -> np.ndarray:
-    """Upscale an h×w(×c) grid to height×width: `nearest` keeps cells visible, `bilinear` smooths."""
+    """Upscale an h×w(×c) grid to height×width: `nearest` keeps cells visible, `bilinear` interpolates
+    between cell centres with the edge cells repeated outward (as cv2.resize's INTER_LINEAR)."""
     if mode == "nearest":
         rows = np.arange(height) * values.shape[0] // height
         cols = np.arange(width) * values.shape[1] // width
@@ -95,33 +174,33 @@ def upscale_grid(values: np.ndarray, height: int, width: int, mode: str) -> np.n
 
 
 def render_overlay(image: np.ndarray, explanation: np.ndarray, hard: bool, settings: RenderSettings) -> np.ndarray:
-    """Blend an explanation on an RGB uint8 image.
+    """Draw an explanation on an RGB uint8 image: normalise, upscale, colour with the colormap, blend.
 
-    Hard masks colour only the selected cells (with the colormap's top colour, weight alpha) and
-    leave every other pixel untouched; continuous maps are min-max normalised, coloured by value and
-    blended with weight alpha everywhere, as the authors drew (Grad-)CAM.
+    Hard and continuous maps differ only in their normalisation; colour and blend are the same for
+    both, so the two sides of a pair are drawn alike.
     """
     height, width = image.shape[:2]
-    values = normalised(explanation, hard)
-    if settings.upscale == "nearest":
-        # Colouring the grid before repeating its cells gives the same pixels with far fewer lookups.
-        colour, weight = _colour_and_weight(values, hard, settings)
-        colour, weight = upscale_grid(colour, height, width, "nearest"), upscale_grid(weight, height, width, "nearest")
-    else:
-        colour, weight = _colour_and_weight(upscale_grid(values, height, width, settings.upscale), hard, settings)
-    blended = image * (1.0 - weight)
-    blended += colour * weight
+    values = upscale_grid(normalised(explanation, hard), height, width, settings.upscale)
+    levels = (values * 255.0 + 0.5).astype(np.uint8)  # the colormap's 256 entries, as cv2.applyColorMap indexes
+    colour_term, keep = blend_tables(settings.colormap, settings.alpha, settings.render_style.weight_by_value)
+    blended = image * keep.take(levels, axis=0)
+    blended += colour_term.take(levels, axis=0)
     np.rint(blended, out=blended)
     return blended.astype(np.uint8)  # a convex blend of 0–255 values needs no clipping
 
 
-def _colour_and_weight(values: np.ndarray, hard: bool, settings: RenderSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Per-position colour (…×3) and blend weight (…×1) for values in [0, 1]."""
-    lut = colormap_lut(settings.colormap)
-    if hard:
-        return np.broadcast_to(lut[-1], (*values.shape, 3)), (settings.alpha * values)[..., None]
-    colour = lut[np.rint(values * 255.0).astype(np.intp)]
-    return colour, np.full((*values.shape, 1), settings.alpha, dtype=np.float32)
+@functools.lru_cache(maxsize=None)
+def blend_tables(colormap: str, alpha: float, weight_by_value: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per colormap level k: the colour's share of a pixel (256×3) and the image's weight (256×1).
+
+    A pixel at level k becomes image × keep[k] + colour_term[k], with the colour's weight alpha
+    everywhere, or alpha × k/255 when weighted by value.
+    """
+    weight = np.full(256, alpha, dtype=np.float32)
+    if weight_by_value:
+        weight *= np.arange(256, dtype=np.float32) / 255.0
+    colour_term = colormap_lut(colormap) * weight[:, None]
+    return colour_term, (1.0 - weight)[:, None]
 
 
 def write_png(pixels: np.ndarray, path: Path) -> None:

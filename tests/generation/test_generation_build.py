@@ -55,9 +55,27 @@ def test_build_writes_schema_1_manifest_and_images(fixture_files, tmp_path: Path
     assert "wrote 12 pairs (24 stimuli)" in out and str(bundle) in out
 
 
-def test_sides_differ_and_share_the_same_image_underneath(fixture_files, tmp_path: Path) -> None:
+def _changed_share(plain: np.ndarray, stimulus: np.ndarray) -> float:
+    return float((plain != stimulus).any(axis=-1).mean())
+
+
+def test_default_style_draws_both_sides_over_the_whole_image(fixture_files, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
-    _build(fixture_files, bundle, "--upscale", "nearest", "--image-resample", "nearest")
+    assert _build(fixture_files, bundle) == 0
+    manifest = _manifest(bundle)
+    assert manifest["render"] == {"style": "overlay", "size": 56, "upscale": "bilinear",
+                                  "image_resample": "bilinear", "colormap": "turbo", "alpha": 0.5}
+    assert len({pair["render_id"] for pair in manifest["pairs"]}) == 1
+    for pair in manifest["pairs"]:
+        plain = _pixels(bundle, pair["image_file"])
+        shares = [_changed_share(plain, _pixels(bundle, s["file"])) for s in pair["stimuli"]]
+        assert min(shares) > 0.99, (pair["question_type"], shares)  # hard masks too: unselected pixels tinted
+
+
+def test_cells_style_leaves_unselected_cells_untouched(fixture_files, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    _build(fixture_files, bundle, "--style", "cells", "--image-resample", "nearest")
+    assert _manifest(bundle)["render"]["style"] == "cells" and _manifest(bundle)["render"]["upscale"] == "nearest"
     for pair in _manifest(bundle)["pairs"]:
         plain = _pixels(bundle, pair["image_file"])
         row = fixture_files.image_ids.index(pair["image_id"])
@@ -129,6 +147,12 @@ def test_user_mistakes_give_one_sentence_and_write_nothing(fixture_factory, tmp_
     blocker.write_text("x")
     _expect_error(capsys, _build(good, blocker / "bundle"), "a-file is not a folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "bad", "good", "short"]
+
+
+def test_unknown_style_is_one_sentence_and_writes_nothing(fixture_files, tmp_path: Path, capsys) -> None:
+    code = _build(fixture_files, tmp_path / "bundle", "--style", "sparkle")
+    _expect_error(capsys, code, "--style 'sparkle' is not a render style (choose overlay or cells)")
+    assert [p.name for p in tmp_path.iterdir()] == ["explanations"]
 
 
 def test_empty_pool_is_an_error(fixture_factory, tmp_path: Path, capsys) -> None:

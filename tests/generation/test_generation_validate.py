@@ -5,9 +5,11 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from generation.cli import main
+from generation.preview import contact_sheet
+from generation.render import describe_render
 from generation.validate import PNG_SIGNATURE, validate_bundle
 
 
@@ -102,11 +104,13 @@ def test_preview_draws_one_row_per_pair(bundle: Path, tmp_path: Path, capsys) ->
     assert main(["preview", str(bundle), "--out", str(sheet), "--thumb", "64", "--max-pairs", "4"]) == 0
     assert f"wrote a contact sheet of 4 pairs from {bundle} to {sheet}" in capsys.readouterr().out
     with Image.open(sheet) as image:
-        assert image.size == (8 + 3 * (64 + 8), 8 + 4 * (64 + 3 * 14 + 16))
+        heading = 3 * 14 + 8  # the style line, wrapped to the 208 px between the margins: 3 lines
+        assert image.size == (8 + 3 * (64 + 8), 8 + heading + 4 * (64 + 3 * 14 + 16))
         pixels = image.convert("RGB")
         first_stimulus = Image.open(bundle / _manifest(bundle)["pairs"][0]["stimuli"][0]["file"])
         expected = first_stimulus.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR)
-        assert pixels.crop((8 + 72, 8 + 16, 8 + 72 + 64, 8 + 16 + 64)).tobytes() == expected.tobytes()
+        top = 8 + heading + 16
+        assert pixels.crop((8 + 72, top, 8 + 72 + 64, top + 64)).tobytes() == expected.tobytes()
 
 
 def test_preview_refuses_a_broken_bundle(tmp_path: Path, capsys) -> None:
@@ -115,3 +119,70 @@ def test_preview_refuses_a_broken_bundle(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "schema_version is None" in err and "run `python -m generation validate`" in err
     assert not (tmp_path / "s.png").exists()
+
+
+def _build_into(fixture_files, out: Path, *extra: str) -> Path:
+    assert main(["build", "--explanations", *fixture_files.paths, "--out", str(out),
+                 "--per-type", "2", "--size", "32", "--workers", "1", *extra]) == 0
+    return out
+
+
+def test_pairs_drawn_with_another_setting_are_rejected(bundle: Path, fixture_files, tmp_path: Path, capsys) -> None:
+    other = _build_into(fixture_files, tmp_path / "cells", "--style", "cells", "--seed", "1")
+    manifest, foreign = _manifest(bundle), _manifest(other)["pairs"][0]
+    for name in [foreign["image_file"], *(s["file"] for s in foreign["stimuli"])]:
+        (bundle / name).write_bytes((other / name).read_bytes())
+    manifest["pairs"].append(foreign)  # a pair merged in from a bundle drawn in the cells style
+    _save_manifest(bundle, manifest)
+    expected = (f"manifest.json: 1 of 7 pairs were not drawn with the bundle's render settings (first: pair "
+                f"{foreign['pair_id']!r}); every pair of a bundle must be rendered with one setting")
+    assert validate_bundle(bundle) == [expected]
+    assert main(["validate", str(bundle)]) == 1
+    assert expected in capsys.readouterr().out
+    assert main(["preview", str(bundle), "--out", str(tmp_path / "s.png")]) == 2
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_render_record_that_lies_about_the_pairs_is_rejected(bundle: Path) -> None:
+    manifest = _manifest(bundle)
+    manifest["render"]["alpha"] = 0.8  # the record no longer says how the pairs were drawn
+    _save_manifest(bundle, manifest)
+    assert validate_bundle(bundle) == [
+        "manifest.json: 6 of 6 pairs were not drawn with the bundle's render settings (first: pair "
+        f"{manifest['pairs'][0]['pair_id']!r}); every pair of a bundle must be rendered with one setting"]
+
+
+def test_malformed_render_record_is_one_sentence(bundle: Path) -> None:
+    manifest = _manifest(bundle)
+    manifest["render"]["style"] = "sparkle"
+    _save_manifest(bundle, manifest)
+    assert validate_bundle(bundle) == [
+        "manifest.json: render.style 'sparkle' is not a render style (choose overlay or cells)"]
+
+
+def test_bundles_from_before_render_styles_still_validate(bundle: Path) -> None:
+    manifest = _manifest(bundle)
+    for pair in manifest["pairs"]:
+        del pair["render_id"]
+    manifest["render"] = {"size": 32, "upscale": "nearest", "image_resample": "bilinear", "colormap": "turbo",
+                          "alpha": 0.5}  # as written before styles existed
+    _save_manifest(bundle, manifest)
+    assert validate_bundle(bundle) == []
+    del manifest["render"]
+    _save_manifest(bundle, manifest)
+    assert validate_bundle(bundle) == []
+    manifest["pairs"][0]["render_id"] = "0123456789abcdef"
+    _save_manifest(bundle, manifest)
+    assert validate_bundle(bundle) == [
+        "manifest.json: pairs carry a render_id but the manifest has no render record saying how they were drawn"]
+
+
+def test_contact_sheet_names_the_style(bundle: Path, tmp_path: Path) -> None:
+    manifest = _manifest(bundle)
+    heading = "style overlay (bilinear, turbo, alpha 0.5): colour blended over the whole image, as the paper's authors drew"
+    assert describe_render(manifest["render"]) == heading
+    sheet, rows = contact_sheet(bundle, thumb=160, max_pairs=1)
+    font = ImageFont.load_default()
+    expected = Image.new("RGB", (sheet.width, 14), "white")
+    ImageDraw.Draw(expected).text((8, 0), heading, fill=(20, 20, 20), font=font)
+    assert rows == 1 and sheet.crop((0, 8, sheet.width, 22)).tobytes() == expected.tobytes()
