@@ -73,6 +73,11 @@ class Study(models.Model):
         blank=True,
         help_text="Newcomers are turned away once this many participants completed; empty = no limit.",
     )
+    attention_checks = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MaxValueValidator(100)],
+        help_text="Instructed-response questions each participant gets at random positions (0 = none).",
+    )
     completion_redirect_url = models.URLField(
         blank=True, max_length=500, help_text="Where to send participants after the last answer (e.g. Prolific)."
     )
@@ -253,20 +258,44 @@ class Participant(models.Model):
         return "completed" if self.completed_at else "incomplete"
 
 
+class Choice(models.TextChoices):
+    """The three answers a question offers."""
+
+    A = "A", "System A"
+    B = "B", "System B"
+    EQUAL = "equal", "Equally reasonable"
+
+
 class SequenceItem(models.Model):
-    """One question in a participant's stored sequence, with the side each method is shown on."""
+    """One question in a participant's stored sequence, with the side each method is shown on.
+
+    An attention check (``expected_choice`` set) shows a pair like any question and instructs one
+    answer; it may show a pair the participant also meets as a normal question.
+    """
 
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="items")
     position = models.PositiveSmallIntegerField()
     pair = models.ForeignKey(Pair, on_delete=models.PROTECT, related_name="sequence_items")
     stimulus_a = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="+")
     stimulus_b = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="+")
+    expected_choice = models.CharField(
+        max_length=5,
+        choices=Choice.choices,
+        blank=True,
+        default="",
+        help_text="The instructed answer of an attention check; empty for a normal question.",
+    )
 
     class Meta:
         ordering = ["participant_id", "position"]
         constraints = [
             models.UniqueConstraint(fields=["participant", "position"], name="item_position_unique"),
-            models.UniqueConstraint(fields=["participant", "pair"], name="item_pair_unique"),
+            models.UniqueConstraint(
+                fields=["participant", "pair"], condition=Q(expected_choice=""), name="item_pair_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(expected_choice__in=["", "A", "B", "equal"]), name="item_expected_choice_valid"
+            ),
             models.CheckConstraint(condition=Q(position__gte=1), name="item_position_positive"),
             models.CheckConstraint(condition=~Q(stimulus_a=models.F("stimulus_b")), name="item_sides_differ"),
         ]
@@ -278,10 +307,7 @@ class SequenceItem(models.Model):
 class Answer(models.Model):
     """The participant's choice for one sequence item; the database allows one per item."""
 
-    class Choice(models.TextChoices):
-        A = "A", "System A"
-        B = "B", "System B"
-        EQUAL = "equal", "Equally reasonable"
+    Choice = Choice
 
     item = models.OneToOneField(SequenceItem, on_delete=models.CASCADE, related_name="answer")
     choice = models.CharField(max_length=5, choices=Choice.choices)
