@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -83,6 +84,14 @@ class Study(models.Model):
     )
     completion_code = models.CharField(max_length=32, default=new_completion_code)
     created_at = models.DateTimeField(default=timezone.now)
+    researchers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="research_studies",
+        help_text="Staff accounts that see and manage this study; superusers see every study.",
+    )  # fmt: skip
+    research_groups = models.ManyToManyField(
+        "auth.Group", blank=True, related_name="research_studies",
+        help_text="Groups whose staff members see and manage this study.",
+    )  # fmt: skip
 
     class Meta:
         verbose_name_plural = "studies"
@@ -332,12 +341,20 @@ class Answer(models.Model):
         return "equal"
 
 
-class EnrolmentThrottle(models.Model):
+class WindowCounter(models.Model):
+    """A count in one fixed time window (studyapp.throttle); subclasses add the keyed hash it counts for."""
+
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class EnrolmentThrottle(WindowCounter):
     """How many participants one client (a keyed hash of its network, never an address) started in a window."""
 
     client = models.CharField(max_length=64)
-    window_start = models.DateTimeField()
-    count = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["client", "window_start"], name="throttle_client_window_unique")]
@@ -345,3 +362,16 @@ class EnrolmentThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client[:8]}@{self.window_start:%H:%M}: {self.count}"
+
+
+class LoginFailure(WindowCounter):
+    """Failed logins of one account or one client in a window, under a keyed hash (no name or address stored)."""
+
+    key = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "window_start"], name="login_failure_key_window_unique")]
+        indexes = [models.Index(fields=["window_start"], name="login_failure_window_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key[:8]}@{self.window_start:%H:%M}: {self.count} failures"
