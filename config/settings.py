@@ -85,6 +85,16 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "admin:login"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "studyapp.access.StudyAccessBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in ("UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",
+                 "NumericPasswordValidator")
+]  # fmt: skip
+# Failed logins per account and per client (IP network) in one window before logins are refused.
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+LOGIN_CLIENT_FAILURE_LIMIT = int(os.environ.get("LOGIN_CLIENT_FAILURE_LIMIT", "20"))
+LOGIN_LOCKOUT_S = int(os.environ.get("LOGIN_LOCKOUT_S", "900"))
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -97,6 +107,20 @@ STUDY_ENROL_LIMIT = int(os.environ.get("STUDY_ENROL_LIMIT", "30"))
 STUDY_ENROL_WINDOW_S = int(os.environ.get("STUDY_ENROL_WINDOW_S", "600"))
 # Reverse proxies in front of the app whose X-Forwarded-For entries are trusted (0: use REMOTE_ADDR).
 STUDY_PROXY_COUNT = int(os.environ.get("STUDY_PROXY_COUNT", "0"))
+
+# Request bodies: the site's forms are small and take no files (a file part is refused, never spooled).
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(256 * 1024)))
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+FILE_UPLOAD_HANDLERS = ["studyapp.security.NoFileUploads"]
+
+# Stimulus bundle imports: images larger than this are refused before they are decoded.
+STUDY_IMPORT_MAX_PIXELS = int(os.environ.get("STUDY_IMPORT_MAX_PIXELS", str(16_000_000)))
+STUDY_IMPORT_MAX_SIDE = int(os.environ.get("STUDY_IMPORT_MAX_SIDE", "4096"))
+STUDY_IMPORT_MAX_MANIFEST_BYTES = int(os.environ.get("STUDY_IMPORT_MAX_MANIFEST_BYTES", str(10 * 1024 * 1024)))
+
+# Backups carry an HMAC-SHA256 tag under this key (default: derived from SECRET_KEY); a server
+# restoring another server's backup needs the same STUDY_BACKUP_KEY.
+STUDY_BACKUP_KEY = os.environ.get("STUDY_BACKUP_KEY", "")
 
 LOGGING = {
     "version": 1,

@@ -1,4 +1,8 @@
-"""Admin pages: studies are edited here; imported stimuli and answers are shown read-only."""
+"""Admin pages: studies are edited here; imported stimuli and answers are shown read-only.
+
+Every page shows only the rows of studies the user may see (studyapp.access), and the login is
+throttled (studyapp.login).
+"""
 from __future__ import annotations
 
 from django.contrib import admin
@@ -8,10 +12,33 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from .access import can_access, visible
+from .login import ThrottledLoginForm
 from .models import Answer, Bundle, Dataset, Pair, Participant, SequenceItem, Stimulus, Study
 
+admin.site.login_form = ThrottledLoginForm
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+
+class StudyScopedAdmin(admin.ModelAdmin):
+    """Rows of the studies the user may see, and only those: in lists, object pages and actions."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return visible(super().get_queryset(request), request.user)
+
+    def _may(self, request: HttpRequest, obj: models.Model | None) -> bool:
+        return obj is None or can_access(request.user, obj)
+
+    def has_view_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return super().has_view_permission(request, obj) and self._may(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return super().has_change_permission(request, obj) and self._may(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and self._may(request, obj)
+
+
+class ReadOnlyAdmin(StudyScopedAdmin):
     """Imported and participant-given data: visible, never edited by hand."""
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
@@ -22,8 +49,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Study)
-class StudyAdmin(admin.ModelAdmin):
+class StudyAdmin(StudyScopedAdmin):
     list_display = ["title", "slug", "status", "questions_per_cell", "target_participants", "links"]
+    filter_horizontal = ["researchers", "research_groups"]
     list_filter = ["status"]
     search_fields = ["slug", "title"]
     prepopulated_fields = {"slug": ["title"]}
@@ -37,6 +65,12 @@ class StudyAdmin(admin.ModelAdmin):
             reverse("studyapp:dashboard", args=[study.slug]),
             study.get_absolute_url(),
         )
+
+    def save_related(self, request: HttpRequest, form: object, formsets: object, change: bool) -> None:
+        """A study a researcher creates is theirs (superusers see every study anyway)."""
+        super().save_related(request, form, formsets, change)
+        if not change and not request.user.is_superuser:
+            form.instance.researchers.add(request.user)
 
     @admin.action(description="Open selected studies to participants")
     def open_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
@@ -69,7 +103,7 @@ class StimulusInline(admin.TabularInline):
 @admin.register(Pair)
 class PairAdmin(ReadOnlyAdmin):
     list_display = ["pair_id", "question_type", "dataset", "image_id", "predicted_class", "true_class"]
-    list_filter = ["question_type", "dataset__key", "bundle"]
+    list_filter = ["question_type", "dataset__key", ("bundle", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["pair_id", "image_id"]
     inlines = [StimulusInline]
 
@@ -88,9 +122,10 @@ class SequenceItemInline(admin.TabularInline):
 
 
 @admin.register(Participant)
-class ParticipantAdmin(admin.ModelAdmin):
+class ParticipantAdmin(StudyScopedAdmin):
     list_display = ["public_id", "study", "status", "simulated", "started_at", "completed_at", "external_id"]
-    list_filter = ["study", "excluded", "simulated", ("completed_at", admin.EmptyFieldListFilter)]
+    list_filter = [("study", admin.RelatedOnlyFieldListFilter), "excluded", "simulated",
+                   ("completed_at", admin.EmptyFieldListFilter)]  # fmt: skip
     search_fields = ["public_id", "external_id"]
     fields = [
         "study", "public_id", "external_id", "simulated", "started_at", "demographics_at", "instructions_at",
@@ -116,5 +151,5 @@ class ParticipantAdmin(admin.ModelAdmin):
 @admin.register(Answer)
 class AnswerAdmin(ReadOnlyAdmin):
     list_display = ["item", "choice", "chosen_method", "response_ms", "answered_at"]
-    list_filter = ["choice", "item__participant__study"]
+    list_filter = ["choice", ("item__participant__study", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["item__stimulus_a", "item__stimulus_b"]

@@ -1,20 +1,27 @@
 """Backup and restore of everything a study needs, for SQLite and PostgreSQL alike (and across them).
 
-A backup is one tar file: ``backup.json`` (format, time, row counts, SHA-256 of every member),
-``data.json`` (studies, bundles, participants, sequences, answers and researcher accounts, read in one
-consistent snapshot, times to the microsecond) and ``media/…`` (the stored stimulus images the data
-refers to). Restoring checks every checksum first, then writes the images and loads the rows in one
+A backup is one tar file: ``backup.json`` (format, time, row counts, SHA-256 and size of every member),
+``backup.sig`` (an HMAC-SHA256 tag over backup.json under ``STUDY_BACKUP_KEY``, or a key derived from
+``SECRET_KEY``), ``data.json`` (studies, bundles, participants, sequences, answers and researcher
+accounts, read in one consistent snapshot, times to the microsecond) and ``media/…`` (the stored
+stimulus images the data refers to). Restoring checks the tag, then streams each listed member
+(size-checked before a byte is read; unlisted members are never read) into a temporary folder while
+hashing it, checks the row counts of every table, then writes the images and loads the rows in one
 transaction; a failure anywhere leaves the target as it was.
 """
 from __future__ import annotations
 
 import datetime as dt
+import filecmp
 import hashlib
+import hmac
 import io
 import json
 import re
+import shutil
 import tarfile
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +41,12 @@ from .files import atomic_file
 from .models import Answer, Bundle, Dataset, Pair, Participant, SequenceItem, Stimulus, Study
 
 FORMAT = "bla-study-backup"
-VERSION = 1
+VERSION = 2  # 2: sizes in the header and an authentication tag; 1 (unsigned) restores only with trust_unsigned
+HEADER_MEMBER, TAG_MEMBER, DATA_MEMBER = "backup.json", "backup.sig", "data.json"
+HEADER_MAX_BYTES = 16 * 1024 * 1024
+IMAGE_MAX_BYTES = 64 * 1024 * 1024
+DATA_MAX_BYTES = 2 * 1024**3  # loaddata holds data.json in memory
+CHUNK = 1024 * 1024
 # Parents before children, so that the rows load in this order.
 MODELS: tuple[type[models.Model], ...] = (
     Group, User, Study, Bundle, Dataset, Pair, Stimulus, Participant, SequenceItem, Answer,
@@ -74,11 +86,18 @@ def _media_names() -> list[str]:
     return sorted(name for name in names if name)
 
 
-def _add(archive: tarfile.TarFile, name: str, data: bytes, checksums: dict[str, str]) -> None:
+def _add(archive: tarfile.TarFile, name: str, data: bytes, listing: dict[str, dict[str, Any]]) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), int(timezone.now().timestamp()), 0o600
     archive.addfile(info, io.BytesIO(data))
-    checksums[name] = hashlib.sha256(data).hexdigest()
+    listing["sha256"][name] = hashlib.sha256(data).hexdigest()
+    listing["bytes"][name] = len(data)
+
+
+def backup_tag(header: bytes) -> str:
+    """The authentication tag of a backup's header: HMAC-SHA256 under the operator's backup key."""
+    key = settings.STUDY_BACKUP_KEY or f"studyapp.backup:{settings.SECRET_KEY}"
+    return hmac.new(hashlib.sha256(key.encode()).digest(), header, hashlib.sha256).hexdigest()
 
 
 def write_backup(out: str | Path, progress: Callable[[int], None] | None = None) -> BackupSummary:
@@ -94,13 +113,13 @@ def write_backup(out: str | Path, progress: Callable[[int], None] | None = None)
         ).encode("utf-8")  # fmt: skip
         media = _media_names()
         migrations = sorted(MigrationRecorder.Migration.objects.filter(app="studyapp").values_list("name", flat=True))
-    checksums: dict[str, str] = {}
+    listing: dict[str, dict[str, Any]] = {"sha256": {}, "bytes": {}}
     with atomic_file(target) as handle, tarfile.open(fileobj=handle, mode="w") as archive:
-        _add(archive, "data.json", data, checksums)
+        _add(archive, DATA_MEMBER, data, listing)
         for name in media:
             path = Path(settings.MEDIA_ROOT) / name
             try:
-                _add(archive, f"media/{name}", path.read_bytes(), checksums)
+                _add(archive, f"media/{name}", path.read_bytes(), listing)
             except FileNotFoundError:
                 raise BackupError(f"{path}: a stored image the database refers to is missing.") from None
             if progress:
@@ -108,38 +127,106 @@ def write_backup(out: str | Path, progress: Callable[[int], None] | None = None)
         header = {
             "format": FORMAT, "version": VERSION, "created_at": iso_utc(timezone.now()),
             "source_database": connection.vendor, "studyapp_migrations": migrations,
-            "rows": rows, "sha256": checksums,
+            "rows": rows, **listing,
         }  # fmt: skip
-        _add(archive, "backup.json", json.dumps(header, indent=2).encode("utf-8"), {})
+        header_bytes = json.dumps(header, indent=2).encode("utf-8")
+        unlisted: dict[str, dict[str, Any]] = {"sha256": {}, "bytes": {}}
+        _add(archive, HEADER_MEMBER, header_bytes, unlisted)
+        _add(archive, TAG_MEMBER, backup_tag(header_bytes).encode("ascii"), unlisted)
     return BackupSummary(target, rows, len(media))
 
 
-def _read_backup(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The header and members of a backup file, every member checked against its SHA-256."""
+def _member_bytes(archive: tarfile.TarFile, member: tarfile.TarInfo | None, limit: int, path: Path, name: str) -> bytes:
+    """A small member's content, refused before reading when it is missing, not a plain file or too large."""
+    if member is None:
+        raise BackupError(f"{path}: not a {FORMAT} file ({name} is missing).")
+    _check_member(member, limit, path)
+    return archive.extractfile(member).read()
+
+
+def _check_member(member: tarfile.TarInfo, limit: int, path: Path) -> None:
+    if not member.isreg() or member.issparse():
+        raise BackupError(f"{path}: member {member.name!r} is not a plain file.")
+    if member.size > limit:
+        raise BackupError(f"{path}: member {member.name!r} is {member.size:,} bytes; at most {limit:,} are allowed.")
+
+
+def _authentic_header(archive: tarfile.TarFile, members: dict[str, tarfile.TarInfo], path: Path,
+                      trust_unsigned: bool) -> dict[str, Any]:
+    """The header, once its tag proved it was written with this server's backup key."""
+    raw = _member_bytes(archive, members.get(HEADER_MEMBER), HEADER_MAX_BYTES, path, HEADER_MEMBER)
+    if not trust_unsigned:
+        if TAG_MEMBER not in members:
+            raise BackupError(f"{path}: the backup is not signed (no {TAG_MEMBER}); restore it only if you trust "
+                              "its origin, with --trust-unsigned.")  # fmt: skip
+        tag = _member_bytes(archive, members[TAG_MEMBER], 256, path, TAG_MEMBER).decode("ascii", "replace")
+        if not hmac.compare_digest(tag.strip(), backup_tag(raw)):
+            raise BackupError(f"{path}: the backup's authentication tag does not match: it was altered, or written "
+                              "under another STUDY_BACKUP_KEY / SECRET_KEY.")  # fmt: skip
+    try:
+        header = json.loads(raw)
+        ok = header.get("format") == FORMAT and isinstance(header.get("sha256"), dict)
+    except (ValueError, AttributeError):
+        ok = False
+    if not ok:
+        raise BackupError(f"{path}: not a {FORMAT} file ({HEADER_MEMBER} is unreadable).")
+    if header.get("version") not in (1, VERSION) or (header["version"] == 1 and not trust_unsigned):
+        raise BackupError(f"{path}: backup format version {header.get('version')!r}; this app reads {VERSION}.")
+    return header
+
+
+def _extract_listed(archive: tarfile.TarFile, members: dict[str, tarfile.TarInfo], header: dict[str, Any],
+                    path: Path, folder: Path) -> dict[str, Path]:
+    """Stream every member the header lists into ``folder``, hashing as it goes; nothing else is read."""
+    files: dict[str, Path] = {}
+    sizes = header.get("bytes", {})
+    for number, (name, digest) in enumerate(header["sha256"].items()):
+        if name != DATA_MEMBER and not MEDIA_MEMBER.fullmatch(name):
+            raise BackupError(f"{path}: member {name!r} is not a data or stimulus image file.")
+        member = members.get(name)
+        if member is None:
+            raise BackupError(f"{path}: member {name!r} is missing (the file is truncated).")
+        _check_member(member, DATA_MAX_BYTES if name == DATA_MEMBER else IMAGE_MAX_BYTES, path)
+        if name in sizes and member.size != sizes[name]:
+            raise BackupError(f"{path}: member {name!r} is {member.size} bytes, the header says {sizes[name]}.")
+        files[name] = folder / str(number)
+        hasher = hashlib.sha256()
+        with archive.extractfile(member) as source, files[name].open("wb") as target:
+            while chunk := source.read(CHUNK):
+                hasher.update(chunk)
+                target.write(chunk)
+        if hasher.hexdigest() != digest:
+            raise BackupError(f"{path}: member {name!r} does not match its SHA-256 (the file is damaged).")
+    return files
+
+
+def _read_backup(path: Path, folder: Path, trust_unsigned: bool) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The authenticated header and the listed members (as files in ``folder``), each checked against its SHA-256."""
     if not path.is_file():
         raise BackupError(f"{path}: backup file does not exist.")
     try:
-        with tarfile.open(path, mode="r") as archive:
-            members = {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}
+        with tarfile.open(path, mode="r:") as archive:
+            members: dict[str, tarfile.TarInfo] = {}
+            for member in archive.getmembers():
+                if member.name in members:
+                    raise BackupError(f"{path}: member {member.name!r} appears twice.")
+                members[member.name] = member
+            header = _authentic_header(archive, members, path, trust_unsigned)
+            return header, _extract_listed(archive, members, header, path, folder)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise BackupError(f"{path}: not a readable backup file ({exc}).") from None
+
+
+def _check_rows(path: Path, header: dict[str, Any], fixture: Path) -> None:
+    """The rows data.json holds, per table (researcher accounts and groups too), must be the header's counts."""
     try:
-        header = json.loads(members["backup.json"])
-        ok = header.get("format") == FORMAT and isinstance(header.get("sha256"), dict)
-    except (KeyError, ValueError, AttributeError):
-        ok = False
-    if not ok:
-        raise BackupError(f"{path}: not a {FORMAT} file (backup.json is missing or unreadable).")
-    if header.get("version") != VERSION:
-        raise BackupError(f"{path}: backup format version {header.get('version')!r}; this app reads {VERSION}.")
-    for name, digest in header["sha256"].items():
-        if name not in members:
-            raise BackupError(f"{path}: member {name!r} is missing (the file is truncated).")
-        if hashlib.sha256(members[name]).hexdigest() != digest:
-            raise BackupError(f"{path}: member {name!r} does not match its SHA-256 (the file is damaged).")
-        if name != "data.json" and not MEDIA_MEMBER.fullmatch(name):
-            raise BackupError(f"{path}: member {name!r} is not a data or stimulus image file.")
-    return header, {name: members[name] for name in header["sha256"]}
+        objects = json.loads(fixture.read_bytes())
+        found = Counter(obj["model"] for obj in objects)
+    except (ValueError, TypeError, KeyError):
+        raise BackupError(f"{path}: {DATA_MEMBER} is not a list of rows.") from None
+    expected = {k: v for k, v in header.get("rows", {}).items() if v}
+    if dict(found) != expected or set(found) - {_label(m) for m in MODELS}:
+        raise BackupError(f"{path}: {DATA_MEMBER} holds rows {dict(found)}, the header lists {expected}.")
 
 
 def _check_target(path: Path, header: dict[str, Any], replace: bool) -> None:
@@ -155,21 +242,21 @@ def _check_target(path: Path, header: dict[str, Any], replace: bool) -> None:
         )
 
 
-def _write_media(members: dict[str, bytes]) -> list[Path]:
+def _write_media(files: dict[str, Path]) -> list[Path]:
     """Put the backup's images into media storage; return the files this call created."""
     root = Path(settings.MEDIA_ROOT)
-    wanted = {root / MEDIA_MEMBER.fullmatch(n).group(1): data for n, data in members.items() if n != "data.json"}
-    for path, data in wanted.items():
-        if path.exists() and path.read_bytes() != data:
+    wanted = {root / MEDIA_MEMBER.fullmatch(n).group(1): source for n, source in files.items() if n != DATA_MEMBER}
+    for path, source in wanted.items():
+        if path.exists() and not filecmp.cmp(path, source, shallow=False):
             raise BackupError(f"{path}: already exists with different content; restore into an empty media folder.")
     created: list[Path] = []
     try:
-        for path, data in wanted.items():
+        for path, source in wanted.items():
             if path.exists():
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_file(path) as handle:
-                handle.write(data)
+            with atomic_file(path) as handle, source.open("rb") as data:
+                shutil.copyfileobj(data, handle, CHUNK)
             created.append(path)
     except BaseException:
         for path in created:
@@ -178,26 +265,31 @@ def _write_media(members: dict[str, bytes]) -> list[Path]:
     return created
 
 
-def restore_backup(source: str | Path, *, replace: bool = False) -> BackupSummary:
-    """Restore a backup into the (migrated) database and media folder, all or nothing."""
+def restore_backup(source: str | Path, *, replace: bool = False, trust_unsigned: bool = False) -> BackupSummary:
+    """Restore an authenticated backup into the (migrated) database and media folder, all or nothing.
+
+    ``trust_unsigned`` skips the authentication tag (a backup from before tags, or from a server whose key
+    is lost); the checksums and row counts are still checked.
+    """
     path = Path(source)
-    header, members = _read_backup(path)
-    _check_target(path, header, replace)
-    created = _write_media(members)
-    try:
-        with transaction.atomic(), tempfile.TemporaryDirectory() as folder:
-            if replace:
-                Participant.objects.all().delete()
-                Study.objects.all().delete()
-            fixture = Path(folder) / "data.json"
-            fixture.write_bytes(members["data.json"])
-            call_command("loaddata", str(fixture), verbosity=0)
-            rows = {_label(m): m.objects.count() for m in MODELS if m not in (Group, User)}
-            expected = {k: v for k, v in header["rows"].items() if k in rows}
-            if rows != expected:
-                raise BackupError(f"{path}: loaded rows {rows} differ from the backup's {expected}.")
-    except BaseException:
-        for created_path in created:
-            created_path.unlink(missing_ok=True)
-        raise
-    return BackupSummary(path, header["rows"], len(members) - 1)
+    with tempfile.TemporaryDirectory() as folder:
+        header, files = _read_backup(path, Path(folder), trust_unsigned)
+        _check_rows(path, header, files[DATA_MEMBER])
+        _check_target(path, header, replace)
+        created = _write_media(files)
+        try:
+            with transaction.atomic():
+                if replace:
+                    Participant.objects.all().delete()
+                    Study.objects.all().delete()
+                fixture = files[DATA_MEMBER].rename(Path(folder) / DATA_MEMBER)
+                call_command("loaddata", str(fixture), verbosity=0)
+                rows = {_label(m): m.objects.count() for m in MODELS if m not in (Group, User)}
+                expected = {k: v for k, v in header["rows"].items() if k in rows}
+                if rows != expected:
+                    raise BackupError(f"{path}: loaded rows {rows} differ from the backup's {expected}.")
+        except BaseException:
+            for created_path in created:
+                created_path.unlink(missing_ok=True)
+            raise
+    return BackupSummary(path, header["rows"], len(files) - 1)

@@ -2,6 +2,8 @@
 
 Images are decoded, stripped of metadata and stored in media storage under fresh random names, so
 nothing a participant can fetch carries the bundle's file names or any text chunk of the files.
+A bundle may come from anyone: the manifest's size, its strings (no NUL, no longer than the column
+they go into) and every image's pixel count (read from its header, before decoding) are capped.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -59,8 +62,15 @@ def _require(condition: bool, message: str) -> None:
         raise BundleError(message)
 
 
-def _string(value: Any, where: str, *, key: bool = False) -> str:
+def _max_length(model: type, field: str) -> int:
+    return model._meta.get_field(field).max_length
+
+
+def _string(value: Any, where: str, *, limit: int, key: bool = False) -> str:
     _require(isinstance(value, str) and value.strip() != "", f"{where} must be a non-empty string, got {value!r}.")
+    _require(len(value) <= limit, f"{where} is {len(value)} characters long; at most {limit} are allowed.")
+    # Tabs, line breaks and other control characters would break CSV rows and spreadsheet cells.
+    _require(value.isprintable(), f"{where} {value!r} contains a control character (tab, line break, …).")
     if key:
         _require(bool(KEY_PATTERN.match(value)), f"{where} {value!r} must use only letters, digits, '_', '.' and '-'.")
     return value
@@ -71,22 +81,39 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
+def _reject_nul(value: Any, where: str) -> None:
+    """No string anywhere in the manifest (keys included) may hold a NUL character (PostgreSQL stores none)."""
+    if isinstance(value, str):
+        _require("\x00" not in value, f"{where} contains a NUL character ({value[:40]!r}).")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_nul(key, f"{where} (a key)")
+            _reject_nul(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reject_nul(item, f"{where}[{i}]")
+
+
 def _read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
     _require(root.is_dir(), f"{root}: bundle folder does not exist.")
     path = root / "manifest.json"
     _require(path.is_file(), f"{path}: manifest.json is missing.")
+    limit = int(settings.STUDY_IMPORT_MAX_MANIFEST_BYTES)
+    size = path.stat().st_size
+    _require(size <= limit, f"{path}: the manifest is {size:,} bytes; at most {limit:,} are allowed (STUDY_IMPORT_MAX_MANIFEST_BYTES).")
     raw = path.read_bytes()
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path}: not valid UTF-8 JSON ({exc}).") from None
     _require(isinstance(manifest, dict), f"{path}: the manifest must be a JSON object.")
+    _reject_nul(manifest, str(path))
     return manifest, raw
 
 
 def _check_image(root: Path, file: Any, where: str) -> tuple[str, tuple[int, int]]:
     """The file's name inside the bundle and its pixel size, once it proved a readable PNG or JPEG."""
-    name = _string(file, where)
+    name = _string(file, where, limit=_max_length(Stimulus, "source_file"))
     path = (root / name).resolve()
     _require(
         not Path(name).is_absolute() and path.is_relative_to(root.resolve()),
@@ -95,11 +122,14 @@ def _check_image(root: Path, file: Any, where: str) -> tuple[str, tuple[int, int
     _require(path.is_file(), f"{where}: image file {root / name} does not exist.")
     try:
         with Image.open(path) as image:
+            _check_pixels(image.size, root / name)
             image.verify()
         with Image.open(path) as image:
             image.load()
             _require(image.format in IMAGE_FORMATS, f"{root / name}: image format {image.format} is not PNG or JPEG.")
             size = image.size
+    except Image.DecompressionBombError:
+        raise BundleError(f"{root / name}: the image has far too many pixels to be decoded safely.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BundleError(f"{root / name}: not a readable image ({exc}).") from None
     suffix = path.suffix.lower().lstrip(".")
@@ -110,38 +140,52 @@ def _check_image(root: Path, file: Any, where: str) -> tuple[str, tuple[int, int
     return name, size
 
 
+def _check_pixels(size: tuple[int, int], path: Path) -> None:
+    """Refuse an image larger than the import limits, from the size its header declares."""
+    width, height = size
+    side, pixels = int(settings.STUDY_IMPORT_MAX_SIDE), int(settings.STUDY_IMPORT_MAX_PIXELS)
+    _require(
+        max(width, height) <= side and width * height <= pixels,
+        f"{path}: the image is {width}x{height} pixels; at most {side} a side and {pixels:,} pixels are allowed "
+        "(STUDY_IMPORT_MAX_SIDE, STUDY_IMPORT_MAX_PIXELS).",
+    )
+
+
 def _check_datasets(manifest: dict[str, Any], where: str) -> dict[str, set[str]]:
     classes_by_key: dict[str, set[str]] = {}
     for i, dataset in enumerate(_list(manifest.get("datasets"), f"{where}: datasets")):
         at = f"{where}: datasets[{i}]"
         _require(isinstance(dataset, dict), f"{at} must be an object.")
-        key = _string(dataset.get("key"), f"{at}.key", key=True)
+        key = _string(dataset.get("key"), f"{at}.key", limit=_max_length(Dataset, "key"), key=True)
         _require(key not in classes_by_key, f"{at}.key {key!r} appears twice.")
-        _string(dataset.get("title"), f"{at}.title")
-        _string(dataset.get("task"), f"{at}.task")
+        _string(dataset.get("title"), f"{at}.title", limit=_max_length(Dataset, "title"))
+        _string(dataset.get("task"), f"{at}.task", limit=_max_length(Dataset, "task"))
         names = _list(dataset.get("class_names"), f"{at}.class_names")
-        classes_by_key[key] = {_string(n, f"{at}.class_names[{j}]") for j, n in enumerate(names)}
+        limit = _max_length(Pair, "true_class")
+        classes_by_key[key] = {_string(n, f"{at}.class_names[{j}]", limit=limit) for j, n in enumerate(names)}
     return classes_by_key
 
 
 def _check_pair(root: Path, pair: Any, at: str, classes_by_key: dict[str, set[str]]) -> list[str]:
     _require(isinstance(pair, dict), f"{at} must be an object.")
-    _string(pair.get("question_type"), f"{at}.question_type", key=True)
-    dataset = _string(pair.get("dataset"), f"{at}.dataset")
+    _string(pair.get("question_type"), f"{at}.question_type", limit=_max_length(Pair, "question_type"), key=True)
+    dataset = _string(pair.get("dataset"), f"{at}.dataset", limit=_max_length(Dataset, "key"))
     _require(dataset in classes_by_key, f"{at}.dataset {dataset!r} is not one of the datasets {sorted(classes_by_key)}.")
-    _string(pair.get("image_id"), f"{at}.image_id")
+    _string(pair.get("image_id"), f"{at}.image_id", limit=_max_length(Pair, "image_id"))
     for field in ("true_class", "predicted_class"):
-        value = _string(pair.get(field), f"{at}.{field}")
+        value = _string(pair.get(field), f"{at}.{field}", limit=_max_length(Pair, field))
         _require(value in classes_by_key[dataset], f"{at}.{field} {value!r} is not a class of dataset {dataset!r}.")
     source = pair.get("random_source_image_id")
     _require(source is None or isinstance(source, str), f"{at}.random_source_image_id must be a string or null.")
+    if source:
+        _string(source, f"{at}.random_source_image_id", limit=_max_length(Pair, "random_source_image_id"))
     stimuli = _list(pair.get("stimuli"), f"{at}.stimuli")
     _require(len(stimuli) == 2, f"{at}.stimuli must hold exactly 2 stimuli, got {len(stimuli)}.")
     files, methods, sizes = [], [], {}
     for j, stimulus in enumerate(stimuli):
         sat = f"{at}.stimuli[{j}]"
         _require(isinstance(stimulus, dict), f"{sat} must be an object.")
-        methods.append(_string(stimulus.get("method"), f"{sat}.method", key=True))
+        methods.append(_string(stimulus.get("method"), f"{sat}.method", limit=_max_length(Stimulus, "method"), key=True))
         size = stimulus.get("explanation_size")
         _require(
             size is None or (isinstance(size, int) and not isinstance(size, bool) and size >= 0),
@@ -189,13 +233,14 @@ def validate_bundle(folder: str | Path, progress: Callable[[int], None] | None =
     where = str(root / "manifest.json")
     version = manifest.get("schema_version")
     _require(version == SCHEMA_VERSION, f"{where}: schema_version is {version!r}; this app reads {SCHEMA_VERSION}.")
-    _string(manifest.get("bundle_id"), f"{where}: bundle_id")
+    _string(manifest.get("bundle_id"), f"{where}: bundle_id", limit=_max_length(Bundle, "bundle_id"))
     classes_by_key = _check_datasets(manifest, where)
     pair_ids: set[str] = set()
     files: list[str] = []
     for i, pair in enumerate(_list(manifest.get("pairs"), f"{where}: pairs")):
         at = f"{where}: pairs[{i}]"
-        pair_id = _string(pair.get("pair_id") if isinstance(pair, dict) else None, f"{at}.pair_id")
+        pair_id = _string(pair.get("pair_id") if isinstance(pair, dict) else None, f"{at}.pair_id",
+                          limit=_max_length(Pair, "pair_id"))  # fmt: skip
         _require(pair_id not in pair_ids, f"{at}.pair_id {pair_id!r} appears twice.")
         pair_ids.add(pair_id)
         files.extend(_check_pair(root, pair, at, classes_by_key))

@@ -30,6 +30,8 @@ PARTICIPANT_COLUMNS = (
     "ml_experience", "xai_experience", "simulated",
 )  # fmt: skip
 EXPORT_FILES = ("answers.csv", "participants.csv")
+# A text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MANIFEST_NAME = "export_manifest.json"
 
 
@@ -65,13 +67,23 @@ def participant_rows(study: Study) -> Iterator[tuple[object, ...]]:
         )  # fmt: skip
 
 
+def spreadsheet_safe(value: object) -> object:
+    """A text cell that would start a spreadsheet formula gets a leading apostrophe; other cells stay as they are.
+
+    Ids from a bundle (``pair_id``, ``image_id``) come from outside; ``=HYPERLINK(…)`` must reach a
+    spreadsheet as text. The apostrophe is part of the id then, the same in every row, so the ids
+    still tell pairs and images apart.
+    """
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def _csv_text(columns: Iterable[str], rows: Iterable[tuple[object, ...]]) -> tuple[str, int]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     count = 0
     for row in rows:
-        writer.writerow(row)
+        writer.writerow([spreadsheet_safe(value) for value in row])
         count += 1
     return buffer.getvalue(), count
 

@@ -22,6 +22,10 @@ class StudyUnavailable(Exception):
     """A newcomer cannot join: the study is not open or already full."""
 
 
+class ExternalIdTaken(Exception):
+    """Another participant of the study already has this external id; only their own browser resumes them."""
+
+
 def find_participant(study: Study, external_id: str | None) -> Participant | None:
     """The study's participant with this external id, if any."""
     if not external_id:
@@ -29,16 +33,21 @@ def find_participant(study: Study, external_id: str | None) -> Participant | Non
     return Participant.objects.filter(study=study, external_id=external_id).first()
 
 
-def enrol(study: Study, *, external_id: str | None = None, simulated: bool = False, preview: bool = False) -> Participant:
+def enrol(
+    study: Study, *, external_id: str | None = None, simulated: bool = False, preview: bool = False,
+    only_new: bool = False,
+) -> Participant:
     """Return the participant for ``external_id`` or create a new one with their stored sequence.
 
+    With ``only_new`` an existing participant raises ExternalIdTaken instead: on the study page an
+    external id is no credential (anyone may know it), so it must not hand out that participant.
     Creation holds a lock on the study row so that concurrent newcomers see each other's exposure
     counts; a concurrent start with the same external id hits the unique constraint and returns
     the participant the other request created.
     """
     existing = find_participant(study, external_id)
     if existing is not None:
-        return existing
+        return _existing(existing, only_new)
     options = pair_options(study.pk)
     try:
         with transaction.atomic():
@@ -54,7 +63,13 @@ def enrol(study: Study, *, external_id: str | None = None, simulated: bool = Fal
         existing = find_participant(study, external_id)
         if existing is None:
             raise
-        return existing
+        return _existing(existing, only_new)
+
+
+def _existing(participant: Participant, only_new: bool) -> Participant:
+    if only_new:
+        raise ExternalIdTaken(participant.external_id)
+    return participant
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Security headers for every response: a strict Content-Security-Policy on the study's own pages.
+"""Security headers for every response (a strict Content-Security-Policy on the study's own pages),
+and the refusal of file uploads, which no page of the site takes.
 
 Participant pages load only their own script, stylesheet and images, so the policy allows nothing
 else: no inline script or style, no frames, no foreign hosts. The admin's pages, which Django
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse
 
 CONTENT_SECURITY_POLICY = {
@@ -46,3 +49,16 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         return response
+
+
+class NoFileUploads(FileUploadHandler):
+    """Refuses a request at its first file part (400), before any of the file is read or spooled to disk."""
+
+    def new_file(self, *args: object, **kwargs: object) -> None:
+        raise RequestDataTooBig("This site takes no file uploads.")
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        raise RequestDataTooBig("This site takes no file uploads.")
+
+    def file_complete(self, file_size: int) -> None:
+        return None

@@ -1,9 +1,11 @@
-"""Per-client rate limit on starting a study, shared by all server processes through the database.
+"""Rate limits shared by all server processes through the database: starting a study, failed logins.
 
 A client is its IP network (the address for IPv4, the /64 for IPv6, since one household gets a
 whole /64) taken from ``REMOTE_ADDR`` or, behind ``STUDY_PROXY_COUNT`` trusted proxies, from
 ``X-Forwarded-For``. Only a keyed hash of it is stored, in fixed time windows deleted once they
-are over: no IP address ever reaches the database.
+are over: no IP address ever reaches the database. Failed logins are counted the same way per
+account (a keyed hash of the username) and per client; past the limit the login is refused, even
+with the right password, until the window is over or ``manage.py unlock_logins`` clears it.
 """
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Model
 from django.http import HttpRequest
 from django.utils import timezone
 
-from .models import EnrolmentThrottle
+from .models import EnrolmentThrottle, LoginFailure
 
 
 @dataclass(frozen=True)
@@ -40,14 +42,23 @@ def client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
-def client_key(request: HttpRequest) -> str:
+def _keyed(text: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def client_key(request: HttpRequest, purpose: str = "enrol") -> str:
     """A keyed hash of the client's network: the same client gives the same key, the key gives no address."""
     try:
         address = ipaddress.ip_address(client_ip(request))
         network = str(ipaddress.ip_network(f"{address}/{64 if address.version == 6 else 32}", strict=False))
     except ValueError:
         network = "unknown"
-    return hmac.new(settings.SECRET_KEY.encode(), f"enrol:{network}".encode(), hashlib.sha256).hexdigest()
+    return _keyed(f"{purpose}:{network}")
+
+
+def account_key(username: str) -> str:
+    """A keyed hash of a login name (case-insensitive, as people type it)."""
+    return _keyed(f"login-account:{username.strip().lower()}")
 
 
 def _window_start(now: datetime, window_s: int) -> datetime:
@@ -55,21 +66,57 @@ def _window_start(now: datetime, window_s: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % window_s, tz=now.tzinfo)
 
 
-def check_enrolment(request: HttpRequest) -> Verdict:
-    """Count one start by this client in the current window; refuse once ``STUDY_ENROL_LIMIT`` is passed."""
-    limit = int(settings.STUDY_ENROL_LIMIT)
-    window_s = int(settings.STUDY_ENROL_WINDOW_S)
-    now = timezone.now()
+def _retry_after(now: datetime, window_s: int) -> int:
+    return int((_window_start(now, window_s) + timedelta(seconds=window_s) - now).total_seconds()) + 1
+
+
+def _count(model: type[Model], key_field: str, key: str, window_s: int, now: datetime) -> int:
+    """Add one to ``key``'s counter of the current window (rows of past windows are deleted); return it."""
     start = _window_start(now, window_s)
-    key = client_key(request)
-    rows = EnrolmentThrottle.objects.filter(client=key, window_start=start)
+    rows = model.objects.filter(**{key_field: key, "window_start": start})
     if not rows.update(count=F("count") + 1):
         try:
             with transaction.atomic():
-                EnrolmentThrottle.objects.create(client=key, window_start=start, count=1)
-            EnrolmentThrottle.objects.filter(window_start__lt=start).delete()
+                model.objects.create(**{key_field: key, "window_start": start, "count": 1})
+            model.objects.filter(window_start__lt=start).delete()
         except IntegrityError:  # another process created this window's row first
             rows.update(count=F("count") + 1)
-    count = rows.values_list("count", flat=True).first() or 0
-    retry = int((start + timedelta(seconds=window_s) - now).total_seconds()) + 1
-    return Verdict(allowed=count <= limit, retry_after_s=retry)
+    return rows.values_list("count", flat=True).first() or 0
+
+
+def check_enrolment(request: HttpRequest) -> Verdict:
+    """Count one start by this client in the current window; refuse once ``STUDY_ENROL_LIMIT`` is passed."""
+    window_s = int(settings.STUDY_ENROL_WINDOW_S)
+    now = timezone.now()
+    count = _count(EnrolmentThrottle, "client", client_key(request), window_s, now)
+    return Verdict(allowed=count <= int(settings.STUDY_ENROL_LIMIT), retry_after_s=_retry_after(now, window_s))
+
+
+def _login_keys(request: HttpRequest | None, username: str) -> dict[str, int]:
+    """The counters a login attempt falls under, with the failures each may have."""
+    keys = {account_key(username): int(settings.LOGIN_FAILURE_LIMIT)}
+    if request is not None:
+        keys[client_key(request, "login-client")] = int(settings.LOGIN_CLIENT_FAILURE_LIMIT)
+    return keys
+
+
+def login_lockout(request: HttpRequest | None, username: str) -> Verdict:
+    """Whether this account and client may try to log in now (reads the counters, adds nothing)."""
+    window_s, now = int(settings.LOGIN_LOCKOUT_S), timezone.now()
+    keys = _login_keys(request, username)
+    counts = LoginFailure.objects.filter(key__in=keys, window_start=_window_start(now, window_s))
+    locked = any(count >= keys[key] for key, count in counts.values_list("key", "count"))
+    return Verdict(allowed=not locked, retry_after_s=_retry_after(now, window_s))
+
+
+def record_login_failure(request: HttpRequest | None, username: str) -> None:
+    """Count one failed login against the account and the client."""
+    window_s, now = int(settings.LOGIN_LOCKOUT_S), timezone.now()
+    for key in _login_keys(request, username):
+        _count(LoginFailure, "key", key, window_s, now)
+
+
+def clear_login_failures(username: str | None = None) -> int:
+    """Forget the failed logins of one account (after a successful login, or to unlock it), or all; return rows removed."""
+    rows = LoginFailure.objects.all() if username is None else LoginFailure.objects.filter(key=account_key(username))
+    return rows.delete()[0]

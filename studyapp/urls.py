@@ -1,29 +1,50 @@
 """URLs of the study app. Participant URLs carry only the study slug, the participant token and positions."""
-from django.urls import path, re_path
+from django.urls import path, re_path, register_converter
 
 from .views import dashboard, participant
 
+
+class TokenConverter:
+    """A participant token: URL-safe base64, at most 64 characters (nothing else reaches the database)."""
+
+    regex = "[A-Za-z0-9_-]{1,64}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class PublicIdConverter(TokenConverter):
+    """A participant's public id as exports show it: letters and digits, at most 16."""
+
+    regex = "[A-Za-z0-9]{1,16}"
+
+
+register_converter(TokenConverter, "token")
+register_converter(PublicIdConverter, "public_id")
 app_name = "studyapp"
 
 urlpatterns = [
     path("s/<slug:slug>/", participant.study_page, name="study"),
-    path("p/<str:token>/", participant.resume, name="resume"),
-    path("p/<str:token>/about-you/", participant.demographics, name="demographics"),
-    path("p/<str:token>/instructions/", participant.instructions, name="instructions"),
-    path("p/<str:token>/q/<int:position>/", participant.question, name="question"),
-    path("p/<str:token>/thank-you/", participant.done, name="done"),
+    path("p/<token:token>/", participant.resume, name="resume"),
+    path("p/<token:token>/about-you/", participant.demographics, name="demographics"),
+    path("p/<token:token>/instructions/", participant.instructions, name="instructions"),
+    path("p/<token:token>/q/<int:position>/", participant.question, name="question"),
+    path("p/<token:token>/thank-you/", participant.done, name="done"),
     re_path(r"^img/(?P<name>[A-Za-z0-9_-]{16,64}\.(?:png|jpg))$", participant.stimulus_image, name="image"),
     path("research/", dashboard.index, name="dashboard_index"),
     path("research/<slug:slug>/", dashboard.study_dashboard, name="dashboard"),
     path("research/<slug:slug>/export.zip", dashboard.download_export, name="export"),
     path("research/<slug:slug>/report/", dashboard.analysis_report, name="report"),
     path(
-        "research/<slug:slug>/participants/<str:public_id>/exclude/",
+        "research/<slug:slug>/participants/<public_id:public_id>/exclude/",
         dashboard.set_exclusion, {"exclude": True}, name="exclude",
     ),  # fmt: skip
     path(
-        "research/<slug:slug>/participants/<str:public_id>/include/",
+        "research/<slug:slug>/participants/<public_id:public_id>/include/",
         dashboard.set_exclusion, {"exclude": False}, name="include",
     ),  # fmt: skip
-    path("research/<slug:slug>/participants/<str:public_id>/delete/", dashboard.delete_participant, name="delete"),
+    path("research/<slug:slug>/participants/<public_id:public_id>/delete/", dashboard.delete_participant, name="delete"),
 ]

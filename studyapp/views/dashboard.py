@@ -1,17 +1,22 @@
-"""Researcher pages (staff login): study overview, exclusion and deletion of participants, export download."""
+"""Researcher pages (staff login): study overview, exclusion and deletion of participants, export download.
+
+Each page shows only a study the researcher may see (studyapp.access); any other is a 404.
+"""
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ..access import studies_for, study_or_404
 from ..blinding import study_text_leaks
 from ..export import export_zip
 from ..report import study_report_html
@@ -19,6 +24,7 @@ from ..forms import ExclusionForm
 from ..models import Answer, Pair, Participant, Study
 
 REFRESH_SECONDS = 15
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,14 @@ def _exposure(study: Study) -> tuple[list[dict[str, object]], dict[str, int]]:
     return pairs, {"min": min(shown), "max": max(shown)}
 
 
+def _participant(request: HttpRequest, slug: str, public_id: str, perm: str) -> Participant:
+    """The participant of a study the researcher may see, when they hold ``perm`` on them; 404 otherwise."""
+    participant = get_object_or_404(Participant, study=study_or_404(request.user, slug), public_id=public_id)
+    if not request.user.has_perm(perm, participant):
+        raise Http404("No such participant.")
+    return participant
+
+
 def _participants(study: Study) -> list[Participant]:
     return list(Participant.objects.filter(study=study).order_by("-started_at", "-id"))
 
@@ -74,8 +88,8 @@ def _participants(study: Study) -> list[Participant]:
 @staff_member_required
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    """All studies with their participant counts."""
-    studies = Study.objects.annotate(
+    """The researcher's studies with their participant counts."""
+    studies = studies_for(request.user).annotate(
         started=Count("participants", filter=Q(participants__excluded=False)),
         completed=Count("participants", filter=Q(participants__excluded=False, participants__completed_at__isnull=False)),
     )
@@ -87,7 +101,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_GET
 def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     """Counts, answers per cell, pair exposure and participants of one study; refreshes while it runs."""
-    study = get_object_or_404(Study, slug=slug)
+    study = study_or_404(request.user, slug)
     participants = _participants(study)
     counts: dict[str, int] = defaultdict(int)
     for p in participants:
@@ -115,7 +129,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def set_exclusion(request: HttpRequest, slug: str, public_id: str, exclude: bool) -> HttpResponse:
     """Exclude a participant from the analysis (e.g. failed sanity checks), or include them again."""
-    participant = get_object_or_404(Participant, study__slug=slug, public_id=public_id)
+    participant = _participant(request, slug, public_id, "studyapp.change_participant")
     form = ExclusionForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     Participant.objects.filter(pk=participant.pk).update(excluded=exclude, exclusion_reason=reason if exclude else "")
@@ -127,7 +141,7 @@ def set_exclusion(request: HttpRequest, slug: str, public_id: str, exclude: bool
 @require_http_methods(["GET", "POST"])
 def delete_participant(request: HttpRequest, slug: str, public_id: str) -> HttpResponse:
     """Delete everything stored about a participant (on their request), after a confirmation page."""
-    participant = get_object_or_404(Participant, study__slug=slug, public_id=public_id)
+    participant = _participant(request, slug, public_id, "studyapp.delete_participant")
     if request.method == "POST":
         participant.delete()
         messages.success(request, f"All data of participant {public_id} was deleted.")
@@ -141,7 +155,7 @@ def delete_participant(request: HttpRequest, slug: str, public_id: str) -> HttpR
 @require_GET
 def download_export(request: HttpRequest, slug: str) -> HttpResponse:
     """answers.csv and participants.csv of the study in one zip file."""
-    study = get_object_or_404(Study, slug=slug)
+    study = study_or_404(request.user, slug)
     response = HttpResponse(export_zip(study), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-export.zip"'
     return response
@@ -153,10 +167,14 @@ def analysis_report(request: HttpRequest, slug: str) -> HttpResponse:
     """The analysis report (figures, preferences, statistics) of the study's answers so far."""
     from analysis.io import InputError
 
-    study = get_object_or_404(Study, slug=slug)
+    study = study_or_404(request.user, slug)
     try:
         html = study_report_html(study, include_simulated=request.POST.get("include_simulated") == "1")
     except InputError as exc:
         messages.error(request, f"No report: {exc}")
+        return redirect("studyapp:dashboard", slug)
+    except Exception:  # a report the analysis cannot build must not cost the researcher a 500
+        logger.exception("report of study %s failed", study.slug)
+        messages.error(request, "No report: the analysis failed on this study's answers (details are in the server log).")
         return redirect("studyapp:dashboard", slug)
     return HttpResponse(html)

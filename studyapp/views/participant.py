@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from ..bundle import STORAGE_DIR
 from ..flow import (
+    ExternalIdTaken,
     Question,
     StudyUnavailable,
     enrol,
@@ -36,7 +37,6 @@ from ..throttle import check_enrolment
 COOKIE_SALT = "studyapp.participant-cookie"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 60
 EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "external_id")
-TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 IMAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(png|jpg)$")
 IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 
@@ -47,22 +47,26 @@ def study_cookie_name(study: Study) -> str:
 
 
 def _participant(token: str) -> Participant:
-    if not TOKEN.fullmatch(token):  # never hand the database a string it may refuse (NUL on PostgreSQL)
-        raise Http404("No such participant.")
+    """The participant of a token from the URL (the ``token`` path converter admits only token characters)."""
     return get_object_or_404(Participant.objects.select_related("study"), token=token)
 
 
 def _is_preview(request: HttpRequest, study: Study) -> bool:
-    return study.status == Study.Status.DRAFT and request.user.is_active and request.user.is_staff
+    """A draft study is open to its own researchers, to try it out."""
+    return study.status == Study.Status.DRAFT and request.user.has_perm("studyapp.view_study", study)
 
 
 def _returning(request: HttpRequest, study: Study, external_id: str | None) -> Participant | None:
-    """The participant this visitor already is, by external id or by this browser's signed cookie."""
-    participant = find_participant(study, external_id)
-    if participant is not None:
-        return participant
+    """The participant this browser already is (its signed cookie), unless the link names another external id.
+
+    An external id alone never identifies a visitor: Prolific and the researchers know it, and lab
+    ids are often sequential, so it is not the participant's secret.
+    """
     token = request.get_signed_cookie(study_cookie_name(study), default=None, salt=COOKIE_SALT)
-    return Participant.objects.filter(study=study, token=token).first() if token else None
+    participant = Participant.objects.filter(study=study, token=token).first() if token else None
+    if participant is None or (external_id and participant.external_id not in (None, external_id)):
+        return None
+    return participant
 
 
 def _unavailable(request: HttpRequest, study: Study, status: int = 200, reason: str | None = None) -> HttpResponse:
@@ -85,6 +89,8 @@ def study_page(request: HttpRequest, slug: str) -> HttpResponse:
     returning = _returning(request, study, external_id)
     if returning is not None:
         return redirect(next_url(returning))
+    if find_participant(study, external_id) is not None:
+        return _unavailable(request, study, status=409, reason="started")
     preview = _is_preview(request, study)
     if request.method == "POST":
         form = ConsentForm(request.POST, study_slug=study.slug)
@@ -100,9 +106,12 @@ def study_page(request: HttpRequest, slug: str) -> HttpResponse:
                     external_id=form.cleaned_data["external_id"],
                     simulated=form.cleaned_data["sim"],
                     preview=preview,
+                    only_new=True,
                 )
             except StudyUnavailable:
                 return _unavailable(request, study, status=403)
+            except ExternalIdTaken:
+                return _unavailable(request, study, status=409, reason="started")
             response = redirect(next_url(participant))
             response.set_signed_cookie(
                 study_cookie_name(study), participant.token, salt=COOKIE_SALT, max_age=COOKIE_MAX_AGE,

@@ -19,7 +19,7 @@ from django.urls import URLPattern, get_resolver, reverse
 from studyapp.models import Answer, EnrolmentThrottle, Participant, Study
 from studyapp.simulation import simulation_marker
 
-from study_helpers import DEMOGRAPHICS, answer_current, form_value, start, take_study
+from study_helpers import DEMOGRAPHICS, answer_current, form_value, researcher_client, start, take_study
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,9 +49,7 @@ def test_research_pages_need_a_staff_login(study):
                 response = getattr(client, method)(url)
                 assert response.status_code == 302 and "/admin/login/" in response["Location"], (method, url)
     assert Participant.objects.get(pk=participant.pk).excluded is False  # the POSTs did nothing
-    staff = Client()
-    staff.force_login(User.objects.create_user("researcher", password="x" * 12, is_staff=True))
-    assert staff.get(reverse("studyapp:dashboard", args=[study.slug])).status_code == 200
+    assert researcher_client("researcher", study).get(reverse("studyapp:dashboard", args=[study.slug])).status_code == 200
 
 
 def test_every_form_needs_its_csrf_token(study):
@@ -80,8 +78,8 @@ def test_every_form_needs_its_csrf_token(study):
     for forged in ({"choice": "A"}, {"choice": "A", "shown": foreign}):
         assert browser.post(url, forged).status_code in (400, 403)
     assert not Answer.objects.exists()
-    staff = Client(enforce_csrf_checks=True)
-    staff.force_login(User.objects.create_user("researcher", password="x" * 12, is_staff=True))
+    staff = researcher_client("researcher", study)
+    staff.handler.enforce_csrf_checks = True
     exclude = reverse("studyapp:exclude", args=[study.slug, participant.public_id])
     assert staff.post(exclude, {"reason": "x"}).status_code == 403
     assert not Participant.objects.get(pk=participant.pk).excluded

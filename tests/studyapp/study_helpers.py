@@ -51,3 +51,18 @@ def take_study(client: Client, study: Study, *, choices: str = "ABE", query: str
         answer_current(client, participant, choice)
     participant.refresh_from_db()
     return participant
+
+
+def researcher_client(username: str, *studies: Study) -> Client:
+    """A logged-in researcher (staff, in the researchers group, as create_researcher makes) of ``studies``."""
+    from django.contrib.auth.models import User
+
+    from studyapp.access import researcher_group
+
+    user = User.objects.create_user(username, password="x" * 12, is_staff=True)
+    user.groups.add(researcher_group())
+    for study in studies:
+        study.researchers.add(user)
+    client = Client()
+    client.force_login(user)
+    return client

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from studyapp.access import researcher_group
 from studyapp.models import Answer, Participant, Study
 
 from study_helpers import DEMOGRAPHICS, answer_current, form_value, start, take_study
@@ -123,6 +124,8 @@ def test_closed_draft_and_full_studies_turn_newcomers_away(client, study, django
 def test_staff_can_preview_a_draft(client, study, django_user_model):
     Study.objects.filter(pk=study.pk).update(status="draft")
     staff = django_user_model.objects.create_user("r", password="pw", is_staff=True)
+    staff.groups.add(researcher_group())
+    study.researchers.add(staff)  # only the study's own researchers preview it
     client.force_login(staff)
     page = client.get(study.get_absolute_url())
     assert "Preview" in page.content.decode()

@@ -89,12 +89,13 @@ def test_another_participants_item_cannot_be_answered(study):
 
 
 def test_same_external_id_returns_same_participant(study):
-    first = start(Client(), study, "?PROLIFIC_PID=P-42")
-    again = Client().get(study.get_absolute_url() + "?PROLIFIC_PID=P-42")
+    browser = Client()
+    first = start(browser, study, "?PROLIFIC_PID=P-42")
+    again = browser.get(study.get_absolute_url() + "?PROLIFIC_PID=P-42")
     assert again.status_code == 302
     assert again["Location"] == reverse("studyapp:demographics", args=[first.token])
-    other_name = Client().get(study.get_absolute_url() + "?external_id=P-42")
-    assert other_name["Location"] == again["Location"]
+    other_browser = Client().get(study.get_absolute_url() + "?external_id=P-42")  # recognised, not enrolled again
+    assert other_browser.status_code == 409 and first.token not in other_browser.content.decode()
     assert enrol(study, external_id="P-42") == first
     assert Participant.objects.count() == 1
 

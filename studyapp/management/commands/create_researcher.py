@@ -5,17 +5,33 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandParser
+
+from studyapp.access import researcher_group
+
+
+def new_password(user: Any) -> str:
+    """A random password (96 bits) that the configured password validators accept for this user."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        try:
+            validate_password(password, user)
+        except ValidationError:
+            continue
+        return password
 
 
 class Command(BaseCommand):
     help = (
-        "Create a researcher login (staff, admin rights) with a random password that is printed once; "
-        "an existing login is left as it is."
+        "Create a researcher login (staff, in the 'researchers' group: sees the studies they own or share) "
+        "with a random password that is printed once; an existing login is left as it is."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="researcher", help="login name (default: %(default)s)")
+        parser.add_argument("--superuser", action="store_true", help="an administrator who sees every study")
 
     def handle(self, *args: Any, **options: Any) -> None:
         users = get_user_model()
@@ -26,6 +42,10 @@ class Command(BaseCommand):
                 f"set a new one with: manage.py changepassword {username})"
             )
             return
-        password = secrets.token_urlsafe(12)
-        users.objects.create_superuser(username=username, password=password, email="")
-        self.stdout.write(f"researcher login: {username}  password: {password}  (shown only now)")
+        user = users(username=username, is_staff=True, is_superuser=options["superuser"])
+        password = new_password(user)
+        user.set_password(password)
+        user.save()
+        user.groups.add(researcher_group())
+        role = "administrator, sees every study" if options["superuser"] else "sees the studies it owns or shares"
+        self.stdout.write(f"researcher login: {username}  password: {password}  (shown only now; {role})")

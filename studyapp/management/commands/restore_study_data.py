@@ -13,16 +13,21 @@ from studyapp.backup import BackupError, restore_backup
 class Command(BaseCommand):
     help = (
         "Restore a backup written by backup_study_data into this database (run `migrate` first) and media "
-        "folder; every checksum is verified before anything is written, and a failure changes nothing."
+        "folder; its authentication tag and every checksum are verified before anything is written, and a "
+        "failure changes nothing."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("backup", help="backup file written by backup_study_data")
         parser.add_argument("--replace", action="store_true", help="delete the studies this database holds first")
+        parser.add_argument(
+            "--trust-unsigned", action="store_true",
+            help="restore a backup without a valid authentication tag (only one whose origin you trust)",
+        )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            summary = restore_backup(options["backup"], replace=options["replace"])
+            summary = restore_backup(options["backup"], replace=options["replace"], trust_unsigned=options["trust_unsigned"])
         except BackupError as exc:
             raise CommandError(str(exc)) from None
         except (DeserializationError, DatabaseError) as exc:
