@@ -50,7 +50,7 @@ class ReadOnlyAdmin(StudyScopedAdmin):
 
 @admin.register(Study)
 class StudyAdmin(StudyScopedAdmin):
-    list_display = ["title", "slug", "status", "questions_per_cell", "target_participants", "links"]
+    list_display = ["title", "slug", "status", "questions_per_cell", "attention_checks", "target_participants", "links"]
     filter_horizontal = ["researchers", "research_groups"]
     list_filter = ["status"]
     search_fields = ["slug", "title"]
@@ -112,7 +112,7 @@ class SequenceItemInline(admin.TabularInline):
     model = SequenceItem
     extra = 0
     can_delete = False
-    fields = ["position", "pair", "stimulus_a", "stimulus_b", "answer_choice"]
+    fields = ["position", "pair", "stimulus_a", "stimulus_b", "expected_choice", "answer_choice"]
     readonly_fields = fields
 
     @admin.display(description="answer")

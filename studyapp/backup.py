@@ -47,6 +47,7 @@ HEADER_MAX_BYTES = 16 * 1024 * 1024
 IMAGE_MAX_BYTES = 64 * 1024 * 1024
 DATA_MAX_BYTES = 2 * 1024**3  # loaddata holds data.json in memory
 CHUNK = 1024 * 1024
+ATTENTION_CHECKS_MIGRATION = "0003_attention_checks"
 # Parents before children, so that the rows load in this order.
 MODELS: tuple[type[models.Model], ...] = (
     Group, User, Study, Bundle, Dataset, Pair, Stimulus, Participant, SequenceItem, Answer,
@@ -284,6 +285,8 @@ def restore_backup(source: str | Path, *, replace: bool = False, trust_unsigned:
                     Study.objects.all().delete()
                 fixture = files[DATA_MEMBER].rename(Path(folder) / DATA_MEMBER)
                 call_command("loaddata", str(fixture), verbosity=0)
+                if ATTENTION_CHECKS_MIGRATION not in header.get("studyapp_migrations", []):
+                    Study.objects.update(attention_checks=0)  # studies from before checks keep their behaviour
                 rows = {_label(m): m.objects.count() for m in MODELS if m not in (Group, User)}
                 expected = {k: v for k, v in header["rows"].items() if k in rows}
                 if rows != expected:

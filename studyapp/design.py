@@ -4,17 +4,21 @@ For every question type × dataset cell a participant gets ``questions_per_cell`
 taken least-shown first across all cells, skipping pairs whose image this participant already
 has; only a cell whose pool has no fresh image left reuses one. The order is shuffled and the side of each method
 is drawn per question; everything is drawn from a generator seeded by the participant's token.
+
+The study's attention checks are then put at random positions among them: each shows a pair the
+participant does not meet as a question while there is one (else one they do), sides drawn alike,
+and instructs :data:`ATTENTION_CHECK_CHOICE`. With no checks the draws are those of a plan without.
 """
 from __future__ import annotations
 
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db.models import Count, Q
 
-from .models import Pair, Participant, SequenceItem, Stimulus
+from .models import ATTENTION_CHECK_CHOICE, Pair, Participant, SequenceItem, Stimulus, attention_check_problem
 
 Cell = tuple[str, str]
 
@@ -37,12 +41,25 @@ class PlannedItem:
     pair: int
     stimulus_a: int
     stimulus_b: int
+    expected_choice: str = ""
+
+
+class SequenceError(ValueError):
+    """The study's settings admit no sequence (more attention checks than questions)."""
+
+
+def _sides(option: PairOption, rng: random.Random) -> tuple[int, int]:
+    """System A's and System B's stimulus, each method on either side with probability 1/2."""
+    first, second = option.stimuli
+    return (second, first) if rng.random() < 0.5 else (first, second)
 
 
 def plan_sequence(
-    options: Sequence[PairOption], exposure: Mapping[int, int], per_cell: int, rng: random.Random
+    options: Sequence[PairOption], exposure: Mapping[int, int], per_cell: int, rng: random.Random,
+    attention_checks: int = 0,
 ) -> list[PlannedItem]:
-    """Choose ``per_cell`` pairs per cell (least exposed first, fresh images only while possible), shuffle, draw sides."""
+    """Choose ``per_cell`` pairs per cell (least exposed first, fresh images only while possible), shuffle, draw sides;
+    then add ``attention_checks`` checks at random positions (SequenceError when they outnumber the questions)."""
     tiebreak = {option.pk: rng.random() for option in options}
     ranked = sorted(options, key=lambda o: (exposure.get(o.pk, 0), tiebreak[o.pk]))
     need: dict[Cell, int] = defaultdict(lambda: per_cell)
@@ -59,10 +76,37 @@ def plan_sequence(
     rng.shuffle(order)
     planned = []
     for position, option in enumerate(order, start=1):
-        first, second = option.stimuli
-        a, b = (second, first) if rng.random() < 0.5 else (first, second)
+        a, b = _sides(option, rng)
         planned.append(PlannedItem(position=position, pair=option.pk, stimulus_a=a, stimulus_b=b))
-    return planned
+    if attention_checks == 0:
+        return planned
+    problem = attention_check_problem(attention_checks, len(planned))
+    if problem:
+        raise SequenceError(problem)
+    return _with_attention_checks(planned, options, set(chosen), attention_checks, rng)
+
+
+def _with_attention_checks(
+    planned: list[PlannedItem], options: Sequence[PairOption], asked: set[int], count: int, rng: random.Random
+) -> list[PlannedItem]:
+    """``planned`` with ``count`` attention checks at random positions, the questions renumbered around them."""
+    unasked = [o for o in options if o.pk not in asked]
+    again = [o for o in options if o.pk in asked]
+    rng.shuffle(unasked)
+    rng.shuffle(again)
+    shown = (unasked + again)[:count]
+    total = len(planned) + count
+    check_positions = sorted(rng.sample(range(1, total + 1), count))
+    checks = iter(
+        PlannedItem(position, option.pk, *_sides(option, rng), expected_choice=ATTENTION_CHECK_CHOICE)
+        for position, option in zip(check_positions, shown, strict=True)
+    )
+    questions = iter(planned)
+    at_check = set(check_positions)
+    return [
+        next(checks) if position in at_check else replace(next(questions), position=position)
+        for position in range(1, total + 1)
+    ]
 
 
 def pair_options(study_id: int) -> list[PairOption]:
@@ -84,10 +128,11 @@ def pair_options(study_id: int) -> list[PairOption]:
 
 
 def pair_exposure(study_id: int) -> dict[int, int]:
-    """How many not-excluded participants have each pair of the study in their sequence."""
+    """How many not-excluded participants have each pair of the study among their questions (checks not counted)."""
+    asked = Q(sequence_items__participant__excluded=False, sequence_items__expected_choice="")
     rows = (
         Pair.objects.filter(bundle__study_id=study_id)
-        .annotate(n=Count("sequence_items", filter=Q(sequence_items__participant__excluded=False)))
+        .annotate(n=Count("sequence_items", filter=asked))
         .values_list("pk", "n")
     )
     return dict(rows)
@@ -105,6 +150,7 @@ def create_sequence(participant: Participant, options: list[PairOption] | None =
         pair_exposure(participant.study_id),
         participant.study.questions_per_cell,
         rng,
+        participant.study.attention_checks,
     )
     SequenceItem.objects.bulk_create(
         SequenceItem(
@@ -113,6 +159,7 @@ def create_sequence(participant: Participant, options: list[PairOption] | None =
             pair_id=item.pair,
             stimulus_a_id=item.stimulus_a,
             stimulus_b_id=item.stimulus_b,
+            expected_choice=item.expected_choice,
         )
         for item in planned
     )

@@ -19,17 +19,18 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .files import atomic_file
-from .models import Answer, Participant, Study
+from .models import ATTENTION_CHECK, Answer, Participant, Study
 
 ANSWER_COLUMNS = (
     "study", "participant", "position", "pair_id", "question_type", "dataset", "image_id",
-    "method_a", "method_b", "choice", "chosen_method", "response_ms", "answered_at",
+    "method_a", "method_b", "choice", "chosen_method", "response_ms", "answered_at", "expected_choice",
 )  # fmt: skip
 PARTICIPANT_COLUMNS = (
     "study", "participant", "status", "started_at", "completed_at", "gender", "age",
     "ml_experience", "xai_experience", "simulated",
 )  # fmt: skip
 EXPORT_FILES = ("answers.csv", "participants.csv")
+EXPORT_COLUMNS = {"answers.csv": ANSWER_COLUMNS, "participants.csv": PARTICIPANT_COLUMNS}
 # A text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MANIFEST_NAME = "export_manifest.json"
@@ -43,7 +44,10 @@ def iso_utc(moment: datetime | None) -> str:
 
 
 def answer_rows(study: Study) -> Iterator[tuple[object, ...]]:
-    """One row per stored answer of the study, ordered by participant start and position."""
+    """One row per stored answer of the study, ordered by participant start and position.
+
+    An attention check's row has question type ``attention_check`` and its instructed ``expected_choice``.
+    """
     answers = (
         Answer.objects.filter(item__participant__study=study)
         .select_related("item__participant", "item__pair__dataset", "item__stimulus_a", "item__stimulus_b")
@@ -52,9 +56,10 @@ def answer_rows(study: Study) -> Iterator[tuple[object, ...]]:
     for answer in answers.iterator(chunk_size=2000):
         item = answer.item
         yield (
-            study.slug, item.participant.public_id, item.position, item.pair.pair_id, item.pair.question_type,
+            study.slug, item.participant.public_id, item.position, item.pair.pair_id, item.question_type,
             item.pair.dataset.key, item.pair.image_id, item.stimulus_a.method, item.stimulus_b.method,
             answer.choice, answer.chosen_method, answer.response_ms, iso_utc(answer.answered_at),
+            item.expected_choice,
         )  # fmt: skip
 
 
@@ -112,15 +117,17 @@ def consistent_read() -> Iterator[None]:
 
 
 def export_files(study: Study) -> dict[str, bytes]:
-    """The export's files by name: the two CSVs and a manifest with their SHA-256, sizes and row counts.
+    """The export's files by name: the two CSVs and a manifest with their SHA-256, sizes, row counts and columns.
 
-    The manifest also holds the study's answer and participant counts as the database reported them
-    at the same moment, so a reader can check that nothing was left out.
+    The manifest also holds the study's answer (and attention-check answer) and participant counts as
+    the database reported them at the same moment, so a reader can check that nothing was left out.
     """
     with consistent_read():
         texts = export_texts(study)
+        answers = Answer.objects.filter(item__participant__study=study)
         database_rows = {
-            "answers": Answer.objects.filter(item__participant__study=study).count(),
+            "answers": answers.count(),
+            "attention_checks": answers.exclude(item__expected_choice="").count(),
             "participants": Participant.objects.filter(study=study).count(),
         }
     files = {name: text.encode("utf-8") for name, (text, _) in texts.items()}
@@ -128,7 +135,8 @@ def export_files(study: Study) -> dict[str, bytes]:
         "study": study.slug,
         "exported_at": iso_utc(timezone.now()),
         "files": {
-            name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": texts[name][1]}
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": texts[name][1],
+                   "columns": list(EXPORT_COLUMNS[name])}
             for name, data in files.items()
         },
         "database_rows": database_rows,
@@ -157,8 +165,24 @@ def export_zip(study: Study) -> bytes:
     return buffer.getvalue()
 
 
+def _csv_shape(path: Path) -> tuple[list[str], int, int]:
+    """A CSV file's header, its number of data rows and how many of them are attention checks."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        kind = header.index("question_type") if "question_type" in header else None
+        rows = checks = 0
+        for row in reader:
+            rows += 1
+            checks += kind is not None and len(row) > kind and row[kind] == ATTENTION_CHECK
+    return header, rows, checks
+
+
 def verify_export(folder: str | Path) -> list[str]:
-    """Problems of an export folder: files missing or changed since export, row counts off (empty: intact)."""
+    """Problems of an export folder: files missing or changed since export, row counts or columns off (empty: intact).
+
+    Manifests from before attention checks list no columns and no check count; those checks are skipped for them.
+    """
     root = Path(folder)
     try:
         manifest = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
@@ -173,10 +197,14 @@ def verify_export(folder: str | Path) -> list[str]:
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             problems.append(f"{path}: SHA-256 differs from the manifest (the file changed after export).")
-        with path.open(encoding="utf-8", newline="") as handle:
-            rows = sum(1 for _ in csv.reader(handle)) - 1
+        header, rows, checks = _csv_shape(path)
         if rows != entry["rows"]:
             problems.append(f"{path}: {rows} rows, the manifest says {entry['rows']}.")
+        if "columns" in entry and header != entry["columns"]:
+            problems.append(f"{path}: columns {header} differ from the manifest's {entry['columns']}.")
+        expected_checks = manifest["database_rows"].get("attention_checks")
+        if name == "answers.csv" and expected_checks is not None and checks != expected_checks:
+            problems.append(f"{path}: {checks} attention-check rows, but the database held {expected_checks}.")
     for name, table in (("answers.csv", "answers"), ("participants.csv", "participants")):
         listed, counted = manifest["files"].get(name, {}).get("rows"), manifest["database_rows"].get(table)
         if listed != counted:

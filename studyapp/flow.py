@@ -14,8 +14,8 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from .design import create_sequence, pair_options
-from .models import Answer, Participant, SequenceItem, Study
+from .design import SequenceError, create_sequence, pair_options
+from .models import Answer, Choice, Participant, SequenceItem, Study
 
 
 class StudyUnavailable(Exception):
@@ -57,7 +57,10 @@ def enrol(
             if locked.is_full():
                 raise StudyUnavailable("study is full")
             participant = Participant.objects.create(study=locked, external_id=external_id or None, simulated=simulated)
-            create_sequence(participant, options)
+            try:
+                create_sequence(participant, options)
+            except SequenceError as exc:  # rolls the new participant back
+                raise StudyUnavailable(str(exc)) from None
             return participant
     except IntegrityError:
         existing = find_participant(study, external_id)
@@ -74,7 +77,10 @@ def _existing(participant: Participant, only_new: bool) -> Participant:
 
 @dataclass(frozen=True)
 class Question:
-    """What a question page shows: no method, no pair metadata, only opaque image URLs."""
+    """What a question page shows: no method, no pair metadata, only opaque image URLs.
+
+    ``instructed`` is the label of the answer an attention check asks for (empty for a question).
+    """
 
     item_pk: int
     position: int
@@ -83,6 +89,7 @@ class Question:
     image_url: str
     a_url: str
     b_url: str
+    instructed: str = ""
 
 
 @lru_cache(maxsize=4096)
@@ -102,6 +109,7 @@ def questions(token: str) -> tuple[Question, ...]:
             image_url=item.pair.image_url,
             a_url=item.stimulus_a.url,
             b_url=item.stimulus_b.url,
+            instructed=Choice(item.expected_choice).label if item.expected_choice else "",
         )
         for item in items
     )

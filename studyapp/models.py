@@ -7,8 +7,10 @@ that a return visit to the study link resumes instead of starting over.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -29,6 +31,25 @@ DEFAULT_INSTRUCTIONS = (
     "reasonably, or that both are equally reasonable. There are no right or wrong answers; "
     "answer by your first impression. You can use the keys A, B and E to answer."
 )
+
+
+ATTENTION_CHECK = "attention_check"
+"""The question type under which attention-check answers are exported."""
+
+
+def attention_check_problem(checks: int, questions: int) -> str | None:
+    """The one sentence saying why ``checks`` attention checks do not fit ``questions`` questions, or None."""
+    if checks <= questions:
+        return None
+    return (
+        f"The study asks for {checks} attention checks but each participant answers only {questions} "
+        f"questions; use at most {questions} attention checks."
+    )
+
+
+def questions_per_participant(cell_sizes: Iterable[int], per_cell: int) -> int:
+    """How many questions a sequence holds: ``per_cell`` from each cell, fewer where a cell has fewer pairs."""
+    return sum(min(size, per_cell) for size in cell_sizes)
 
 
 def new_participant_token() -> str:
@@ -114,6 +135,22 @@ class Study(models.Model):
     def is_full(self) -> bool:
         """True once the target number of participants has completed."""
         return self.target_participants is not None and self.completed_count() >= self.target_participants
+
+    def question_count(self) -> int | None:
+        """Questions per participant (attention checks not counted) with the imported bundle; None before an import."""
+        if self.pk is None or not Bundle.objects.filter(study_id=self.pk).exists():
+            return None
+        cells = (
+            Pair.objects.filter(bundle__study_id=self.pk).values("question_type", "dataset").annotate(n=models.Count("id"))
+        )
+        return questions_per_participant((cell["n"] for cell in cells), self.questions_per_cell)
+
+    def clean(self) -> None:
+        """Attention checks must fit into the questions of the imported bundle."""
+        questions = self.question_count()
+        problem = None if questions is None else attention_check_problem(self.attention_checks, questions)
+        if problem:
+            raise ValidationError({"attention_checks": problem})
 
 
 class Bundle(models.Model):
@@ -275,6 +312,10 @@ class Choice(models.TextChoices):
     EQUAL = "equal", "Equally reasonable"
 
 
+ATTENTION_CHECK_CHOICE = Choice.EQUAL
+"""What an attention check instructs: a neutral answer, the same whichever methods are shown."""
+
+
 class SequenceItem(models.Model):
     """One question in a participant's stored sequence, with the side each method is shown on.
 
@@ -311,6 +352,11 @@ class SequenceItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant_id}#{self.position}"
+
+    @property
+    def question_type(self) -> str:
+        """The question type as exported: ``attention_check`` for a check, else the pair's."""
+        return ATTENTION_CHECK if self.expected_choice else self.pair.question_type
 
 
 class Answer(models.Model):

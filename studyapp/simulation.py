@@ -6,7 +6,8 @@ database. Connection failures and 5xx answers are retried by asking the server w
 a bot survives a server restart; only answers the server acknowledged (a redirect after the POST,
 or the next question page in its response) are reported as acknowledged. Bots answer as study.js
 does (``inline``: the next page comes back in the answer's response) or, with ``inline=False``,
-as a browser without JavaScript.
+as a browser without JavaScript. An attentive bot reads an attention check's instruction and
+gives the instructed answer; an inattentive one (``attentive=False``) never does.
 
 The transport is deliberately lean (``http.client`` on one kept-alive connection per bot, a regex
 form parser): in a load test the bots share the machine's cores with the server, so every
@@ -56,6 +57,21 @@ class Form:
 
 TAG = re.compile(r"<(form|input|button|img)\b([^>]*)>", re.IGNORECASE)
 ATTRIBUTE = re.compile(r'([\w:-]+)(?:\s*=\s*"([^"]*)")?')
+INSTRUCTION = re.compile(r"choose <strong>([^<]+)</strong> for this question")
+CHOICE_BUTTON = re.compile(r'<button\b[^>]*\bname="choice"[^>]*\bvalue="([^"]*)"[^>]*>([^<]*)')
+
+
+def instructed_choice(html: str) -> str | None:
+    """The answer an attention-check page asks for, read as a person would: the instruction's label
+    matched to the button that carries it; None on an ordinary question."""
+    instruction = INSTRUCTION.search(html)
+    if instruction is None:
+        return None
+    label = unescape(instruction.group(1)).strip()
+    values = [value for value, text in CHOICE_BUTTON.findall(html) if unescape(text).strip() == label]
+    if not values:
+        raise ValueError(f"the instruction asks for {label!r}, which no answer button offers")
+    return values[0]
 
 
 def parse_page(html: str) -> tuple[list[Form], list[str]]:
@@ -172,10 +188,13 @@ class BotReport:
     """What one simulated participant did and saw."""
 
     external_id: str
+    attentive: bool = True
     token: str | None = None
     completed: bool = False
     turned_away: bool = False
     acknowledged: list[tuple[int, str]] = field(default_factory=list)
+    checks: list[tuple[int, str, str]] = field(default_factory=list)
+    """Attention checks answered: (position, instructed choice, the choice sent)."""
     acknowledged_at: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     answer_latencies_ms: list[float] = field(default_factory=list)
@@ -210,6 +229,7 @@ class SimulatedParticipant:
     schedule_offset_s: float = 0.0
     fetch_images: bool = False
     inline: bool = True
+    attentive: bool = True
     timeout_s: float = 10.0
     give_up_after_s: float = 120.0
     max_steps: int = 1000
@@ -218,7 +238,7 @@ class SimulatedParticipant:
         self.rng = random.Random(self.seed)
         self.external_id = self.external_id or f"bot-{uuid.UUID(int=self.rng.getrandbits(128)).hex}"
         self.session = KeepAliveSession()
-        self.report = BotReport(external_id=self.external_id)
+        self.report = BotReport(external_id=self.external_id, attentive=self.attentive)
         self._schedule_origin: float | None = None
         self._answer_started: float | None = None
 
@@ -303,7 +323,8 @@ class SimulatedParticipant:
             for src in images:
                 self._request("GET", urljoin(url, src))
         form = forms[0]
-        data, position, choice = self._fill(form, path)
+        instructed = instructed_choice(response.text)
+        data, position, choice = self._fill(form, path, instructed)
         if choice is not None:
             self._wait_for_answer_time(len(self.report.acknowledged))
         target = urljoin(url, form.action or path)
@@ -319,6 +340,8 @@ class SimulatedParticipant:
         if position is not None and choice is not None:
             self.report.acknowledged.append((position, choice))
             self.report.acknowledged_at.append(time.perf_counter())
+            if instructed is not None:
+                self.report.checks.append((position, instructed, choice))
         if next_page is not None:
             return urljoin(target, next_page), posted
         return self._follow(target, posted), None
@@ -355,7 +378,7 @@ class SimulatedParticipant:
             self.report.token = parts.path.split("/")[2]
         return location
 
-    def _fill(self, form: Form, path: str) -> tuple[dict[str, str], int | None, str | None]:
+    def _fill(self, form: Form, path: str, instructed: str | None) -> tuple[dict[str, str], int | None, str | None]:
         data = dict(form.fields)
         data.update({name: "on" for name in form.checkboxes})
         data.update({name: self.rng.choice(values) for name, values in form.radios.items()})
@@ -367,9 +390,18 @@ class SimulatedParticipant:
             choice = self.chooser(self.report.token or "", position, self.rng)
             if choice not in choice_values:
                 raise ValueError(f"chooser returned {choice!r}, not one of {choice_values}")
+            if instructed is not None:
+                choice = self._check_answer(instructed, choice, choice_values)
             data["choice"] = choice
             data["client_ms"] = str(self.rng.randint(400, 6000))
         return data, position, choice
+
+
+    def _check_answer(self, instructed: str, chosen: str, choice_values: list[str]) -> str:
+        """The instructed answer from an attentive bot; from an inattentive one its own choice, never the instructed."""
+        if self.attentive:
+            return instructed
+        return chosen if chosen != instructed else self.rng.choice([c for c in choice_values if c != instructed])
 
 
 @dataclass(frozen=True)
@@ -394,6 +426,8 @@ class RunSummary:
     steady_seconds: float = 0.0
     steady_answer_p50_ms: float = 0.0
     steady_answer_p95_ms: float = 0.0
+    attention_checks: int = 0
+    attention_checks_passed: int = 0
 
 
 def _percentile(values: list[float], q: int) -> float:
@@ -459,6 +493,8 @@ def summarize(reports: list[BotReport], seconds: float) -> RunSummary:
         steady_seconds=steady_seconds,
         steady_answer_p50_ms=_percentile(steady_latencies, 50),
         steady_answer_p95_ms=_percentile(steady_latencies, 95),
+        attention_checks=sum(len(r.checks) for r in reports),
+        attention_checks_passed=sum(instructed == sent for r in reports for _, instructed, sent in r.checks),
     )
 
 
@@ -474,6 +510,7 @@ def run_participants(
     answer_every_s: float | None = None,
     fetch_images: bool = False,
     inline: bool = True,
+    inattentive_share: float = 0.0,
     on_done: Callable[[BotReport], None] | None = None,
 ) -> tuple[list[BotReport], RunSummary]:
     """Run ``n`` bots, ``concurrency`` at a time (default: all at once); return their reports and totals.
@@ -481,12 +518,14 @@ def run_participants(
     With ``answer_every_s`` each bot answers on a fixed schedule, the bots' schedules spread evenly
     over one interval, so together they offer ``n / answer_every_s`` answers per second. ``inline``
     answers as study.js does (next page in the answer's response); False as a browser without
-    JavaScript (post, redirect, get).
+    JavaScript (post, redirect, get). ``inattentive_share`` of the bots (drawn from ``seed``) answer
+    every attention check wrongly.
     """
+    inattentive = set(random.Random(seed).sample(range(n), round(n * inattentive_share)))
     bots = [
         SimulatedParticipant(study_url, seed=seed * 1_000_003 + i, marker=marker, chooser=chooser, think_s=think_s,
                              answer_every_s=answer_every_s, schedule_offset_s=(answer_every_s or 0.0) * i / max(n, 1),
-                             fetch_images=fetch_images, inline=inline)  # fmt: skip
+                             fetch_images=fetch_images, inline=inline, attentive=i not in inattentive)  # fmt: skip
         for i in range(n)
     ]
 

@@ -54,7 +54,7 @@ def test_export_manifest_records_sha256_and_row_counts_that_match_the_database(s
         assert manifest["files"][name]["rows"] == files[name].decode().count("\n") - 1
     assert manifest["files"]["answers.csv"]["rows"] == Answer.objects.filter(item__participant__study=study).count() == 26
     assert manifest["files"]["participants.csv"]["rows"] == Participant.objects.filter(study=study).count() == 3
-    assert manifest["database_rows"] == {"answers": 26, "participants": 3}
+    assert manifest["database_rows"] == {"answers": 26, "attention_checks": 0, "participants": 3}
     assert verify_export(tmp_path / "export") == []
 
 

@@ -23,7 +23,15 @@ def bundle_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def study(db, bundle_dir: Path, media_root: Path) -> Study:
-    """An open study with 2 datasets × 3 question types, 2 questions per cell (12 questions)."""
+    """An open study with 2 datasets × 3 question types, 2 questions per cell (12 questions), no attention checks."""
     result = import_bundle(validate_bundle(bundle_dir), "pilot", title="Pilot study")
-    Study.objects.filter(pk=result.study.pk).update(status=Study.Status.OPEN, questions_per_cell=2)
+    Study.objects.filter(pk=result.study.pk).update(status=Study.Status.OPEN, questions_per_cell=2, attention_checks=0)
     return Study.objects.get(pk=result.study.pk)
+
+
+@pytest.fixture
+def checked_study(study: Study) -> Study:
+    """The open study with two attention checks among its 12 questions (14 items per participant)."""
+    Study.objects.filter(pk=study.pk).update(attention_checks=2)
+    study.refresh_from_db()
+    return study

@@ -35,6 +35,7 @@ def test_iso_utc_is_utc_with_z():
 
 
 def test_export_columns_match_design_and_database(study, tmp_path):
+    """A study without attention checks exports as before, plus an empty ``expected_choice`` column."""
     done = take_study(Client(), study, choices="ABE")
     partial = enrol(study, external_id="ext-1", simulated=True)
     Participant.objects.filter(pk=partial.pk).update(demographics_at=done.demographics_at, gender="other", age=61,
@@ -50,7 +51,7 @@ def test_export_columns_match_design_and_database(study, tmp_path):
 
     header = (out / "answers.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header == ("study,participant,position,pair_id,question_type,dataset,image_id,method_a,method_b,"
-                      "choice,chosen_method,response_ms,answered_at")
+                      "choice,chosen_method,response_ms,answered_at,expected_choice")
     answers = _read(out / "answers.csv")
     assert len(answers) == 13
     mine = [r for r in answers if r["participant"] == done.public_id]
@@ -65,6 +66,7 @@ def test_export_columns_match_design_and_database(study, tmp_path):
             "image_id": item.pair.image_id, "method_a": item.stimulus_a.method, "method_b": item.stimulus_b.method,
             "choice": item.answer.choice, "chosen_method": expected_chosen,
             "response_ms": str(item.answer.response_ms), "answered_at": iso_utc(item.answer.answered_at),
+            "expected_choice": "",
         }  # fmt: skip
         assert ISO.match(row["answered_at"])
         assert {row["method_a"], row["method_b"]} == {"bla_t", row["question_type"].removeprefix("bla_t_vs_")}

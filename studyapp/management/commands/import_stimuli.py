@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from studyapp.bundle import BundleError, import_bundle, validate_bundle
-from studyapp.models import Study
+from studyapp.bundle import BundleError, ValidatedBundle, import_bundle, validate_bundle
+from studyapp.models import Study, attention_check_problem, questions_per_participant
 
 
 class Command(BaseCommand):
@@ -21,6 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--title", help="title of a newly created study (default: the slug)")
         parser.add_argument("--open", action="store_true", help="open the study to participants after the import")
         parser.add_argument(
+            "--attention-checks", type=int, metavar="N",
+            help="attention checks per participant (default: 2 for a new study, an existing study keeps its own)",
+        )  # fmt: skip
+        parser.add_argument(
             "--owner", action="append", default=[], metavar="USERNAME",
             help="researcher login that owns the study (repeatable); without one only superusers see it",
         )  # fmt: skip
@@ -31,11 +36,14 @@ class Command(BaseCommand):
         try:
             with tqdm(desc="checking pairs", unit="pair", disable=quiet) as bar:
                 bundle = validate_bundle(options["bundle"], progress=bar.update)
+            self._check_attention_checks(bundle, options["study"], options["attention_checks"])
             with tqdm(desc="storing images", unit="image", disable=quiet) as bar:
                 result = import_bundle(bundle, options["study"], title=options["title"], progress=bar.update)
         except BundleError as exc:
             raise CommandError(str(exc)) from None
         result.study.researchers.add(*owners)
+        if options["attention_checks"] is not None:
+            Study.objects.filter(pk=result.study.pk).update(attention_checks=options["attention_checks"])
         if options["open"]:
             Study.objects.filter(pk=result.study.pk).update(status=Study.Status.OPEN)
         status = Study.objects.get(pk=result.study.pk).status
@@ -44,6 +52,17 @@ class Command(BaseCommand):
         else:
             summary = f"bundle {bundle.manifest['bundle_id']!r} was already imported; nothing changed"
         self.stdout.write(f"{summary} → study {result.study.slug!r} ({status}), link {result.study.get_absolute_url()}")
+
+    def _check_attention_checks(self, bundle: ValidatedBundle, slug: str, requested: int | None) -> None:
+        """Stop before anything is written when the study's attention checks would outnumber its questions."""
+        if requested is not None and requested < 0:
+            raise CommandError(f"--attention-checks {requested} must be 0 or more.")
+        study = Study.objects.filter(slug=slug).first() or Study()
+        checks = study.attention_checks if requested is None else requested
+        cells = Counter((pair["question_type"], pair["dataset"]) for pair in bundle.manifest["pairs"])
+        problem = attention_check_problem(checks, questions_per_participant(cells.values(), study.questions_per_cell))
+        if problem:
+            raise CommandError(f"{problem} (--attention-checks sets the number.)")
 
     def _owners(self, usernames: list[str]) -> list:
         """The staff accounts named by --owner; an unknown or non-staff name stops the import before it starts."""

@@ -27,6 +27,8 @@ class Command(BaseCommand):
                             help="'random' or 'prefer:METHOD:P', e.g. prefer:bla_t:0.7 (default: %(default)s)")
         parser.add_argument("--concurrency", type=int, default=10, help="bots at a time (default: %(default)s)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the bots' choices (default: %(default)s)")
+        parser.add_argument("--inattentive-share", type=float, default=0.0, metavar="SHARE",
+                            help="share of bots that answer every attention check wrongly (default: %(default)s)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         study = Study.objects.filter(slug=options["study"]).first()
@@ -34,6 +36,8 @@ class Command(BaseCommand):
             raise CommandError(f"--study {options['study']!r} does not exist.")
         if options["n"] < 1 or options["concurrency"] < 1:
             raise CommandError("--n and --concurrency must be at least 1.")
+        if not 0.0 <= options["inattentive_share"] <= 1.0:
+            raise CommandError(f"--inattentive-share {options['inattentive_share']} must be between 0 and 1.")
         try:
             chooser = parse_policy(options["policy"])
         except ValidationError as exc:
@@ -45,12 +49,14 @@ class Command(BaseCommand):
 
         reports, summary = run_participants(
             study_url, options["n"], concurrency=options["concurrency"], seed=options["seed"],
-            marker=simulation_marker(study.slug), chooser=chooser, on_done=close_connection,
+            marker=simulation_marker(study.slug), chooser=chooser, inattentive_share=options["inattentive_share"],
+            on_done=close_connection,
         )
         problems = [f"{r.external_id}: {'; '.join(r.errors)}" for r in reports if r.errors]
         self.stdout.write(
             f"{summary.completed} of {summary.participants} simulated participants completed study "
-            f"{study.slug!r} ({summary.answers} answers acknowledged, {summary.turned_away} turned away) "
+            f"{study.slug!r} ({summary.answers} answers acknowledged, {summary.attention_checks_passed} of "
+            f"{summary.attention_checks} attention checks passed, {summary.turned_away} turned away) "
             f"in {summary.seconds:.1f} s"
         )
         if problems:
