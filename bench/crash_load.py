@@ -180,7 +180,7 @@ def run_crash_load(
     try:
         bundle = write_synthetic_bundle(work / "bundle", pairs_per_cell=12, images_per_dataset=16, seed=seed, image_size=32)
         manage(env, "migrate", "--no-input")
-        manage(env, "import_stimuli", str(bundle), "--study", SLUG, "--open", "--verbosity", "0")
+        manage(env, "import_stimuli", str(bundle), "--study", SLUG, "--open", "--attention-checks", "0", "--verbosity", "0")
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("UPDATE studyapp_study SET questions_per_cell = %s WHERE slug = %s", (questions_per_cell, SLUG))
         expected = participants * questions_per_cell * 6

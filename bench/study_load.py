@@ -228,7 +228,7 @@ def main() -> int:
         from studyapp.models import Study
         from studyapp.simulation import run_participants, simulation_marker, steady_window
 
-        Study.objects.filter(slug="load").update(questions_per_cell=args.questions_per_cell)
+        Study.objects.filter(slug="load").update(questions_per_cell=args.questions_per_cell, attention_checks=0)
         server.start()
         assert server.process is not None
         every = None if args.closed_loop else args.answer_every

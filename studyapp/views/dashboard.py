@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -46,7 +46,7 @@ def _cells(study: Study) -> list[CellRow]:
         .order_by("question_type", "dataset__key")
     )
     answers = (
-        Answer.objects.filter(item__participant__study=study, item__participant__excluded=False)
+        Answer.objects.filter(item__participant__study=study, item__participant__excluded=False, item__expected_choice="")
         .values("item__pair__question_type", "item__pair__dataset__key")
         .annotate(n=Count("id"))
     )
@@ -59,7 +59,7 @@ def _cells(study: Study) -> list[CellRow]:
 
 
 def _exposure(study: Study) -> tuple[list[dict[str, object]], dict[str, int]]:
-    live = Q(sequence_items__participant__excluded=False)
+    live = Q(sequence_items__participant__excluded=False, sequence_items__expected_choice="")  # questions, not checks
     pairs = list(
         Pair.objects.filter(bundle__study=study)
         .annotate(
@@ -82,7 +82,16 @@ def _participant(request: HttpRequest, slug: str, public_id: str, perm: str) -> 
 
 
 def _participants(study: Study) -> list[Participant]:
-    return list(Participant.objects.filter(study=study).order_by("-started_at", "-id"))
+    """The study's participants, newest first, with ``checks_answered`` and ``checks_passed`` (attention checks)."""
+    check = ~Q(items__expected_choice="")
+    return list(
+        Participant.objects.filter(study=study)
+        .annotate(
+            checks_answered=Count("items__answer", filter=check),
+            checks_passed=Count("items__answer", filter=check & Q(items__answer__choice=F("items__expected_choice"))),
+        )
+        .order_by("-started_at", "-id")
+    )
 
 
 @staff_member_required

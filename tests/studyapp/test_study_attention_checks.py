@@ -102,20 +102,27 @@ def test_sequences_store_the_checks_and_exposure_counts_only_questions(checked_s
     assert sum(exposure.values()) == 6 * 12  # the 12 checks are not counted as exposure
 
 
-def test_a_check_is_shown_like_a_question_answered_and_exported(checked_study: Study, tmp_path: Path):
+def _take_passing_one_check(study: Study) -> tuple[Participant, list[int], dict[int, str]]:
+    """A participant who answers "A" throughout except "equal" at the first check (passes it, fails the second);
+    returns them, their check positions and the question pages they saw."""
     client = Client()
-    participant = start(client, checked_study)
+    participant = start(client, study)
     client.post(reverse("studyapp:demographics", args=[participant.token]), DEMOGRAPHICS)
     client.post(reverse("studyapp:instructions", args=[participant.token]))
     check_positions = list(
         SequenceItem.objects.filter(participant=participant).exclude(expected_choice="").values_list("position", flat=True)
     )
     pages = {}
-    for position in range(1, 15):
+    for position in range(1, participant.sequence_length + 1):
         url = reverse("studyapp:question", args=[participant.token, position])
         pages[position] = client.get(url).content.decode()
-        choice = "equal" if position == check_positions[0] else "A"  # passes the first check, fails the second
+        choice = "equal" if position == check_positions[0] else "A"
         client.post(url, {"choice": choice, "shown": form_value(pages[position], "shown")})
+    return participant, check_positions, pages
+
+
+def test_a_check_is_shown_like_a_question_answered_and_exported(checked_study: Study, tmp_path: Path):
+    participant, check_positions, pages = _take_passing_one_check(checked_study)
     for position, page in pages.items():
         assert (INSTRUCTION in page) == (position in check_positions)
         assert "Which system behaves more reasonably?" in page and page.count('name="choice"') == 3
@@ -145,6 +152,17 @@ def test_a_check_is_shown_like_a_question_answered_and_exported(checked_study: S
     assert manifest["database_rows"]["attention_checks"] == 2
     assert manifest["files"]["answers.csv"]["columns"][-1] == "expected_choice"
     assert verify_export(out) == []
+
+
+def test_dashboard_shows_checks_passed_and_counts_only_questions_per_cell(checked_study: Study, admin_client):
+    participant, _, _ = _take_passing_one_check(checked_study)
+    page = admin_client.get(reverse("studyapp:dashboard", args=[checked_study.slug])).content.decode()
+    assert f'<td data-checks="{participant.public_id}">1 / 2</td>' in page
+    assert '<dd data-count="attention_checks">2</dd>' in page
+    for question_type in ("bla_t_vs_cam", "bla_t_vs_l2x_f", "bla_t_vs_random"):
+        for dataset in ("mnist38", "catsdogs"):  # 2 questions per cell; the check answers are not counted in one
+            assert f'<td data-cell="{question_type}/{dataset}">2</td>' in page
+    assert "shown to 0–1 participants each" in page
 
 
 def test_verify_export_notices_a_dropped_check_row_and_reads_old_manifests(checked_study: Study, tmp_path: Path):
