@@ -336,3 +336,16 @@ def test_simulate_command_takes_an_inattentive_share(live_server, checked_study:
     answers = Answer.objects.filter(item__participant__study=checked_study).exclude(item__expected_choice="")
     failed = {a.item.participant_id for a in answers.select_related("item") if a.choice != a.item.expected_choice}
     assert answers.count() == 8 and len(failed) == 1
+
+
+def test_the_analysis_reads_the_checks_of_an_export(checked_study: Study, tmp_path: Path):
+    from analysis.io import load_export
+
+    attentive = take_study(Client(), checked_study, choices="E")  # "equal" throughout passes every check
+    careless, _, _ = _take_passing_one_check(checked_study)
+    out = tmp_path / "export"
+    call_command("export_responses", "--study", checked_study.slug, "--out", str(out), stdout=io.StringIO())
+    export = load_export(out / "answers.csv", out / "participants.csv")
+    passed = export.checks.groupby("participant")["passed"].sum().to_dict()
+    assert passed == {attentive.public_id: 2, careless.public_id: 1}
+    assert len(export.answers) == 2 * 12 and set(export.answers["question_type"]) >= {"bla_t_vs_cam"}
