@@ -25,6 +25,7 @@ class PoolingConfig:
     gamma: float | None = None
     k: int = 8
     tau: float = 0.1
+    l2x_pooling: str = "sum"  # L2X-F training pooling, see L2XSelector
 
 
 def check_method(method: str) -> None:
@@ -41,7 +42,7 @@ def build_pooling(config: PoolingConfig, channels: int, positions: int) -> nn.Mo
     if config.method == "l2x_f":
         if config.k > positions:
             raise BLAError(f"L2X-F k={config.k} is larger than the {positions} positions of the feature map")
-        return L2XSelector(channels, k=config.k, tau=config.tau)
+        return L2XSelector(channels, k=config.k, tau=config.tau, pooling=config.l2x_pooling)
     gamma = None if config.method == "bla" else config.gamma
     if config.method != "bla" and gamma is None:
         raise BLAError(f"method {config.method!r} needs a threshold gamma")

@@ -20,13 +20,18 @@ from .classifier import ExplainedClassifier, check_method  # noqa: E402
 from .datasets import load_dataset  # noqa: E402
 from .errors import BLAError  # noqa: E402
 from .files import prepare_output_dir, write_atomic, write_json  # noqa: E402
-from .statistics import TABLE1_ORDER, summarise, table1_marks  # noqa: E402
+from .liveness import dead_warning  # noqa: E402
+from .statistics import (  # noqa: E402
+    TABLE1_ORDER, WILCOXON_ZERO_METHOD, WILCOXON_ZERO_REASON, explanation_sizes, summarise, table1_marks,
+)
 from .training import (  # noqa: E402
     FeatureSets, TrainConfig, build_model, evaluate, extract, load_run, resolve_config, save_run, train_baseline,
     train_explainer, validate_config,
 )
 
-RESULT_COLUMNS = ["method", "run", "seed", "accuracy", "loss", "soft_accuracy", "soft_loss", "mean_explanation_size"]
+RESULT_COLUMNS = ["method", "run", "seed", "accuracy", "loss", "soft_accuracy", "soft_loss", "mean_explanation_size",
+                  "sd_explanation_size", "min_explanation_size", "max_explanation_size", "dead_explainer"]
+DEAD_MARK = "‡"
 
 
 def parse_methods(text: str) -> list[str]:
@@ -93,9 +98,9 @@ def run_experiment(
             for method in todo:
                 if method != "baseline":
                     config = replace(base, method=method, seed=first_seed + run)
-                    model = train_explainer(config, splits, baseline, features, device)
-                    save_run(prepare_output_dir(run_dir(out_dir, run, method)), model, config, splits,
-                             evaluate(model, features.val, device))
+                    trained = train_explainer(config, splits, baseline, features, device)
+                    save_run(prepare_output_dir(run_dir(out_dir, run, method)), trained.model, config, splits,
+                             evaluate(trained.model, trained.features.val, device, trained.module_gradient))
         progress.update(len(methods))
     progress.close()
     distributed.barrier()
@@ -137,27 +142,54 @@ def collect_results(out_dir: Path, methods: list[str], runs: int) -> pd.DataFram
     return pd.DataFrame(rows)[RESULT_COLUMNS]
 
 
+SIZE_NOTE = ("explanation size: cells of the hard explanation, mean over runs of each run's mean ± SD over "
+             "runs (smallest–largest of any validation image)")
+DEAD_NOTE = (f"{DEAD_MARK} n dead: n runs whose explanation module is dead (its hard explanation selects every "
+             "cell of every validation image, or it got no gradient at the first step), so their numbers are "
+             "those of average pooling")
+
+
+def size_cell(sizes: pd.Series) -> str:
+    """``3.2 ± 0.4 (1–12)``: mean size over runs ± SD over runs (smallest–largest explanation)."""
+    return f"{sizes['size_mean']:.1f} ± {sizes['size_sd']:.1f} ({int(sizes['size_min'])}–{int(sizes['size_max'])})"
+
+
+def dead_cell(sizes: pd.Series) -> str:
+    """`` ‡ 2 dead`` after a method's accuracy when runs of it are dead, else nothing."""
+    return f" {DEAD_MARK} {int(sizes['dead_runs'])} dead" if sizes["dead_runs"] else ""
+
+
 def summary_markdown(results: pd.DataFrame, dataset: str) -> str:
-    """``summary.md``: mean ± SE per method and p-values against the baseline."""
+    """``summary.md``: mean ± SE per method, explanation sizes, dead runs and p-values against the baseline."""
     table = summarise(results)
+    sizes = explanation_sizes(results)
     lines = [
         f"# Experiment on {dataset}: {results['run'].nunique()} runs",
         "",
         "Accuracy and loss of the hard explanation on the validation split, mean ± standard error "
         "over runs. p-values against the baseline: Mann–Whitney U (runs as independent samples, "
         "paper §4.1) and Wilcoxon signed-rank paired by run (paper §4.2), both two-sided.",
+        f"Wilcoxon zero differences: `{WILCOXON_ZERO_METHOD}` — {WILCOXON_ZERO_REASON}.",
+        f"{SIZE_NOTE[0].upper()}{SIZE_NOTE[1:]}. {DEAD_NOTE}.",
         "",
-        "| method | runs | accuracy | loss | Mann–Whitney U p | Wilcoxon p |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| method | runs | accuracy | explanation size | loss | Mann–Whitney U p | Wilcoxon p | dead runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in table.itertuples():
         mw = f"{row.mann_whitney_p:.3g}" if pd.notna(getattr(row, "mann_whitney_p", None)) else "—"
         wx = f"{row.wilcoxon_p:.3g}" if pd.notna(getattr(row, "wilcoxon_p", None)) else "—"
+        size = sizes.loc[row.method]
         lines.append(
-            f"| {row.method} | {row.runs} | {row.accuracy_mean:.4f} ± {row.accuracy_sem:.4f} "
-            f"| {row.loss_mean:.4f} ± {row.loss_sem:.4f} | {mw} | {wx} |"
+            f"| {row.method} | {row.runs} | {row.accuracy_mean:.4f} ± {row.accuracy_sem:.4f}{dead_cell(size)} "
+            f"| {size_cell(size)} | {row.loss_mean:.4f} ± {row.loss_sem:.4f} | {mw} | {wx} | {int(size['dead_runs'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def dead_run_warnings(results: pd.DataFrame) -> list[str]:
+    """One warning line per dead run of ``results``."""
+    dead = results[results["dead_explainer"].astype(bool)]
+    return [dead_warning(row.method, int(row.seed), row.mean_explanation_size) for row in dead.itertuples()]
 
 
 def table_methods(methods: list[str]) -> list[str]:
@@ -173,6 +205,7 @@ def table1_markdown(results: dict[str, pd.DataFrame]) -> str:
     methods = table_methods(list(dict.fromkeys(m for r in results.values() for m in r["method"])))
     marks = {name: table1_marks(frame, [m for m in methods if m in set(frame["method"])]).set_index(["metric", "method"])
              for name, frame in results.items()}
+    sizes = {name: explanation_sizes(frame) for name, frame in results.items()}
     runs = sorted({int(frame["run"].nunique()) for frame in results.values()})
     lines = [
         "# Table 1: accuracy and loss (paper §4.2)",
@@ -180,7 +213,8 @@ def table1_markdown(results: dict[str, pd.DataFrame]) -> str:
         f"Hard-explanation validation accuracy and loss, mean over {'/'.join(map(str, runs))} runs; "
         "the value after ± is the standard error × 100. † no statistically significant difference to "
         "the baseline (BL) column; ∗ none to the column to its left (Wilcoxon signed-rank paired by run, "
-        "level 0.05; the column right of BL carries no ∗, which would repeat its †).",
+        f"level 0.05, zero differences `{WILCOXON_ZERO_METHOD}`; the column right of BL carries no ∗, which "
+        f"would repeat its †). In brackets after each accuracy: {SIZE_NOTE}. {DEAD_NOTE}.",
         "",
         "| | dataset | " + " | ".join(COLUMN_TITLES.get(m, m) for m in methods) + " |",
         "|---|---|" + "---:|" * len(methods),
@@ -194,7 +228,11 @@ def table1_markdown(results: dict[str, pd.DataFrame]) -> str:
                     continue
                 row = table.loc[(metric, method)]
                 sign = ("†" if row["dagger"] else "") + ("∗" if row["star"] else "")
-                cells.append(f"{row['mean']:.4f}{sign} ± {100 * row['sem']:.2f}")
+                cell = f"{row['mean']:.4f}{sign} ± {100 * row['sem']:.2f}"
+                if metric == "accuracy":
+                    size = sizes[name].loc[method]
+                    cell += f" [{size_cell(size)}]{dead_cell(size)}"
+                cells.append(cell)
             lines.append(f"| {title} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -204,9 +242,11 @@ def table1_csv(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
     frames = []
     for name, frame in results.items():
         table = table1_marks(frame, table_methods(list(dict.fromkeys(frame["method"]))))
+        table = table.join(explanation_sizes(frame), on="method")
         frames.append(table.assign(dataset=name))
     table = pd.concat(frames, ignore_index=True)
-    return table[["dataset", "metric", "method", "runs", "mean", "sem", "p_reference", "p_left", "dagger", "star"]]
+    return table[["dataset", "metric", "method", "runs", "mean", "sem", "p_reference", "p_left", "dagger", "star",
+                  "size_mean", "size_sd", "size_min", "size_max", "dead_runs"]]
 
 
 def plot_figure3(results: dict[str, pd.DataFrame], path: Path) -> None:

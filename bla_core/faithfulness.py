@@ -1,13 +1,15 @@
 """Faithfulness (paper §4.3, Table 2): LIME on the 7×7 patch grid against BLA-T and CAM.
 
 For an image x and the baseline model's predicted class ŷ, LIME draws random occlusion patterns
-z ∈ {0, 1}^(7·7) (each 32×32 patch kept with probability ½; the first pattern keeps all), replaces
-the hidden patches by a fill colour, records the baseline's probability of ŷ and fits
-p ≈ z·w + b by least squares. The 7×7 coefficients w are the LIME explanation. Its Spearman rank
-correlation with the BLA-T soft explanation q and with CAM (both 7×7) is averaged over images.
+z ∈ {0, 1}^(7·7) (each patch of the 7×7 grid — 32×32 pixels at 224² — kept with probability ½;
+the first pattern keeps all), replaces the hidden patches by a fill, records the baseline's
+probability of ŷ and fits p ≈ z·w + b by least squares. The 7×7 coefficients w are the LIME
+explanation. Its Spearman rank correlation with the BLA-T soft explanation q and with CAM (both 7×7)
+is averaged over the images where it is defined (a constant map has none; those are counted).
 
-The fill is the backbone's normalisation mean colour (the neutral input, 0 after normalisation);
-``--fill cell`` uses each patch's own mean colour (LIME's superpixel default), ``black`` zeros.
+The fill is black, as the paper describes occlusion (§2, §4.3); ``--fill mean`` uses the backbone's
+normalisation mean colour (the neutral input, 0 after normalisation; grey 0.5 for a backbone that
+does not normalise) and ``--fill cell`` each patch's own mean colour (LIME's superpixel default).
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from .posthoc import cam
 from .files import prepare_output_dir, write_atomic
 from .training import LoadedRun, for_backbone, load_run
 
-FILLS = ("mean", "cell", "black")
+FILLS = ("black", "mean", "cell")
+CORRELATIONS = ("lime_cam", "lime_bla_t")
 
 
 def occlusion_patterns(samples: int, cells: int, generator: torch.Generator) -> torch.Tensor:
@@ -39,8 +42,16 @@ def occlusion_patterns(samples: int, cells: int, generator: torch.Generator) -> 
     return patterns
 
 
+def neutral_colour(backbone: torch.nn.Module, channels: int) -> torch.Tensor:
+    """The backbone's normalisation mean (grey 0.5 without one), averaged to one value for grey images."""
+    mean = getattr(backbone, "mean", None)
+    mean = torch.full((3,), 0.5) if mean is None else mean.flatten().float().cpu()
+    return mean.mean().view(1) if channels == 1 else mean
+
+
 def fill_image(image: torch.Tensor, grid: tuple[int, int], fill: str, mean: torch.Tensor) -> torch.Tensor:
-    """What a hidden patch shows, (3, H, W): the neutral colour ``mean``, each cell's own mean, or black."""
+    """What a hidden patch shows, shaped like ``image`` (C, H, W): black, the neutral colour ``mean``
+    (C values), or each cell's own mean."""
     if fill == "mean":
         return mean.view(-1, 1, 1).expand_as(image)
     if fill == "black":
@@ -57,7 +68,7 @@ def lime_scores(
     samples: int = 1000, generator: torch.Generator | None = None, fill: torch.Tensor | None = None,
     batch_size: int = 250,
 ) -> np.ndarray:
-    """LIME coefficients (grid) of ``predict`` (images → (B,) scores) for one image (3, H, W).
+    """LIME coefficients (grid) of ``predict`` (images → (B,) scores) for one image (C, H, W).
 
     Least squares of the score on the keep/hide pattern of the grid's patches, with an intercept.
     """
@@ -108,7 +119,6 @@ def faithfulness_of_run(run_dir: Path, device: torch.device, images: int, sample
         raise BLAError(f"the baseline and BLA-T runs in {run_dir} were trained on different datasets")
     dataset = for_backbone(baseline.splits.val, baseline.model.backbone)
     chosen = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:images]) if images else np.arange(len(dataset))
-    mean = getattr(baseline.model.backbone, "mean", torch.full((1, 3, 1, 1), 0.5)).flatten().cpu()
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for index in tqdm(chosen, desc=f"LIME {baseline.splits.key}", unit="image"):
@@ -118,32 +128,43 @@ def faithfulness_of_run(run_dir: Path, device: torch.device, images: int, sample
             q = bla_t.model(image[None], hard=True).explanation.weights[0].float().cpu().numpy()
         grid = tuple(q.shape)
         cam_map = cam(baseline.model, image[None], torch.tensor([target], device=device))[0].float().cpu().numpy()
+        mean = neutral_colour(baseline.model.backbone, image.shape[0])
         lime = lime_scores(class_probability(baseline, target), image, grid, samples, generator,
                            fill_image(image.cpu(), grid, fill, mean).to(device))
         rows.append({"dataset": baseline.splits.key, "image_id": dataset.image_ids[int(index)], "predicted": target,
-                     "lime_cam": spearman(lime, cam_map), "lime_bla_t": spearman(lime, q)})
+                     "fill": fill, "lime_cam": spearman(lime, cam_map), "lime_bla_t": spearman(lime, q)})
     return pd.DataFrame(rows)
 
 
+def table2_numbers(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: images, mean of each correlation over the images where it is defined, and the
+    number of images where it is undefined (``undefined_lime_cam``, ``undefined_lime_bla_t``)."""
+    grouped = per_image.groupby("dataset", sort=False)
+    table = grouped[list(CORRELATIONS)].mean().assign(images=grouped["image_id"].count())
+    for column in CORRELATIONS:
+        table[f"undefined_{column}"] = grouped[column].apply(lambda values: int(values.isna().sum()))
+    return table
+
+
 def table2_markdown(per_image: pd.DataFrame, samples: int, fill: str) -> str:
-    """Table 2 of the paper: mean Spearman rank correlation per dataset."""
-    means = per_image.groupby("dataset", sort=False)[["lime_cam", "lime_bla_t"]].mean()
-    counts = per_image.groupby("dataset", sort=False)["image_id"].count()
+    """Table 2 of the paper: mean Spearman rank correlation per dataset, with the undefined ones counted."""
     lines = [
         "# Table 2: mean Spearman rank correlation (paper §4.3)",
         "",
         f"LIME of the baseline model ({samples} random occlusion patterns of the 7×7 grid, fill: {fill}, least "
-        "squares) against CAM and against the BLA-T soft explanation, mean over validation images.",
+        "squares) against CAM and against the BLA-T soft explanation, mean over the validation images where the "
+        "correlation is defined; 'undefined' counts the images where one of the two maps is constant.",
         "",
-        "| dataset | images | LIME/CAM | LIME/BLA-T |",
-        "|---|---:|---:|---:|",
+        "| dataset | images | LIME/CAM | undefined | LIME/BLA-T | undefined |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {name} | {counts[name]} | {row.lime_cam:.2f} | {row.lime_bla_t:.2f} |" for name, row in means.iterrows()]
+    lines += [f"| {row.Index} | {row.images} | {row.lime_cam:.2f} | {row.undefined_lime_cam} | {row.lime_bla_t:.2f} "
+              f"| {row.undefined_lime_bla_t} |" for row in table2_numbers(per_image).itertuples()]
     return "\n".join(lines) + "\n"
 
 
 def faithfulness(run_dirs: list[Path], out_dir: Path, device: torch.device, images: int = 100, samples: int = 1000,
-                 seed: int = 0, fill: str = "mean") -> Path:
+                 seed: int = 0, fill: str = "black") -> Path:
     """Table 2 for one run folder per dataset: writes ``table2.md`` and ``faithfulness.csv`` (per image)."""
     if fill not in FILLS:
         raise BLAError(f"unknown LIME fill {fill!r}; use one of {', '.join(FILLS)}")
@@ -156,7 +177,8 @@ def faithfulness(run_dirs: list[Path], out_dir: Path, device: torch.device, imag
                           ignore_index=True)
     write_atomic(out_dir / "faithfulness.csv", lambda tmp: per_image.to_csv(tmp, index=False))
     write_atomic(out_dir / "table2.md", lambda tmp: tmp.write_text(table2_markdown(per_image, samples, fill)))
+    undefined = table2_numbers(per_image)[[f"undefined_{c}" for c in CORRELATIONS]]
     write_atomic(out_dir / "faithfulness.json", lambda tmp: tmp.write_text(json.dumps(
         {"runs": [str(Path(r).resolve()) for r in run_dirs], "images": images, "samples": samples, "seed": seed,
-         "fill": fill}, indent=2) + "\n"))
+         "fill": fill, "undefined": undefined.to_dict(orient="index")}, indent=2) + "\n"))
     return out_dir / "table2.md"

@@ -7,6 +7,18 @@ from torch import nn
 from .errors import BLAError
 from .pooling import PoolingOutput, check_feature_map, masked_mean, position_scores, weighted_sum
 
+TRAINING_POOLINGS = ("sum", "mean")  # sum: the authors' Σ g_i f_i; mean: Σ g_i f_i / Σ g_i
+
+
+def concrete_mask(logits: torch.Tensor, uniform: torch.Tensor, tau: float) -> torch.Tensor:
+    """Element-wise max over k concrete samples softmax((ℓ + G)·τ), G = −log(−log u).
+
+    ``logits`` (B, n), ``uniform`` (B, k, n) noise in (0, 1) → (B, n). τ multiplies, as in the
+    authors' code (Chen et al.'s L2X divides by its temperature).
+    """
+    gumbel = -torch.log(-torch.log(uniform))
+    return torch.softmax((logits.unsqueeze(1) + gumbel) * tau, dim=2).max(dim=1).values
+
 
 def top_k_mask(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Exactly the k largest positions per image, (B, H, W) → bool (B, H, W).
@@ -31,13 +43,16 @@ class L2XSelector(nn.Module):
         k: number of positions selected (paper: 8).
         tau: factor τ applied to the noisy logits of each concrete sample, softmax((ℓ + G)·τ),
             as specified in DESIGN.md (0.1).
+        pooling: how training pools with the relaxed mask g (the element-wise max of k concrete
+            samples, fresh Gumbel noise on every forward): ``sum`` Σ g_i f_i as the authors did
+            (Σ g is about 1 at initialisation and up to k later), ``mean`` Σ g_i f_i / Σ g_i.
 
-    Training pools with the continuous relaxation: the element-wise max of k concrete samples with
-    fresh Gumbel noise on every forward, used as weights of a weighted mean. Evaluation (hard mode)
-    pools the plain mean over exactly the top-k positions.
+    Evaluation (hard mode) pools the plain mean over exactly the top-k positions, so with ``sum``
+    the model is trained and evaluated with different poolings, as the authors' Table 1 numbers
+    were. The noise-free soft evaluation pools Σ softmax(ℓ·τ)_i f_i (weights summing to 1).
     """
 
-    def __init__(self, channels: int, k: int = 8, tau: float = 0.1) -> None:
+    def __init__(self, channels: int, k: int = 8, tau: float = 0.1, pooling: str = "sum") -> None:
         super().__init__()
         if channels < 1:
             raise BLAError(f"channels must be positive, got {channels}")
@@ -45,8 +60,11 @@ class L2XSelector(nn.Module):
             raise BLAError(f"k must be at least 1, got {k}")
         if tau <= 0:
             raise BLAError(f"tau must be positive, got {tau}")
+        if pooling not in TRAINING_POOLINGS:
+            raise BLAError(f"unknown L2X-F training pooling {pooling!r}; use {' or '.join(TRAINING_POOLINGS)}")
         self.k = k
         self.tau = tau
+        self.pooling = pooling
         self.score = nn.Conv2d(channels, 1, kernel_size=1)
 
     def forward(self, features: torch.Tensor, hard: bool | None = None) -> PoolingOutput:
@@ -62,18 +80,19 @@ class L2XSelector(nn.Module):
         mask = top_k_mask(logits, self.k)
         if hard:
             return PoolingOutput(pooled=masked_mean(features, mask), weights=None, logits=logits, mask=mask)
-        weights = self.relaxed_mask(logits) if self.training else self.expected_weights(logits)
-        normalised = weights / weights.sum(dim=(1, 2), keepdim=True)
-        return PoolingOutput(pooled=weighted_sum(features, normalised), weights=weights, logits=logits, mask=mask)
+        if not self.training:
+            weights = self.expected_weights(logits)
+            return PoolingOutput(pooled=weighted_sum(features, weights), weights=weights, logits=logits, mask=mask)
+        weights = self.relaxed_mask(logits)
+        pooling = weights if self.pooling == "sum" else weights / weights.sum(dim=(1, 2), keepdim=True)
+        return PoolingOutput(pooled=weighted_sum(features, pooling), weights=weights, logits=logits, mask=mask)
 
     def relaxed_mask(self, logits: torch.Tensor) -> torch.Tensor:
-        """Element-wise max of k concrete samples softmax((ℓ + Gumbel)·τ); (B, H, W)."""
+        """The relaxed mask g of :func:`concrete_mask` with fresh uniform noise; (B, H, W)."""
         batch, height, width = logits.shape
-        flat = logits.flatten(1).unsqueeze(1).expand(batch, self.k, height * width)
-        uniform = torch.rand_like(flat).clamp_(min=torch.finfo(flat.dtype).tiny)
-        gumbel = -torch.log(-torch.log(uniform))
-        samples = torch.softmax((flat + gumbel) * self.tau, dim=2)
-        return samples.max(dim=1).values.view(batch, height, width)
+        uniform = torch.rand(batch, self.k, height * width, dtype=logits.dtype, device=logits.device)
+        uniform.clamp_(min=torch.finfo(logits.dtype).tiny)
+        return concrete_mask(logits.flatten(1), uniform, self.tau).view(batch, height, width)
 
     def expected_weights(self, logits: torch.Tensor) -> torch.Tensor:
         """Noise-free soft weights softmax(ℓ·τ) used for the deterministic soft evaluation."""
@@ -81,4 +100,4 @@ class L2XSelector(nn.Module):
         return torch.softmax(logits.flatten(1) * self.tau, dim=1).view(batch, height, width)
 
     def extra_repr(self) -> str:
-        return f"k={self.k}, tau={self.tau}"
+        return f"k={self.k}, tau={self.tau}, pooling={self.pooling}"

@@ -12,12 +12,23 @@ def mean_and_sem(values: pd.Series) -> tuple[float, float]:
     return float(values.mean()), float(stats.sem(values)) if len(values) > 1 else 0.0
 
 
+WILCOXON_ZERO_METHOD = "zsplit"
+WILCOXON_ZERO_REASON = (
+    "runs whose two models score exactly the same (frequent: accuracy moves in steps of one validation "
+    "image) are split evenly between positive and negative ranks (scipy's zero_method='zsplit'), so every "
+    "run stays in the test; 'wilcox' would drop them and test only the runs that differ, overstating "
+    "significance")
+
+
 def wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided Wilcoxon signed-rank p-value of paired samples; 1.0 when they are identical."""
+    """Two-sided Wilcoxon signed-rank p-value of paired samples; 1.0 when they are identical.
+
+    Zero differences are handled by :data:`WILCOXON_ZERO_METHOD` (see :data:`WILCOXON_ZERO_REASON`).
+    """
     differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if len(differences) == 0 or np.all(differences == 0):
         return 1.0
-    return float(stats.wilcoxon(a, b, zero_method="zsplit").pvalue)
+    return float(stats.wilcoxon(a, b, zero_method=WILCOXON_ZERO_METHOD).pvalue)
 
 
 def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
@@ -47,6 +58,19 @@ def summarise(results: pd.DataFrame, metric: str = "accuracy", reference: str = 
             row["wilcoxon_p"] = wilcoxon_p(group.loc[paired, metric], ref.loc[paired, metric])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def explanation_sizes(results: pd.DataFrame) -> pd.DataFrame:
+    """Per method (index): mean over runs of the mean hard explanation size, its SD over runs, the
+    smallest and largest explanation of any image, and the number of dead runs."""
+    grouped = results.groupby("method", sort=False)
+    return pd.DataFrame({
+        "size_mean": grouped["mean_explanation_size"].mean(),
+        "size_sd": grouped["mean_explanation_size"].std(ddof=1).fillna(0.0),
+        "size_min": grouped["min_explanation_size"].min(),
+        "size_max": grouped["max_explanation_size"].max(),
+        "dead_runs": grouped["dead_explainer"].sum().astype(int),
+    })
 
 
 TABLE1_ORDER = ("baseline", "l2x_f", "bla", "bla_t", "bla_ph")

@@ -1,6 +1,7 @@
 """Training of the baseline h = F ∘ L and of the explanation models that start from its head."""
 from __future__ import annotations
 
+import math
 import platform
 import sys
 from collections.abc import Callable
@@ -21,6 +22,9 @@ from .errors import BLAError
 from .feature_cache import STORAGE_DTYPES, cached_features
 from .features import compute_features, stack_images, stack_labels
 from .files import prepare_output_dir, write_atomic, write_json
+from .l2x import TRAINING_POOLINGS
+from .liveness import centre_bounded_logits, gradient_size, is_dead
+from .attention import BoundedLogitAttention
 from .pooling import AveragePooling
 
 
@@ -35,7 +39,8 @@ class TrainConfig:
     val_fraction: float = 0.2
     backbone: str | None = None  # None: the dataset's default backbone (see resolve_config)
     weights: str | None = None  # none, hub, bundled or a file; None: hub for timm backbones
-    epochs: int | None = None  # None: the dataset's default (paper: 3 MNIST, 2 cats vs dogs, 5 others)
+    epochs: int | None = None  # None: the dataset's default (paper: 3 MNIST, 2 cats vs dogs, 5 others;
+    # mnist38 takes the paper's number of steps instead, see datasets.PAPER_MNIST38_STEPS)
     baseline_epochs: int | None = None  # None: same as epochs
     batch_size: int = 32
     lr: float = 1e-3
@@ -43,6 +48,7 @@ class TrainConfig:
     gamma_factor: float | None = None  # γ = gamma_factor / (h·w); None: the dataset's default
     k: int = 8
     tau: float = 0.1
+    l2x_pooling: str = "sum"  # L2X-F training pooling: sum (the authors') or mean
     dropout: float = 0.2
     cache_dtype: str = "float16"  # storage of cached frozen features
 
@@ -53,6 +59,8 @@ class TrainConfig:
                 raise BLAError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise BLAError(f"the learning rate must be positive, got {self.lr}")
+        if self.l2x_pooling not in TRAINING_POOLINGS:
+            raise BLAError(f"unknown L2X-F pooling {self.l2x_pooling!r}; use {' or '.join(TRAINING_POOLINGS)}")
         if self.cache_dtype not in STORAGE_DTYPES:
             raise BLAError(f"unknown feature cache dtype {self.cache_dtype!r}; use float16 or float32")
 
@@ -64,16 +72,20 @@ class TrainConfig:
 
 @dataclass
 class Metrics:
-    """Validation metrics: accuracy and loss of the hard explanation (reported) and of the soft one."""
+    """Validation metrics: accuracy and loss of the hard explanation (reported) and of the soft one,
+    the hard explanation's size over the images, and whether the explanation module is dead."""
 
     accuracy: float
     loss: float
     soft_accuracy: float
     soft_loss: float
     mean_explanation_size: float
+    sd_explanation_size: float
     min_explanation_size: int
     max_explanation_size: int
     n_val: int
+    dead_explainer: bool = False
+    module_gradient: float | None = None  # summed |gradient| of the explanation module at the first step
     extra: dict = field(default_factory=dict)
 
 
@@ -155,9 +167,10 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[
 
 def fit(
     forward, parameters: list[torch.nn.Parameter], gather: Gather, labels: torch.Tensor,
-    config: TrainConfig, epochs: int, device: torch.device, desc: str,
-) -> None:
-    """Minimise cross-entropy of ``forward(gather(batch))`` with Adam over shuffled mini-batches.
+    config: TrainConfig, epochs: int, device: torch.device, desc: str, watch: list[nn.Parameter] = (),
+) -> float | None:
+    """Minimise cross-entropy of ``forward(gather(batch))`` with Adam over shuffled mini-batches;
+    returns the summed |gradient| of ``watch`` at the first step (None without ``watch``).
 
     ``gather`` receives index batches on ``device``: the labels move there once and each epoch's
     shuffled order once, so a CUDA step never waits for a host-to-device copy. Rows are gathered one
@@ -168,12 +181,16 @@ def fit(
     optimizer = torch.optim.Adam(parameters, lr=config.lr, fused=True)
     generator = torch.Generator().manual_seed(config.seed)
     labels = labels.to(device)
+    first_gradient = None
     for _ in tqdm(range(epochs), desc=desc, leave=False, unit="epoch", disable=distributed.progress_disabled()):
         for batch in torch.randperm(len(labels), generator=generator).to(device).split(config.batch_size):
             loss = nnf.cross_entropy(forward(gather(batch)).logits, labels[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if watch and first_gradient is None:
+                first_gradient = gradient_size(watch)
             optimizer.step()
+    return first_gradient
 
 
 def uses_pooled(model: ExplainedClassifier) -> bool:
@@ -182,11 +199,38 @@ def uses_pooled(model: ExplainedClassifier) -> bool:
 
 
 def fit_head(model: ExplainedClassifier, parameters: list[nn.Parameter], split: FeatureSplit,
-             config: TrainConfig, epochs: int, device: torch.device, desc: str) -> None:
-    """Train ``parameters`` of the head and pooling on cached features of ``split``."""
+             config: TrainConfig, epochs: int, device: torch.device, desc: str) -> float | None:
+    """Train ``parameters`` of the head and pooling on cached features of ``split``; returns the
+    explanation module's first-step gradient size (see :func:`fit`)."""
     pooled = uses_pooled(model)
-    fit(model.forward_features, parameters, lambda index: split.gather(index, device, pooled), split.labels,
-        config, epochs, device, desc)
+    return fit(model.forward_features, parameters, lambda index: split.gather(index, device, pooled), split.labels,
+               config, epochs, device, desc, watch=explanation_parameters(model))
+
+
+INITIALISATION_BATCH = 256  # training images whose logits centre the BLA bias (liveness.centre_bounded_logits)
+
+
+def fit_end_to_end(model: ExplainedClassifier, splits: DatasetSplits, config: TrainConfig, epochs: int,
+                   device: torch.device, desc: str) -> float | None:
+    """Train F, the pooling and L together on the training images (paper §4.1); returns the
+    explanation module's first-step gradient size (see :func:`fit`)."""
+    model.backbone.requires_grad_(True)
+    model.train()
+    images = stack_images(for_backbone(splits.train, model.backbone)).to(device)
+    with torch.no_grad():
+        centre_bounded_logits(model.pooling, model.backbone(images[:INITIALISATION_BATCH]))
+    return fit(model, list(model.parameters()), images.__getitem__, stack_labels(splits.train),
+               config, epochs, device, desc, watch=explanation_parameters(model))
+
+
+def explanation_parameters(model: ExplainedClassifier) -> list[nn.Parameter]:
+    """The explanation module's own parameters (none for average pooling)."""
+    return list(model.pooling.parameters())
+
+
+def trains_end_to_end(model: ExplainedClassifier) -> bool:
+    """A backbone without pretrained weights (MNIST CNN) trains with its head from scratch (§4.1)."""
+    return bool(getattr(model.backbone, "trainable", False))
 
 
 def resolved_gamma(config: TrainConfig, splits: DatasetSplits, positions: int) -> float:
@@ -214,7 +258,15 @@ def resolve_config(config: TrainConfig, splits: DatasetSplits) -> TrainConfig:
                       "--weights bundled (pass --backbone/--weights to choose)", file=sys.stderr)
     if backbone != "mnist_cnn" and weights is None:
         weights = "hub"
-    return replace(config, backbone=backbone, weights=weights, epochs=config.epochs or splits.default_epochs)
+    return replace(config, backbone=backbone, weights=weights,
+                   epochs=config.epochs or default_epochs(splits, config.batch_size))
+
+
+def default_epochs(splits: DatasetSplits, batch_size: int) -> int:
+    """The dataset's epochs, or as many as its default number of optimisation steps takes."""
+    if splits.default_steps is None:
+        return splits.default_epochs
+    return math.ceil(splits.default_steps / math.ceil(len(splits.train) / batch_size))
 
 
 def glorot_init(module: nn.Module) -> None:
@@ -242,7 +294,8 @@ def build_model(config: TrainConfig, splits: DatasetSplits, method: str, device:
     with torch.no_grad():
         _, channels, height, width = backbone.eval().cpu()(sample).shape
     pooling = build_pooling(
-        PoolingConfig(method, config.theta, resolved_gamma(config, splits, height * width), config.k, config.tau),
+        PoolingConfig(method, config.theta, resolved_gamma(config, splits, height * width), config.k, config.tau,
+                      config.l2x_pooling),
         channels, height * width,
     )
     model = ExplainedClassifier(backbone, pooling, len(splits.class_names), config.dropout)
@@ -291,11 +344,8 @@ def train_baseline(config: TrainConfig, splits: DatasetSplits, device: torch.dev
     (from ``features`` when given: the same frozen F's features of an earlier run)."""
     model = build_model(config, splits, "baseline", device)
     epochs = config.baseline_epochs or config.epochs
-    if getattr(model.backbone, "trainable", False):
-        model.train()
-        images = stack_images(splits.train).to(device)
-        fit(model, list(model.parameters()), images.__getitem__, stack_labels(splits.train),
-            config, epochs, device, "baseline")
+    if trains_end_to_end(model):
+        fit_end_to_end(model, splits, config, epochs, device, "baseline")
         features = extract(model, splits, device, config.cache_dtype)
     else:
         model.freeze_backbone()
@@ -306,17 +356,33 @@ def train_baseline(config: TrainConfig, splits: DatasetSplits, device: torch.dev
     return model, features
 
 
+@dataclass
+class TrainedExplainer:
+    """An explanation model, the features it is evaluated on, and its first-step module gradient."""
+
+    model: ExplainedClassifier
+    features: FeatureSets
+    module_gradient: float | None
+
+
 def train_explainer(
     config: TrainConfig, splits: DatasetSplits, baseline: ExplainedClassifier, features: FeatureSets,
     device: torch.device,
-) -> ExplainedClassifier:
-    """Train ``config.method`` from the baseline's frozen F and a copy of its head L.
+) -> TrainedExplainer:
+    """Train ``config.method``: end to end from scratch when F has no pretrained weights (§4.1,
+    the same seed as the baseline, so both start from the same F), else from the baseline's frozen
+    F and a copy of its head L (§4.2) on ``features``.
 
-    BLA-PH also keeps L frozen, so only the explanation module learns.
+    BLA-PH always starts from the trained baseline and keeps F and L frozen, so only the explanation
+    module learns.
     """
     if config.method not in EXPLANATION_METHODS:
         raise BLAError(f"{config.method!r} is not an explanation method")
     model = build_model(config, splits, config.method, device)
+    if trains_end_to_end(model) and config.method != "bla_ph":
+        gradient = fit_end_to_end(model, splits, config, config.epochs, device, config.method)
+        model.eval()
+        return TrainedExplainer(model, extract(model, splits, device, config.cache_dtype), gradient)
     model.backbone = baseline.backbone
     model.head.load_state_dict(baseline.head.state_dict())
     model.freeze_backbone()
@@ -326,17 +392,23 @@ def train_explainer(
     else:
         trainable += list(model.head.parameters())
     model.train()
-    fit_head(model, trainable, features.train, config, config.epochs, device, config.method)
+    first_rows = torch.arange(min(INITIALISATION_BATCH, len(features.train)), device=device)
+    centre_bounded_logits(model.pooling, features.train.gather(first_rows, device, pooled=False))
+    gradient = fit_head(model, trainable, features.train, config, config.epochs, device, config.method)
     model.eval()
-    return model
+    return TrainedExplainer(model, features, gradient)
 
 
 EVALUATION_BATCH = 128  # rows per evaluation batch: 32 MB of float32 maps stay in the CPU's cache (1.7× 1,024)
 
 
 @torch.no_grad()
-def evaluate(model: ExplainedClassifier, split: FeatureSplit, device: torch.device) -> Metrics:
-    """Hard and soft accuracy and loss and explanation sizes on precomputed features."""
+def evaluate(model: ExplainedClassifier, split: FeatureSplit, device: torch.device,
+             module_gradient: float | None = None) -> Metrics:
+    """Hard and soft accuracy and loss, explanation sizes and liveness on precomputed features.
+
+    ``module_gradient`` is the explanation module's first-step gradient size from training.
+    """
     model.eval()
     labels, pooled = split.labels, uses_pooled(model)
     positions = split.maps.shape[1] * split.maps.shape[2]
@@ -349,15 +421,19 @@ def evaluate(model: ExplainedClassifier, split: FeatureSplit, device: torch.devi
         mask = hard.explanation.mask
         sizes.append(mask.flatten(1).sum(1).cpu() if mask is not None else torch.full((len(index),), positions))
     hard_all, soft_all, size_all = torch.cat(hard_logits), torch.cat(soft_logits), torch.cat(sizes).float()
+    variable_size = isinstance(model.pooling, BoundedLogitAttention)
     return Metrics(
         accuracy=(hard_all.argmax(1) == labels).float().mean().item(),
         loss=nnf.cross_entropy(hard_all, labels).item(),
         soft_accuracy=(soft_all.argmax(1) == labels).float().mean().item(),
         soft_loss=nnf.cross_entropy(soft_all, labels).item(),
         mean_explanation_size=size_all.mean().item(),
+        sd_explanation_size=size_all.std(correction=0).item(),
         min_explanation_size=int(size_all.min().item()),
         max_explanation_size=int(size_all.max().item()),
         n_val=len(labels),
+        dead_explainer=not uses_pooled(model) and is_dead(size_all, positions, variable_size, module_gradient),
+        module_gradient=module_gradient,
     )
 
 
@@ -449,7 +525,7 @@ def train_run(config: TrainConfig, out_dir: Path, device: torch.device,
             return metrics
         save_run(prepare_output_dir(out_dir / "baseline"), baseline, baseline_config, splits,
                  evaluate(baseline, features.val, device))
-    model = train_explainer(config, splits, baseline, features, device)
-    metrics = evaluate(model, features.val, device)
-    save_run(out_dir, model, config, splits, metrics)
+    trained = train_explainer(config, splits, baseline, features, device)
+    metrics = evaluate(trained.model, trained.features.val, device, trained.module_gradient)
+    save_run(out_dir, trained.model, config, splits, metrics)
     return metrics

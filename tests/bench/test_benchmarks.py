@@ -53,3 +53,14 @@ def test_gpu_check_small_runs_every_step_on_the_cpu(tmp_path):
     assert float(one.group(1)) > 0 and float(two.group(1)) > 0 and float(total.group(1)) > 0
     results = tmp_path / "work" / "exp1" / "results.csv"
     assert results.read_text() == (tmp_path / "work" / "exp2" / "results.csv").read_text()  # torchrun: same results
+
+
+@pytest.mark.slow
+def test_explain_overhead_bench_prints_both_ratios_for_both_models(tmp_path):
+    out = run([sys.executable, "bench/explain_overhead.py", "--repeats", "1"], tmp_path)
+    for model in ("MNIST CNN", "EfficientNet-Lite0"):
+        section = out[out.index(model):]
+        whole = re.search(r"BLA-T explanation / plain forward = ([\d.]+) \(target ≤ 1.02: (met|NOT met)\)", section)
+        own = re.search(r"explanation's own cost: [+-][\d.]+ ms = ([\d.]+) × the plain forward", section)
+        assert whole and own, out
+        assert float(whole.group(1)) > 0 and float(own.group(1)) > 0

@@ -39,6 +39,7 @@ def test_experiment_writes_results_and_resumes_where_it_stopped(tmp_path):
     assert results.seed.tolist() == [0, 1] * 3
     summary = (out / "summary.md").read_text()
     assert "| bla_t | 2 |" in summary and "Wilcoxon" in summary and "Mann–Whitney" in summary
+    assert not results.dead_explainer.any() and (results[results.method == "l2x_f"].mean_explanation_size == 8).all()
     assert (out / "figure3.png").stat().st_size > 1000
 
     # Simulate a kill after run 0: run 1's BLA-T model is lost, everything else stays.
@@ -60,9 +61,17 @@ def test_experiment_refuses_to_resume_with_other_settings(tmp_path, capsys):
     assert "other settings (config)" in capsys.readouterr().err
 
 
-def constructed(values: dict[str, list[float]]) -> pd.DataFrame:
-    """Results with the given accuracies per method over len(values) runs (loss = 1 - accuracy)."""
-    rows = [{"method": m, "run": r, "accuracy": v, "loss": 1 - v} for m, vs in values.items() for r, v in enumerate(vs)]
+def constructed(values: dict[str, list[float]], sizes: dict[str, list[float]] | None = None) -> pd.DataFrame:
+    """Results with the given accuracies per method over len(values) runs (loss = 1 - accuracy) and
+    mean explanation sizes (default 49, ranging 1–49 over images); a run of size 49 is dead."""
+    sizes = sizes or {}
+    rows = []
+    for method, accuracies in values.items():
+        for run, accuracy in enumerate(accuracies):
+            size = sizes.get(method, [49.0] * len(accuracies))[run]
+            rows.append({"method": method, "run": run, "seed": run, "accuracy": accuracy, "loss": 1 - accuracy,
+                         "mean_explanation_size": size, "min_explanation_size": 1 if size < 49 else 49,
+                         "max_explanation_size": 49, "dead_explainer": method != "baseline" and size == 49})
     return pd.DataFrame(rows)
 
 
@@ -93,14 +102,34 @@ def test_table1_markdown_has_the_paper_format():
     from bla_core.experiment import table1_markdown
 
     base = [0.90, 0.92, 0.91, 0.93, 0.94, 0.95]
-    results = {"A": constructed({"baseline": base, "bla_t": base}),
-               "B": constructed({"baseline": base, "bla_t": [b - 0.1 for b in base]})}
+    sizes = [2.0, 3.0, 4.0, 5.0, 6.0, 49.0]  # the last run is dead
+    results = {"A": constructed({"baseline": base, "bla_t": base}, {"bla_t": sizes}),
+               "B": constructed({"baseline": base, "bla_t": [b - 0.1 for b in base]}, {"bla_t": [3.0] * 6})}
     text = table1_markdown(results)
     sem = 100 * pd.Series(base).sem()
+    size_sd = pd.Series(sizes).std()  # SD over runs of the runs' mean sizes
     assert "| | dataset | BL | BLA-T |" in text
-    assert f"| Accuracy | A | {np.mean(base):.4f} ± {sem:.2f} | {np.mean(base):.4f}† ± {sem:.2f} |" in text
-    assert f"| Accuracy | B | {np.mean(base):.4f} ± {sem:.2f} | {np.mean(base) - 0.1:.4f} ± {sem:.2f} |" in text
-    assert "| Loss | B |" in text
+    assert (f"| Accuracy | A | {np.mean(base):.4f} ± {sem:.2f} [49.0 ± 0.0 (49–49)] "
+            f"| {np.mean(base):.4f}† ± {sem:.2f} [{np.mean(sizes):.1f} ± {size_sd:.1f} (1–49)] ‡ 1 dead |") in text
+    assert (f"| Accuracy | B | {np.mean(base):.4f} ± {sem:.2f} [49.0 ± 0.0 (49–49)] "
+            f"| {np.mean(base) - 0.1:.4f} ± {sem:.2f} [3.0 ± 0.0 (1–49)] |") in text
+    assert f"| Loss | B | {1 - np.mean(base):.4f} ± {sem:.2f} | {1.1 - np.mean(base):.4f} ± {sem:.2f} |" in text
+    assert "zsplit" in text and "‡" in text
+
+
+def test_summary_reports_sizes_dead_runs_and_the_wilcoxon_zero_handling():
+    from bla_core.experiment import dead_run_warnings, summary_markdown
+
+    results = constructed({"baseline": [0.9, 0.9, 0.9], "bla_t": [0.9, 0.8, 0.9]}, {"bla_t": [4.0, 49.0, 6.0]})
+    text = summary_markdown(results, "mnist38")
+    # sizes 4, 49, 6: mean 19.67, SD √((15.67² + 29.33² + 13.67²) / 2) = 25.42
+    assert "| bla_t | 3 | 0.8667 ± 0.0333 ‡ 1 dead | 19.7 ± 25.4 (1–49) |" in text
+    assert text.count("| 1 |\n") == 1 and "| baseline | 3 | 0.9000 ± 0.0000 | 49.0 ± 0.0 (49–49) |" in text
+    assert "`zsplit`" in text and "split evenly between positive and negative ranks" in text
+    assert dead_run_warnings(results) == [
+        "warning: the bla_t explanation module of seed 1 is dead (mean hard explanation size 49.0 cells: every "
+        "cell of every image, or no gradient at the first step); its numbers are those of average pooling, "
+        "not of an explanation"]
 
 
 def test_the_paper_protocol_on_photos_from_the_feature_cache(photo_folder, tmp_path, isolated_cache):

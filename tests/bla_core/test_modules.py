@@ -3,11 +3,14 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from bla_core import BoundedLogitAttention, L2XSelector
 from bla_core.attention import bounded, hard_mask
 from bla_core.errors import BLAError
-from bla_core.l2x import top_k_mask
+from bla_core.l2x import concrete_mask, top_k_mask
+from bla_core.liveness import centre_bounded_logits
+from bla_core.pooling import position_scores, weighted_sum
 
 
 def bla_with_logits(raw: list[float], theta: float = 0.1, gamma: float | None = None) -> BoundedLogitAttention:
@@ -129,3 +132,70 @@ def test_l2x_refuses_k_larger_than_the_feature_map():
 def test_wrong_tensor_rank_gives_a_clear_error(module):
     with pytest.raises(ValueError, match=r"batch, channels, height, width.*\(2, 3\)"):
         module(torch.rand(2, 3))
+
+
+def test_concrete_mask_is_the_max_of_k_softmaxes_of_tau_times_noisy_logits():
+    logits = torch.tensor([[1.0, -1.0]])
+    uniform = torch.tensor([[[0.5, 0.25], [0.9, 0.1]]])  # k = 2 samples over n = 2 positions
+    gumbel = [[-math.log(-math.log(u)) for u in row] for row in uniform[0].tolist()]
+    tau = 0.1
+    samples = []
+    for noise in gumbel:
+        z = [math.exp((l + g) * tau) for l, g in zip([1.0, -1.0], noise)]  # τ multiplies (authors' code)
+        samples.append([v / sum(z) for v in z])
+    expected = [max(s[0] for s in samples), max(s[1] for s in samples)]
+    assert concrete_mask(logits, uniform, tau)[0].tolist() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["sum", "mean"])
+def test_l2x_training_pools_the_relaxed_mask_summed_by_default_or_normalised(pooling):
+    torch.manual_seed(0)
+    module = L2XSelector(channels=2, k=3, pooling=pooling).train()
+    features = torch.tensor([[[[0.0, 5.0], [2.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]]])  # channel 1: all ones
+    out = module(features)
+    g = out.weights.flatten().tolist()
+    assert sum(g) > 1.0  # the max of 3 concrete samples sums to more than one sample's 1
+    weights = g if pooling == "sum" else [w / sum(g) for w in g]
+    assert out.pooled[0, 0].item() == pytest.approx(sum(w * f for w, f in zip(weights, [0.0, 5.0, 2.0, 1.0])), rel=1e-6)
+    assert out.pooled[0, 1].item() == pytest.approx(sum(weights), rel=1e-6)  # Σ g for sum, 1 for mean
+
+
+def test_l2x_refuses_an_unknown_training_pooling():
+    with pytest.raises(BLAError, match="unknown L2X-F training pooling 'max'"):
+        L2XSelector(channels=2, pooling="max")
+
+
+def test_channel_first_scores_and_pooling_equal_the_convolution_and_einsum():
+    torch.manual_seed(0)
+    features = torch.rand(3, 5, 4, 4)
+    score = nn.Conv2d(5, 1, kernel_size=1)
+    weights = torch.rand(3, 4, 4)
+    assert torch.allclose(position_scores(features, score), score(features).squeeze(1), atol=1e-6)
+    assert torch.allclose(weighted_sum(features, weights), torch.einsum("bchw,bhw->bc", features, weights), atol=1e-5)
+    channels_last = features.contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(position_scores(channels_last, score), score(features).squeeze(1), atol=1e-6)
+    assert torch.allclose(weighted_sum(channels_last, weights), weighted_sum(features, weights), atol=1e-5)
+
+
+def test_centring_puts_the_logits_on_both_sides_of_the_bound_at_unit_scale():
+    module = bla_with_logits([0.0] * 4, theta=0.5)
+    with torch.no_grad():
+        module.score.bias.fill_(3.0)  # raw scores 3 + channel 0: all above the bound, a dead start
+    features = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]]]])
+    assert (module(features, hard=False).logits == 0).all()
+    centre_bounded_logits(module, features)
+    # scores 4, 5, 6, 7: SD √(5/3); scaled by 1/(θ·SD) = 2/√(5/3), then shifted by the (lower) median
+    factor = 2 / math.sqrt(5 / 3)
+    scores = [factor * s for s in (4.0, 5.0, 6.0, 7.0)]
+    assert module.score.weight[0, 0, 0, 0].item() == pytest.approx(factor)
+    assert module.score.bias.item() == pytest.approx(3.0 * factor - scores[1])
+    assert module(features, hard=False).logits.flatten().tolist() == pytest.approx([-factor, 0.0, 0.0, 0.0])
+    module(features, hard=False).pooled.sum().backward()
+    assert module.score.weight.grad.abs().sum() > 0
+
+
+def test_centring_leaves_other_poolings_alone():
+    module = L2XSelector(channels=2, k=1)
+    before = module.score.bias.clone()
+    centre_bounded_logits(module, torch.rand(1, 2, 3, 3))
+    assert torch.equal(module.score.bias, before)
