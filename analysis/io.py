@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.vocabulary import (
-    ANSWER_COLUMNS, ATTENTION_CHECK, BLA_T, CHOICES, EQUAL, EXPECTED_CHOICE, EXPERIENCE_LABELS,
+    REQUIRED_ANSWER_COLUMNS, ATTENTION_CHECK, BLA_T, CHOICES, EQUAL, EXPECTED_CHOICE, EXPERIENCE_LABELS,
     FALSE_WORDS, KNOWN_METHODS, NOT_GIVEN, PARTICIPANT_COLUMNS, QUESTION_TYPES, STATUSES,
     TRUE_WORDS,
 )
@@ -74,7 +74,7 @@ def read_answers(path: Path) -> tuple[pd.DataFrame, list[str]]:
 
     The rows include attention checks; :func:`load_export` separates them.
     """
-    df = _read_csv(path, ANSWER_COLUMNS)
+    df = _read_csv(path, REQUIRED_ANSWER_COLUMNS)
     if EXPECTED_CHOICE not in df.columns:
         df[EXPECTED_CHOICE] = ""
     for column in ("study", "participant", "question_type", "dataset",

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 import generation
+from contracts.task import task_phrase
 from generation.atomic import atomic_directory, check_writable
 from generation.errors import GenerationError
 from generation.explanations import Explanations, load_explanations
@@ -156,8 +157,7 @@ def dataset_wording(
     classes = dataset.anchor.class_names
     if not task:
         task = f"tell {classes[0]} from {classes[1]}" if len(classes) == 2 else f"sort images into {len(classes)} classes"
-    task = task.strip()
-    task = task[3:] if task.lower().startswith("to ") else task
+    task = task_phrase(task)
     title = title or dataset.key
     note = f"no {' or '.join(defaulted)} given, using {title!r} / {task!r} (set --title/--task)" if defaulted else None
     return title, task, note

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contracts.vocabulary import ANCHOR_METHOD, RANDOM_METHOD
+from contracts.vocabulary import QUESTION_TYPES as CONTRACT_TYPES
 from generation.errors import GenerationError
 from generation.explanations import Explanations
 
-ANCHOR_METHOD = "bla_t"
-RANDOM_METHOD = "random"
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,9 @@ class QuestionType:
         return not self.rivals
 
 
+# The random-swap control has no rival file: its other side is another image's BLA-T map.
 QUESTION_TYPES: dict[str, QuestionType] = {
-    qt.key: qt
-    for qt in (
-        QuestionType("bla_t_vs_cam", ("cam", "grad_cam")),
-        QuestionType("bla_t_vs_l2x_f", ("l2x_f",)),
-        QuestionType("bla_t_vs_random", ()),
-    )
+    key: QuestionType(key, () if rivals == (RANDOM_METHOD,) else rivals) for key, rivals in CONTRACT_TYPES.items()
 }
 
 

@@ -8,15 +8,14 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
 
+from contracts.blinding import revealing_fragment
+
 from generation.manifest import IMAGES_DIR, MANIFEST_NAME, TOKEN_PATTERN, check_manifest
-from generation.selection import QUESTION_TYPES
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Chunks that carry pixels or colour handling only; anything else (tEXt, zTXt, iTXt, eXIf, iCCP with its
 # profile name, private chunks) could carry words and is reported.
 PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"pHYs", b"sBIT"})
-REVEALING_WORDS = ("bla", "cam", "grad", "l2x", "lime", "random", "rand", "swap", "fake", "real", "true",
-                   "method", "explan")
 
 
 def validate_bundle(bundle: Path) -> list[str]:
@@ -42,7 +41,7 @@ def validate_bundle(bundle: Path) -> list[str]:
     problems += [f"{name}: file is both a stimulus and a plain image" for name in sorted(stimuli & _plain_files(manifest))]
     problems += _check_unreferenced(bundle, set(checked))
     problems += [f"manifest.json: pair_id {pair.get('pair_id')!r} reveals a method word"
-                 for pair in manifest["pairs"] if isinstance(pair, dict) and revealing_word(str(pair.get("pair_id")))]
+                 for pair in manifest["pairs"] if isinstance(pair, dict) and revealing_fragment(str(pair.get("pair_id")))]
     return problems
 
 
@@ -94,7 +93,7 @@ def _check_file(bundle: Path, name: str) -> tuple[tuple[int, int] | None, list[s
 def check_file_name(name: str) -> list[str]:
     """Problems with a stimulus file name: outside images/, not an opaque token, or naming a method."""
     path = PurePosixPath(name)
-    word = revealing_word(name)
+    word = revealing_fragment(name)
     if word:
         return [f"{name}: file name reveals the method word {word!r}"]
     if path.parent != PurePosixPath(IMAGES_DIR) or path.suffix != ".png" or not TOKEN_PATTERN.match(path.stem):
@@ -102,11 +101,6 @@ def check_file_name(name: str) -> list[str]:
     return []
 
 
-def revealing_word(text: str) -> str | None:
-    """The first method or question word found in `text` (case-insensitive), if any."""
-    lowered = text.lower()
-    words = (*REVEALING_WORDS, *QUESTION_TYPES)
-    return next((w for w in words if w in lowered), None)
 
 
 def _open_image(path: Path, name: str) -> tuple[tuple[int, int] | None, list[str]]:
@@ -143,7 +137,7 @@ def check_png_metadata(path: Path, name: str) -> list[str]:
     for kind, payload in chunks:
         if kind in PIXEL_CHUNKS:
             continue
-        word = revealing_word(payload.decode("latin-1"))
+        word = revealing_fragment(payload.decode("latin-1"))
         detail = f" and names the method word {word!r}" if word else ""
         problems.append(f"{name}: PNG carries a {kind.decode('latin-1')} metadata chunk{detail}")
     return problems

@@ -36,8 +36,9 @@ from django.db import connection, models, transaction
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
+from contracts.files import atomic_binary
+
 from .export import consistent_read, iso_utc
-from .files import atomic_file
 from .models import Answer, Bundle, Dataset, Pair, Participant, SequenceItem, Stimulus, Study
 
 FORMAT = "bla-study-backup"
@@ -115,7 +116,7 @@ def write_backup(out: str | Path, progress: Callable[[int], None] | None = None)
         media = _media_names()
         migrations = sorted(MigrationRecorder.Migration.objects.filter(app="studyapp").values_list("name", flat=True))
     listing: dict[str, dict[str, Any]] = {"sha256": {}, "bytes": {}}
-    with atomic_file(target) as handle, tarfile.open(fileobj=handle, mode="w") as archive:
+    with atomic_binary(target) as handle, tarfile.open(fileobj=handle, mode="w") as archive:
         _add(archive, DATA_MEMBER, data, listing)
         for name in media:
             path = Path(settings.MEDIA_ROOT) / name
@@ -256,7 +257,7 @@ def _write_media(files: dict[str, Path]) -> list[Path]:
             if path.exists():
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_file(path) as handle, source.open("rb") as data:
+            with atomic_binary(path) as handle, source.open("rb") as data:
                 shutil.copyfileobj(data, handle, CHUNK)
             created.append(path)
     except BaseException:

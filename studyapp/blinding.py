@@ -8,17 +8,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from contracts.blinding import METHOD_WORDS
+
 from .models import Pair, Stimulus, Study
 
-METHOD_NAMES = (
-    "bla", "bla_t", "bla-t", "bla_ph", "bla-ph", "bounded logit", "cam", "grad_cam", "grad-cam", "gradcam",
-    "grad", "l2x", "l2x_f", "l2x-f", "lime", "random", "learning to explain",
-)  # fmt: skip
 
 
 def forbidden_terms(study: Study) -> set[str]:
     """Method keys and names, question types, pair ids and image ids of the study's bundle (lower case)."""
-    terms = set(METHOD_NAMES)
+    terms = set(METHOD_WORDS)
     terms.update(Stimulus.objects.filter(pair__bundle__study=study).values_list("method", flat=True))
     for row in Pair.objects.filter(bundle__study=study).values_list("question_type", "pair_id", "image_id", "random_source_image_id"):
         terms.update(value for value in row if value)
@@ -35,7 +33,7 @@ def find_leaks(text: str, terms: Iterable[str]) -> list[str]:
 
 def study_text_leaks(study: Study) -> dict[str, list[str]]:
     """Participant-visible texts of the study (title, consent, instructions, dataset tasks) that name a method."""
-    terms = set(METHOD_NAMES) | set(Stimulus.objects.filter(pair__bundle__study=study).values_list("method", flat=True))
+    terms = set(METHOD_WORDS) | set(Stimulus.objects.filter(pair__bundle__study=study).values_list("method", flat=True))
     texts = {"title": study.title, "consent text": study.consent_text, "instructions": study.instructions}
     bundle = getattr(study, "bundle", None)
     if bundle is not None:

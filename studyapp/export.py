@@ -18,19 +18,12 @@ from pathlib import Path
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .files import atomic_file
+from contracts.columns import ANSWER_COLUMNS, EXPORT_COLUMNS, PARTICIPANT_COLUMNS
+from contracts.files import atomic_binary
+
 from .models import ATTENTION_CHECK, Answer, Participant, Study
 
-ANSWER_COLUMNS = (
-    "study", "participant", "position", "pair_id", "question_type", "dataset", "image_id",
-    "method_a", "method_b", "choice", "chosen_method", "response_ms", "answered_at", "expected_choice",
-)  # fmt: skip
-PARTICIPANT_COLUMNS = (
-    "study", "participant", "status", "started_at", "completed_at", "gender", "age",
-    "ml_experience", "xai_experience", "simulated",
-)  # fmt: skip
-EXPORT_FILES = ("answers.csv", "participants.csv")
-EXPORT_COLUMNS = {"answers.csv": ANSWER_COLUMNS, "participants.csv": PARTICIPANT_COLUMNS}
+EXPORT_FILES = tuple(EXPORT_COLUMNS)
 # A text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MANIFEST_NAME = "export_manifest.json"
@@ -151,7 +144,7 @@ def write_export(study: Study, out_dir: str | Path) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     files = export_files(study)
     for name, data in files.items():
-        with atomic_file(out / name) as handle:
+        with atomic_binary(out / name) as handle:
             handle.write(data)
     return {name: entry["rows"] for name, entry in json.loads(files[MANIFEST_NAME])["files"].items()}
 

@@ -17,6 +17,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from contracts.task import task_phrase
+from contracts.vocabulary import ATTENTION_CHECK  # noqa: F401  (the export's question type of a check)
+
 DEFAULT_CONSENT = (
     "This study is about how people judge explanations that image classifiers give for their "
     "decisions. Taking part is voluntary and takes about 10 minutes. We record your answers, "
@@ -32,9 +35,6 @@ DEFAULT_INSTRUCTIONS = (
     "answer by your first impression. You can use the keys A, B and E to answer."
 )
 
-
-ATTENTION_CHECK = "attention_check"
-"""The question type under which attention-check answers are exported."""
 
 
 def attention_check_problem(checks: int, questions: int) -> str | None:
@@ -184,10 +184,7 @@ class Dataset(models.Model):
     @property
     def task_phrase(self) -> str:
         """The task without a leading "to" or trailing full stop, so "trained to {task}." reads well."""
-        task = self.task.strip().rstrip(".").strip()
-        if task.lower().startswith("to "):
-            task = task[3:].lstrip()
-        return task
+        return task_phrase(self.task)
 
 
 class Pair(models.Model):

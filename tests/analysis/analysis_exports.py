@@ -7,9 +7,8 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from analysis.vocabulary import (
-    ANSWER_COLUMNS, ATTENTION_CHECK, EXPECTED_CHOICE, PARTICIPANT_COLUMNS, QUESTION_TYPES,
-)
+from contracts.columns import EXPECTED_CHOICE, PARTICIPANT_COLUMNS, REQUIRED_ANSWER_COLUMNS
+from contracts.vocabulary import ATTENTION_CHECK, QUESTION_TYPES
 
 OTHER = {question_type: others[0] for question_type, others in QUESTION_TYPES.items()}
 STUDY = "s1"
@@ -90,7 +89,7 @@ def write_export(folder: Path, answers: list[dict], participants: list[dict]) ->
     The ``expected_choice`` column is written only when some row has one (else: an old export).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    columns = ANSWER_COLUMNS + ((EXPECTED_CHOICE,) if any(EXPECTED_CHOICE in row
+    columns = REQUIRED_ANSWER_COLUMNS + ((EXPECTED_CHOICE,) if any(EXPECTED_CHOICE in row
                                                            for row in answers) else ())
     return (write_csv(folder / "answers.csv", columns, answers),
             write_csv(folder / "participants.csv", PARTICIPANT_COLUMNS, participants))

@@ -1,0 +1,5 @@
+"""The contracts between the stages (DESIGN.md): vocabulary, export columns, blinding words, atomic writes.
+
+Standard library only, so every stage (bla_core, generation, studyapp, analysis) can import it
+without pulling in another stage's dependencies. Change a contract here, once.
+"""

@@ -1,0 +1,18 @@
+"""Columns of the study export's CSV files (DESIGN.md), in the order they are written."""
+from __future__ import annotations
+
+EXPECTED_CHOICE = "expected_choice"
+# Appended later (attention checks); exports made before it lack the column.
+OPTIONAL_ANSWER_COLUMNS: tuple[str, ...] = (EXPECTED_CHOICE,)
+REQUIRED_ANSWER_COLUMNS: tuple[str, ...] = (
+    "study", "participant", "position", "pair_id", "question_type", "dataset", "image_id",
+    "method_a", "method_b", "choice", "chosen_method", "response_ms", "answered_at",
+)
+ANSWER_COLUMNS: tuple[str, ...] = (*REQUIRED_ANSWER_COLUMNS, *OPTIONAL_ANSWER_COLUMNS)
+PARTICIPANT_COLUMNS: tuple[str, ...] = (
+    "study", "participant", "status", "started_at", "completed_at", "gender", "age",
+    "ml_experience", "xai_experience", "simulated",
+)
+EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "answers.csv": ANSWER_COLUMNS, "participants.csv": PARTICIPANT_COLUMNS,
+}
