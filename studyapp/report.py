@@ -4,8 +4,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from analysis.report import ReportOptions, build_report
-
 from .export import write_export
 from .models import Study
 
@@ -13,8 +11,11 @@ from .models import Study
 def study_report_html(study: Study, include_simulated: bool = False) -> str:
     """Export the study's answers, run ``analysis`` on them and return the self-contained report.html.
 
-    Raises ``analysis.io.InputError`` when no answers are left after the inclusion rules.
+    Raises ``analysis.io.InputError`` when no answers are left after the inclusion rules. ``analysis``
+    (pandas, scipy, matplotlib) is imported here, on the first report, so no web worker loads it to serve pages.
     """
+    from analysis.report import ReportOptions, build_report
+
     with tempfile.TemporaryDirectory(prefix="bla-report-") as folder:
         export_dir, report_dir = Path(folder) / "export", Path(folder) / "report"
         write_export(study, export_dir)
