@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-import generation
+from contracts.bundle import IMAGES_DIR, MANIFEST_NAME, SCHEMA_VERSION
 from contracts.task import task_phrase
+import generation
 from generation.atomic import atomic_directory, check_writable
 from generation.errors import GenerationError
 from generation.explanations import Explanations, load_explanations
-from generation.manifest import IMAGES_DIR, MANIFEST_NAME, SCHEMA_VERSION
 from generation.render import RenderSettings, load_display_image, render_overlay, write_png
 from generation.selection import (
     ANCHOR_METHOD,

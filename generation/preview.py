@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from generation.atomic import atomic_file
 from generation.errors import GenerationError
-from generation.manifest import MANIFEST_NAME, check_manifest
+from contracts.bundle import MANIFEST_NAME, check_manifest
 from generation.render import describe_render
 
 GAP = 8

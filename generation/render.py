@@ -7,9 +7,6 @@ only the explanation differs between the two sides of a pair, never the drawing.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import numbers
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +16,9 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image, UnidentifiedImageError
 
+from contracts.render import RENDER_FIELDS, RENDER_STYLE_NAMES, RESAMPLE_NAMES, render_record_id
+from contracts.render import render_record_problem as render_record_problem  # re-exported for the manifest check
+from contracts.render import settings_problem as contract_settings_problem
 from generation.errors import GenerationError
 
 # zlib level 1 with run-length matching: as small as level 6 for 224 px stimuli, several times faster.
@@ -44,8 +44,6 @@ RENDER_STYLES: dict[str, RenderStyle] = {
     )
 }
 DEFAULT_STYLE = "overlay"
-# The fields of the manifest's `render` record, in order; `style` is absent from bundles built before styles.
-RENDER_FIELDS = ("style", "size", "upscale", "image_resample", "colormap", "alpha")
 
 
 @dataclass(frozen=True)
@@ -85,42 +83,12 @@ class RenderSettings:
         return render_record_id(self.as_manifest())
 
 
-def render_record_id(record: Mapping[str, object]) -> str:
-    """A 16-hex digest of a render record: pairs carry it, so pairs drawn differently cannot share a bundle."""
-    return hashlib.sha256(json.dumps(dict(record), sort_keys=True).encode()).hexdigest()[:16]
-
-
 def settings_problem(record: Mapping[str, object], label: Callable[[str], str]) -> str | None:
-    """The first thing wrong with render settings, as one sentence naming `label(field)`; None when sound.
-
-    A record without `style` (written before styles existed) is checked for its other fields only.
-    """
-    style, size, alpha = record.get("style"), record.get("size"), record.get("alpha")
-    if "style" in record and style not in RENDER_STYLES:
-        return f"{label('style')} {style!r} is not a render style (choose {' or '.join(RENDER_STYLES)})"
-    if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 4096:
-        return f"{label('size')} {size!r} is not a whole number of pixels in 16..4096"
-    for field in ("upscale", "image_resample"):
-        if record.get(field) not in RESAMPLE_MODES:
-            return f"{label(field)} {record.get(field)!r} is not one of {', '.join(RESAMPLE_MODES)}"
-    if not isinstance(record.get("colormap"), str) or record["colormap"] not in colormaps:
+    """The shared record rules of ``contracts.render`` plus what drawing needs: a colormap matplotlib knows."""
+    problem = contract_settings_problem(record, label)
+    if problem is None and record["colormap"] not in colormaps:
         return f"{label('colormap')} {record.get('colormap')!r} is not a matplotlib colormap"
-    if not isinstance(alpha, numbers.Real) or isinstance(alpha, bool) or not 0.0 < alpha <= 1.0:
-        return f"{label('alpha')} {alpha!r} is not a number in (0, 1]"
-    return None
-
-
-def render_record_problem(record: object) -> str | None:
-    """What is wrong with a manifest's `render` record, as one sentence; None when it is sound."""
-    if not isinstance(record, dict):
-        return "manifest.json: render must be an object of drawing settings"
-    unknown = sorted(set(record) - set(RENDER_FIELDS))
-    missing = [field for field in RENDER_FIELDS[1:] if field not in record]
-    if unknown or missing:
-        what = f"unknown field {unknown[0]!r}" if unknown else f"no field {missing[0]!r}"
-        return f"manifest.json: render has {what}; it records {', '.join(RENDER_FIELDS)}"
-    problem = settings_problem(record, lambda field: f"render.{field}")
-    return f"manifest.json: {problem}" if problem else None
+    return problem
 
 
 def describe_render(record: object) -> str:

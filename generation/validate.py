@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import struct
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from contracts.blinding import revealing_fragment
 
-from generation.manifest import IMAGES_DIR, MANIFEST_NAME, TOKEN_PATTERN, check_manifest
+from contracts.bundle import IMAGES_DIR, MANIFEST_NAME, check_manifest
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Chunks that carry pixels or colour handling only; anything else (tEXt, zTXt, iTXt, eXIf, iCCP with its
@@ -40,8 +40,6 @@ def validate_bundle(bundle: Path) -> list[str]:
             problems += _check_pair_files(bundle, pair, size, stimuli, checked)
     problems += [f"{name}: file is both a stimulus and a plain image" for name in sorted(stimuli & _plain_files(manifest))]
     problems += _check_unreferenced(bundle, set(checked))
-    problems += [f"manifest.json: pair_id {pair.get('pair_id')!r} reveals a method word"
-                 for pair in manifest["pairs"] if isinstance(pair, dict) and revealing_fragment(str(pair.get("pair_id")))]
     return problems
 
 
@@ -80,27 +78,13 @@ def _check_pair_files(
 
 def _check_file(bundle: Path, name: str) -> tuple[tuple[int, int] | None, list[str]]:
     """The image size (None if unusable) and the problems of one referenced file."""
-    problems = check_file_name(name)
     path = bundle / name
     if not path.is_file():
-        return None, problems + [f"{name}: file does not exist"]
+        return None, [f"{name}: file does not exist"]
     opened, found = _open_image(path, name)
     if opened is not None:
         found += check_png_metadata(path, name)
-    return opened, problems + found
-
-
-def check_file_name(name: str) -> list[str]:
-    """Problems with a stimulus file name: outside images/, not an opaque token, or naming a method."""
-    path = PurePosixPath(name)
-    word = revealing_fragment(name)
-    if word:
-        return [f"{name}: file name reveals the method word {word!r}"]
-    if path.parent != PurePosixPath(IMAGES_DIR) or path.suffix != ".png" or not TOKEN_PATTERN.match(path.stem):
-        return [f"{name}: file name is not images/<32 hex characters>.png"]
-    return []
-
-
+    return opened, found
 
 
 def _open_image(path: Path, name: str) -> tuple[tuple[int, int] | None, list[str]]:

@@ -1,0 +1,208 @@
+"""What a stimulus bundle's manifest is (DESIGN.md schema 1): its names and the one structural check.
+
+Both ``generation validate`` and the study app's ``import_stimuli`` run ``check_manifest``; each stage
+layers only its own limits on top (the generator's PNG checks, the app's size and pixel caps).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from pathlib import PurePosixPath
+
+from contracts.blinding import revealing_fragment
+from contracts.render import render_record_id, render_record_problem
+from contracts.vocabulary import ANCHOR_METHOD, QUESTION_TYPES, RANDOM_METHOD
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+IMAGES_DIR = "images"
+TOKEN_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_manifest(manifest: Any) -> list[str]:
+    """Every way `manifest` breaks schema 1, as one sentence each (empty when it conforms)."""
+    if not isinstance(manifest, dict):
+        return ["manifest.json: top level must be a JSON object"]
+    problems: list[str] = []
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        problems.append(f"manifest.json: schema_version is {manifest.get('schema_version')!r}, expected 1")
+    for field, kind in (("bundle_id", str), ("created_at", str), ("generator", dict), ("datasets", list),
+                        ("pairs", list), ("provenance", dict)):
+        if not isinstance(manifest.get(field), kind):
+            problems.append(f"manifest.json: field '{field}' must be a {kind.__name__}")
+    if problems:
+        return problems
+    problems += _check_created_at(manifest["created_at"])
+    problems += _check_generator(manifest["generator"])
+    problems += _check_provenance(manifest["provenance"])
+    classes = _check_datasets(manifest["datasets"], problems)
+    problems += _check_pairs(manifest["pairs"], classes)
+    problems += _check_render(manifest.get("render"), manifest["pairs"])
+    names = dict.fromkeys(name for pair in manifest["pairs"] if isinstance(pair, dict) for name in referenced_files(pair))
+    problems += [problem for name in names for problem in file_name_problems(name)]
+    problems += [f"manifest.json: pair_id {pair.get('pair_id')!r} reveals a method word"
+                 for pair in manifest["pairs"] if isinstance(pair, dict) and revealing_fragment(str(pair.get("pair_id")))]
+    return problems
+
+
+def file_name_problems(name: str) -> list[str]:
+    """Problems with a stimulus file name: outside images/, not an opaque token, or naming a method."""
+    path = PurePosixPath(name)
+    word = revealing_fragment(name)
+    if word:
+        return [f"{name}: file name reveals the method word {word!r}"]
+    if path.parent != PurePosixPath(IMAGES_DIR) or path.suffix != ".png" or not TOKEN_PATTERN.match(path.stem):
+        return [f"{name}: file name is not images/<32 hex characters>.png"]
+    return []
+
+
+def referenced_files(pair: dict) -> list[str]:
+    """The stimulus files of a pair, then its plain image (if any)."""
+    stimuli = pair.get("stimuli") if isinstance(pair.get("stimuli"), list) else []
+    names = [s["file"] for s in stimuli if isinstance(s, dict) and isinstance(s.get("file"), str)]
+    return names + ([pair["image_file"]] if isinstance(pair.get("image_file"), str) else [])
+
+
+def _check_render(record: Any, pairs: list) -> list[str]:
+    """The optional `render` record is sound and every pair carries its `render_id`: one drawing per bundle.
+
+    Bundles from before render styles have no record, or one without `style`, and no pair ids.
+    """
+    pairs = [pair for pair in pairs if isinstance(pair, dict)]
+    if record is None:
+        if any("render_id" in pair for pair in pairs):
+            return ["manifest.json: pairs carry a render_id but the manifest has no render record saying how they were drawn"]
+        return []
+    problem = render_record_problem(record)
+    if problem:
+        return [problem]
+    expected = render_record_id(record) if "style" in record else None
+    others = [pair for pair in pairs if pair.get("render_id") != expected]
+    if not others:
+        return []
+    return [f"manifest.json: {len(others)} of {len(pairs)} pairs were not drawn with the bundle's render settings "
+            f"(first: pair {others[0].get('pair_id')!r}); every pair of a bundle must be rendered with one setting"]
+
+
+def _check_created_at(value: str) -> list[str]:
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return [f"manifest.json: created_at {value!r} is not an ISO-8601 time"]
+    return []
+
+
+def _check_generator(generator: dict) -> list[str]:
+    problems = []
+    if not isinstance(generator.get("version"), str):
+        problems.append("manifest.json: generator.version must be a string")
+    if not isinstance(generator.get("seed"), int):
+        problems.append("manifest.json: generator.seed must be an integer")
+    argv = generator.get("argv")
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        problems.append("manifest.json: generator.argv must be a list of strings")
+    return problems
+
+
+def _check_provenance(provenance: dict) -> list[str]:
+    files = provenance.get("explanations")
+    if not isinstance(files, dict) or not files:
+        return ["manifest.json: provenance.explanations must map explanation files to sha256 digests"]
+    return [
+        f"manifest.json: provenance.explanations[{name!r}] is not a sha256 hex digest"
+        for name, digest in files.items()
+        if not (isinstance(digest, str) and _SHA256.match(digest))
+    ]
+
+
+def _check_datasets(datasets: list, problems: list[str]) -> dict[str, list[str]]:
+    """Check dataset entries; return class names by dataset key for the pair checks."""
+    classes: dict[str, list[str]] = {}
+    if not datasets:
+        problems.append("manifest.json: datasets is empty")
+    for i, entry in enumerate(datasets):
+        where = f"manifest.json: datasets[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where} must be an object")
+            continue
+        for field in ("key", "title", "task"):
+            if not isinstance(entry.get(field), str) or not entry.get(field):
+                problems.append(f"{where}.{field} must be a non-empty string")
+        names = entry.get("class_names")
+        if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) for n in names):
+            problems.append(f"{where}.class_names must list at least two class names")
+            names = []
+        if isinstance(entry.get("key"), str):
+            if entry["key"] in classes:
+                problems.append(f"{where}.key {entry['key']!r} appears twice")
+            classes[entry["key"]] = names
+    return classes
+
+
+def _check_pairs(pairs: list, classes: dict[str, list[str]]) -> list[str]:
+    problems: list[str] = []
+    if not pairs:
+        problems.append("manifest.json: pairs is empty")
+    seen: set[str] = set()
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, dict):
+            problems.append(f"manifest.json: pairs[{i}] must be an object")
+            continue
+        where = f"manifest.json: pair {pair.get('pair_id', i)!r}"
+        pair_id = pair.get("pair_id")
+        if not isinstance(pair_id, str) or not pair_id:
+            problems.append(f"{where}: pair_id must be a non-empty string")
+        elif pair_id in seen:
+            problems.append(f"{where}: pair_id appears twice")
+        seen.add(str(pair_id))
+        problems += _check_pair(pair, where, classes)
+    return problems
+
+
+def _check_pair(pair: dict, where: str, classes: dict[str, list[str]]) -> list[str]:
+    problems = []
+    question = pair.get("question_type")
+    if question not in QUESTION_TYPES:
+        problems.append(f"{where}: question_type {pair.get('question_type')!r} is not one of {', '.join(QUESTION_TYPES)}")
+    dataset = pair.get("dataset")
+    if dataset not in classes:
+        problems.append(f"{where}: dataset {dataset!r} is not listed in datasets")
+    if not isinstance(pair.get("image_id"), str) or not pair.get("image_id"):
+        problems.append(f"{where}: image_id must be a non-empty string")
+    for field in ("true_class", "predicted_class"):
+        if dataset in classes and pair.get(field) not in classes[dataset]:
+            problems.append(f"{where}: {field} {pair.get(field)!r} is not a class of dataset {dataset!r}")
+    if "random_source_image_id" not in pair:
+        problems.append(f"{where}: field 'random_source_image_id' is missing (null when unused)")
+    stimuli = pair.get("stimuli")
+    if not isinstance(stimuli, list) or len(stimuli) != 2 or not all(isinstance(s, dict) for s in stimuli):
+        return problems + [f"{where}: stimuli must be a list of two objects"]
+    for s in stimuli:
+        if not isinstance(s.get("method"), str) or not isinstance(s.get("file"), str):
+            problems.append(f"{where}: every stimulus needs a string 'method' and 'file'")
+        size = s.get("explanation_size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            problems.append(f"{where}: explanation_size {size!r} must be a non-negative integer or null")
+    if question in QUESTION_TYPES:
+        problems += _check_methods(pair, question, [s.get("method") for s in stimuli], where)
+    return problems
+
+
+def _check_methods(pair: dict, question_key: str, methods: list[Any], where: str) -> list[str]:
+    rivals = QUESTION_TYPES[question_key]
+    random_swap = rivals == (RANDOM_METHOD,)
+    if ANCHOR_METHOD not in methods or not any(m in rivals for m in methods):
+        return [f"{where}: a {question_key} pair must show {ANCHOR_METHOD} and {' or '.join(rivals)}, got {methods}"]
+    source = pair.get("random_source_image_id")
+    if random_swap:
+        if not isinstance(source, str) or not source:
+            return [f"{where}: random_source_image_id must name the image the random map came from"]
+        if source == pair.get("image_id"):
+            return [f"{where}: random_source_image_id is the pair's own image"]
+    elif source is not None:
+        return [f"{where}: random_source_image_id must be null for {question_key}"]
+    return []
