@@ -40,8 +40,11 @@ def stimulus_bundle(tmp_path: Path) -> Path:
     return bundle
 
 
+QUESTIONS, CHECKS = 12, 2
+
+
 def answer_study_in_chromium(page, study_url: str) -> list[str]:
-    """Consent, demographics, instructions, then every question: A, B, equal in turn."""
+    """Consent, demographics, instructions, then every question: A, B, equal in turn; an attention check as instructed."""
     from playwright.sync_api import expect
 
     page.goto(study_url)
@@ -54,12 +57,13 @@ def answer_study_in_chromium(page, study_url: str) -> list[str]:
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("button", name="Begin").click()
     choices = []
-    for position in range(1, 13):
-        expect(page.get_by_text(f"Question {position} of 12")).to_be_visible()
+    for position in range(1, QUESTIONS + CHECKS + 1):
+        expect(page.get_by_text(f"Question {position} of {QUESTIONS + CHECKS}")).to_be_visible()
         expect(page.get_by_text("Both systems decide for the class")).to_be_visible()
-        label = ("System A", "System B", "Equally reasonable")[position % 3]
-        page.get_by_role("button", name=label).click()
-        choices.append(("A", "B", "equal")[position % 3])
+        instructed = page.get_by_text("To show that you are reading")
+        index = 2 if instructed.count() else position % 3
+        page.get_by_role("button", name=("System A", "System B", "Equally reasonable")[index]).click()
+        choices.append(("A", "B", "equal")[index])
     expect(page.get_by_role("heading", name="Thank you!")).to_be_visible()
     return choices
 
@@ -70,6 +74,7 @@ def test_pipeline_from_training_to_report(live_server, stimulus_bundle, browser_
                  verbosity=0)
     study = Study.objects.get(slug="e2e")
     assert study.questions_per_cell == 4  # the paper's 4 per question type × dataset: 12 questions here
+    assert study.attention_checks == CHECKS  # a new study's default
 
     choices = answer_study_in_chromium(browser_page, f"{live_server.url}{study.get_absolute_url()}")
 
@@ -80,6 +85,8 @@ def test_pipeline_from_training_to_report(live_server, stimulus_bundle, browser_
     with (export / "answers.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["choice"] for r in rows] == choices
+    checks = [r for r in rows if r["question_type"] == "attention_check"]
+    assert len(checks) == CHECKS and all(r["expected_choice"] == r["choice"] == "equal" for r in checks)
 
     report = tmp_path / "report"
     assert analysis.cli.main(["report", "--export-dir", str(export), "--out", str(report)]) == 0
