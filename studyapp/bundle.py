@@ -23,9 +23,10 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from PIL import Image, UnidentifiedImageError
 
+from contracts.bundle import SCHEMA_VERSION, check_manifest
+
 from .models import Bundle, Dataset, Pair, Stimulus, Study
 
-SCHEMA_VERSION = 1
 IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpg"}
 IMAGE_SUFFIXES = {"PNG": ("png",), "JPEG": ("jpg", "jpeg")}
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -226,6 +227,13 @@ def _content_hash(manifest_bytes: bytes, root: Path, files: list[str]) -> str:
     return digest.hexdigest()
 
 
+def _check_contract(root: Path, manifest: dict[str, Any]) -> None:
+    """The bundle contract both stages share (``contracts.bundle``): what the app's own checks above let through."""
+    problems = check_manifest(manifest)
+    _require(not problems, f"{root}: {problems[0] if problems else ''} ({len(problems)} problem(s) in all; "
+                           "`python -m generation validate` lists every one).")
+
+
 def validate_bundle(folder: str | Path, progress: Callable[[int], None] | None = None) -> ValidatedBundle:
     """Check the whole bundle (manifest fields, references, every image) before anything is written."""
     root = Path(folder)
@@ -247,6 +255,7 @@ def validate_bundle(folder: str | Path, progress: Callable[[int], None] | None =
         if progress:
             progress(1)
     _check_unreferenced(root, files)
+    _check_contract(root, manifest)
     return ValidatedBundle(root, manifest, _content_hash(raw, root, files), tuple(files))
 
 

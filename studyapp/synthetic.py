@@ -46,7 +46,7 @@ def write_synthetic_bundle(
                 image_no = (i + 2 * type_no) % images_per_dataset  # cells share some images
                 stimuli = []
                 for method in ("bla_t", other):
-                    name = f"images/{rng.getrandbits(64):016x}.png"
+                    name = f"images/{rng.getrandbits(64):032x}.png"
                     _png(root / name, rng, image_size)
                     stimuli.append({"method": method, "file": name})
                 stimuli[0]["explanation_size"] = rng.randrange(1, 10)
@@ -55,10 +55,10 @@ def write_synthetic_bundle(
                 predicted = rng.choice(dataset["class_names"])
                 image_id = f"{dataset['key']}-img{image_no}"
                 if image_id not in originals:
-                    originals[image_id] = f"images/{rng.getrandbits(64):016x}.png"
+                    originals[image_id] = f"images/{rng.getrandbits(64):032x}.png"
                     _png(root / originals[image_id], rng, image_size)
                 pairs.append({
-                    "pair_id": f"{dataset['key']}-{question_type}-{i}",
+                    "pair_id": f"{dataset['key']}-q{type_no}-{i}",  # opaque: a pair id must not name a method
                     "question_type": question_type,
                     "dataset": dataset["key"],
                     "image_id": image_id,
@@ -76,7 +76,7 @@ def write_synthetic_bundle(
         "generator": {"version": "studyapp.synthetic", "seed": seed, "argv": []},
         "datasets": [dict(d) for d in DATASETS],
         "pairs": pairs,
-        "provenance": {"explanations": {}},
+        "provenance": {"explanations": {"synthetic.npz": "0" * 64}},
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return root

@@ -16,7 +16,7 @@ from django.urls import reverse
 from PIL import Image, PngImagePlugin
 
 from studyapp.blinding import find_leaks, forbidden_terms
-from studyapp.bundle import import_bundle, validate_bundle
+from studyapp.bundle import BundleError, import_bundle, validate_bundle
 from studyapp.models import Study
 from studyapp.simulation import parse_page
 
@@ -26,12 +26,15 @@ LINK = re.compile(r'(?:src|href|action)="(/[^"]*)"')
 
 @pytest.fixture
 def leaky_study(bundle_dir: Path, media_root: Path) -> Study:
-    """The synthetic bundle, its files renamed after their method and pair and tagged with PNG text chunks."""
+    """The synthetic bundle, its files tagged with PNG text chunks and EXIF naming their method and pair.
+
+    File names that name a method are refused by the bundle contract itself (see the test below).
+    """
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     for pair in manifest["pairs"]:
         for stimulus in pair["stimuli"]:
             source = bundle_dir / stimulus["file"]
-            target = f"images/{stimulus['method']}__{pair['pair_id']}__{pair['question_type']}.png"
+            target = stimulus["file"].replace(".png", ".tagged.png")  # written beside, then moved onto the name
             info = PngImagePlugin.PngInfo()
             info.add_text("method", stimulus["method"])
             info.add_text("Comment", f"{pair['question_type']} {pair['image_id']}")
@@ -39,12 +42,24 @@ def leaky_study(bundle_dir: Path, media_root: Path) -> Study:
                 exif = Image.Exif()
                 exif[0x010E] = f"explanation by {stimulus['method']}"  # ImageDescription
                 image.save(bundle_dir / target, "PNG", pnginfo=info, exif=exif)
-            source.unlink()
-            stimulus["file"] = target
-    (bundle_dir / "manifest.json").write_text(json.dumps(manifest))
+            (bundle_dir / target).replace(source)
     result = import_bundle(validate_bundle(bundle_dir), "audit", title="Which explanation is more reasonable?")
     Study.objects.filter(pk=result.study.pk).update(status=Study.Status.OPEN, questions_per_cell=2)
     return Study.objects.get(pk=result.study.pk)
+
+
+@pytest.mark.django_db
+def test_a_bundle_whose_file_names_name_a_method_is_refused(bundle_dir: Path) -> None:
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    stimulus = manifest["pairs"][0]["stimuli"][0]
+    target = f"images/{stimulus['method']}__{manifest['pairs'][0]['pair_id']}.png"
+    (bundle_dir / stimulus["file"]).rename(bundle_dir / target)
+    stimulus["file"] = target
+    (bundle_dir / "manifest.json").write_text(json.dumps(manifest))
+    root = stimulus["method"].split("_")[0]  # bla_t -> bla, cam -> cam: the shortest word found is named
+    with pytest.raises(BundleError, match=f"{re.escape(target)}: file name reveals the method word '{root}'"):
+        validate_bundle(bundle_dir)
+    assert not Study.objects.exists()
 
 
 class Crawler:
@@ -117,7 +132,7 @@ def test_nothing_a_participant_can_reach_names_a_method_or_pair_metadata(leaky_s
     seen = "\n".join(browser.texts)
     assert "System A" in seen and "Many people have just started" in seen
     terms = forbidden_terms(leaky_study)
-    assert {"bla_t", "cam", "l2x_f", "random", "bla_t_vs_cam", "mnist38-bla_t_vs_cam-0", "mnist38-img0"} <= terms
+    assert {"bla_t", "cam", "l2x_f", "random", "bla_t_vs_cam", "mnist38-q0-0", "mnist38-img0"} <= terms
     assert find_leaks(seen, terms) == []
     for url, (data, _) in browser.images.items():
         with Image.open(io.BytesIO(data)) as image:

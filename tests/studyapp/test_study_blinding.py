@@ -69,7 +69,7 @@ def test_full_participant_flow_reveals_no_method_or_pair_metadata(study: Study, 
     seen = "\n".join(browser.seen)
     assert "System A" in seen and len(browser.images) == 36  # 12 questions × (image + 2 explanations)
     terms = forbidden_terms(study)
-    assert {"bla_t", "cam", "l2x_f", "random", "bla_t_vs_cam", "mnist38-bla_t_vs_cam-0", "mnist38-img0"} <= terms
+    assert {"bla_t", "cam", "l2x_f", "random", "bla_t_vs_cam", "mnist38-q0-0", "mnist38-img0"} <= terms
     assert find_leaks(seen, terms) == []
     for data in browser.images:
         with Image.open(io.BytesIO(data)) as image:
