@@ -163,7 +163,7 @@ def run_crash_load(
     from django.conf import settings
 
     from studyapp.simulation import SimulatedParticipant, simulation_marker, summarize
-    from studyapp.synthetic import write_synthetic_bundle
+    from tests.synthetic_bundle import write_synthetic_bundle
 
     database = f"bla_crash_{os.getpid()}_{secrets.token_hex(3)}"
     database_url = f"{postgres.rsplit('/', 1)[0]}/{database}"

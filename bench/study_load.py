@@ -216,7 +216,7 @@ def main() -> int:
         conn.execute(f'CREATE DATABASE "{database}"')
     server = Server(env, free_port(), args.workers, args.threads)
     try:
-        from studyapp.synthetic import write_synthetic_bundle
+        from tests.synthetic_bundle import write_synthetic_bundle
 
         bundle = write_synthetic_bundle(work / "bundle", pairs_per_cell=12, images_per_dataset=16, seed=args.seed, image_size=64)
         manage(env, "migrate", "--no-input")

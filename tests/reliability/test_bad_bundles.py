@@ -74,7 +74,7 @@ def stray_image(bundle: Path) -> str:
 
 def manifest_of_another_bundle(bundle: Path) -> str:
     """The images of one bundle with the manifest of another: files missing and files unreferenced."""
-    from studyapp.synthetic import write_synthetic_bundle
+    from tests.synthetic_bundle import write_synthetic_bundle
 
     other = write_synthetic_bundle(bundle.parent / "other", pairs_per_cell=6, seed=99)
     shutil.copy(other / "manifest.json", bundle / "manifest.json")

@@ -7,7 +7,7 @@ import pytest
 
 from studyapp.bundle import import_bundle, validate_bundle
 from studyapp.models import Study
-from studyapp.synthetic import write_synthetic_bundle
+from tests.synthetic_bundle import write_synthetic_bundle
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ def test_failure_during_import_rolls_back_rows_and_files(bundle_dir, media_root,
 
 
 def test_second_bundle_into_same_study_is_refused(bundle_dir, media_root, tmp_path):
-    from studyapp.synthetic import write_synthetic_bundle
+    from tests.synthetic_bundle import write_synthetic_bundle
 
     _import(bundle_dir)
     other = write_synthetic_bundle(tmp_path / "other", pairs_per_cell=2, seed=5, bundle_id="another")

@@ -73,7 +73,7 @@ def write_synthetic_bundle(
         "schema_version": 1,
         "bundle_id": bundle_id or f"synthetic-{seed}",
         "created_at": "2026-01-01T00:00:00Z",
-        "generator": {"version": "studyapp.synthetic", "seed": seed, "argv": []},
+        "generator": {"version": "tests.synthetic_bundle", "seed": seed, "argv": []},
         "datasets": [dict(d) for d in DATASETS],
         "pairs": pairs,
         "provenance": {"explanations": {"synthetic.npz": "0" * 64}},
