@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import random
-import re
 import select
 import statistics
 import time
@@ -25,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from html import unescape
+from html.parser import HTMLParser
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -55,39 +54,67 @@ class Form:
     images: list[str] = field(default_factory=list)
 
 
-TAG = re.compile(r"<(form|input|button|img)\b([^>]*)>", re.IGNORECASE)
-ATTRIBUTE = re.compile(r'([\w:-]+)(?:\s*=\s*"([^"]*)")?')
-INSTRUCTION = re.compile(r"choose <strong>([^<]+)</strong> for this question")
-CHOICE_BUTTON = re.compile(r'<button\b[^>]*\bname="choice"[^>]*\bvalue="([^"]*)"[^>]*>([^<]*)')
+INSTRUCTION_BEFORE, INSTRUCTION_AFTER = "choose", "for this question"
 
 
-def instructed_choice(html: str) -> str | None:
-    """The answer an attention-check page asks for, read as a person would: the instruction's label
-    matched to the button that carries it; None on an ordinary question."""
-    instruction = INSTRUCTION.search(html)
-    if instruction is None:
-        return None
-    label = unescape(instruction.group(1)).strip()
-    values = [value for value, text in CHOICE_BUTTON.findall(html) if unescape(text).strip() == label]
-    if not values:
-        raise ValueError(f"the instruction asks for {label!r}, which no answer button offers")
-    return values[0]
+class PageParser(HTMLParser):
+    """Reads a page as a browser would (standard-library HTML parser): forms, images, the answer buttons'
+    labels, and an attention check's instructed label ("choose <strong>X</strong> for this question")."""
 
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[Form] = []
+        self.images: list[str] = []
+        self.choice_buttons: list[tuple[str, str]] = []  # (value, label) of each name="choice" button
+        self.instructed_label: str | None = None
+        self._button: list[str] | None = None  # label text of the open choice button
+        self._strong: list[str] | None = None
+        self._before = ""  # the text just before the open or last <strong>
+        self._last_strong: str | None = None
+        self._after = ""
 
-def parse_page(html: str) -> tuple[list[Form], list[str]]:
-    """The forms and image sources of an HTML page (tags as Django renders them, quoted attributes)."""
-    forms: list[Form] = []
-    images: list[str] = []
-    for match in TAG.finditer(html):
-        tag = match.group(1).lower()
-        a = {k.lower(): unescape(v or "") for k, v in ATTRIBUTE.findall(match.group(2))}
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k.lower(): v or "" for k, v in attrs}
+        if self._button is not None:  # the label is the text before the key hint (<kbd>A</kbd>)
+            self._close_button()
         if tag == "img" and a.get("src"):
-            images.append(a["src"])
-        if tag == "form":
-            forms.append(Form(action=a.get("action", "")))
-        if not forms or "name" not in a or tag in ("form", "img"):
-            continue
-        form, name, kind = forms[-1], a["name"], a.get("type", "text" if tag == "input" else "submit")
+            self.images.append(a["src"])
+        elif tag == "form":
+            self.forms.append(Form(action=a.get("action", "")))
+        elif tag == "strong":
+            self._strong = []
+        elif tag in ("input", "button") and self.forms and "name" in a:
+            self._add_field(self.forms[-1], tag, a)
+        if tag == "button" and a.get("name") == "choice":
+            self.choice_buttons.append((a.get("value", ""), ""))
+            self._button = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "strong" and self._strong is not None:
+            self._last_strong, self._after, self._strong = "".join(self._strong).strip(), "", None
+        elif tag == "button" and self._button is not None:
+            self._close_button()
+
+    def _close_button(self) -> None:
+        value, _ = self.choice_buttons[-1]
+        self.choice_buttons[-1] = (value, "".join(self._button or []).strip())
+        self._button = None
+
+    def handle_data(self, data: str) -> None:
+        if self._button is not None:
+            self._button.append(data)
+        if self._strong is not None:
+            self._strong.append(data)
+            return
+        if self._last_strong is not None and self.instructed_label is None:
+            self._after += data
+            if self._before.rstrip().endswith(INSTRUCTION_BEFORE) and self._after.lstrip().startswith(INSTRUCTION_AFTER):
+                self.instructed_label = self._last_strong
+        self._before = data
+
+    @staticmethod
+    def _add_field(form: Form, tag: str, a: dict[str, str]) -> None:
+        name, kind = a["name"], a.get("type", "text" if tag == "input" else "submit")
         if kind == "submit":
             form.buttons.append((name, a.get("value", "")))
         elif kind == "radio":
@@ -98,7 +125,31 @@ def parse_page(html: str) -> tuple[list[Form], list[str]]:
             form.numbers[name] = (int(a.get("min") or 0), int(a.get("max") or 100))
         else:
             form.fields[name] = a.get("value", "")
-    return forms, images
+
+
+def _parsed(html: str) -> PageParser:
+    parser = PageParser()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+def instructed_choice(html: str) -> str | None:
+    """The answer an attention-check page asks for, read as a person would: the instruction's label
+    matched to the button that carries it; None on an ordinary question."""
+    page = _parsed(html)
+    if page.instructed_label is None:
+        return None
+    values = [value for value, label in page.choice_buttons if label == page.instructed_label]
+    if not values:
+        raise ValueError(f"the instruction asks for {page.instructed_label!r}, which no answer button offers")
+    return values[0]
+
+
+def parse_page(html: str) -> tuple[list[Form], list[str]]:
+    """The forms and image sources of an HTML page."""
+    page = _parsed(html)
+    return page.forms, page.images
 
 
 @dataclass(frozen=True)

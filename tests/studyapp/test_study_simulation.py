@@ -8,6 +8,7 @@ from studyapp.models import Answer, Participant, Study
 from studyapp.simulation import (
     BotReport,
     SimulatedParticipant,
+    instructed_choice,
     parse_page,
     run_participants,
     simulation_marker,
@@ -78,6 +79,16 @@ def test_page_parser_reads_forms():
     (form,) = forms
     assert (form.action, form.fields, form.radios, form.numbers, form.checkboxes, form.buttons, images) == (
         "/go", {"h": "1"}, {"r": ["a", "b"]}, {"n": (16, 110)}, ["c"], [("choice", "A")], ["/img/x.png"])
+
+
+def test_page_parser_reads_unquoted_attributes_entities_and_labels_before_the_key_hint():
+    html = ("<p>To show you read, choose <strong>Equally &amp; fairly</strong> for this question.</p>"
+            "<form action='/go?a=1&amp;b=2'><input name=h value=x>"
+            '<button name="choice" value="A">System A <kbd>A</kbd></button>'
+            '<button name="choice" value="equal">Equally &amp; fairly <kbd>E</kbd></button></form>')
+    (form,), _ = parse_page(html)
+    assert (form.action, form.fields, form.buttons) == ("/go?a=1&b=2", {"h": "x"}, [("choice", "A"), ("choice", "equal")])
+    assert instructed_choice(html) == "equal"
 
 
 def test_steady_window_counts_only_answers_while_every_bot_was_answering():
