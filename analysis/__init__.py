@@ -1,6 +1,6 @@
 """Analysis of exported study answers: preference statistics, the paper's figures, an HTML report.
 
-Reads the two export CSVs (``answers.csv``, ``participants.csv``, see DESIGN.md) and never
+Reads the two export CSVs (``answers.csv``, ``participants.csv``, see docs/formats.md) and never
 imports torch or Django, so an analyst can run it on a laptop: ``python -m analysis report``.
 """
 

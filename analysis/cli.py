@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with its ``report`` subcommand."""
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
-        description="Analyse the answers of a BLA Study export (answers.csv, participants.csv).")
+        description="Analyse the answers of a BLA Study export (answers.csv, participants.csv).",
+        epilog="The export's columns: docs/formats.md.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     report = commands.add_parser(
         "report", help="preferences.csv/.md, participants_quality.csv, figures (PNG, SVG) "

@@ -1,4 +1,4 @@
-"""Read and validate the two export CSVs (DESIGN.md, "Export CSVs") into DataFrames.
+"""Read and validate the two export CSVs (docs/formats.md, "Export CSVs") into DataFrames.
 
 Every problem a user can cause raises :class:`InputError` with one sentence naming the file,
 the data row (1-based, counting the rows after the header) and the column. Only one kind of
@@ -7,7 +7,7 @@ a row that repeats an earlier row of the same file in every column (e.g. two exp
 together). Rows that share a key but differ anywhere else are an error — which one is right
 cannot be known.
 
-Attention-check rows (question type ``attention_check``, DESIGN.md) are validated like other
+Attention-check rows (question type ``attention_check``, docs/formats.md) are validated like other
 answers plus their ``expected_choice``, and kept apart from the preference answers: they never
 count in preference statistics. An export made before attention checks has no
 ``expected_choice`` column and loads as an export without attention checks.

@@ -102,7 +102,7 @@ def build_report(answers_path: Path, participants_path: Path, out_dir: Path,
     quality = participant_quality(export, selection, options.quality, options.decimals)
     checks = sample_checks(selection, export.checks, options.n_boot, options.seed,
                            options.confidence)
-    warnings = export.warnings + tuple(checks.warnings())
+    warnings = export.warnings + selection.warnings() + tuple(checks.warnings())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".analysis-staging-", dir=out_dir))
@@ -347,6 +347,9 @@ def _counts_html(selection: Selection) -> str:
     used_people = selection.answers.groupby(["study", "participant"]).ngroups
     rows = [("In the export files", selection.total_participants, selection.total_answers),
             ("Counted", len(selection.participants), len(selection.answers))]
+    if selection.counted_simulated:
+        rows.append(("Counted, of them simulated (bots)", selection.counted_simulated,
+                     selection.counted_simulated_answers))
     rows += [(f"Left out: {r.description}", r.participants, r.answers)
              for r in selection.left_out.itertuples()]
     body = "".join(f"<tr><td>{html.escape(label)}</td><td>{p}</td><td>{a}</td></tr>"

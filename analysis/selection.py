@@ -34,6 +34,19 @@ class Selection:
     left_out: pd.DataFrame  # one row per reason: reason, description, participants, answers
     total_participants: int
     total_answers: int
+    counted_simulated: int  # counted participants who are bots (only with include_simulated)
+    counted_simulated_answers: int
+
+    def warnings(self) -> tuple[str, ...]:
+        """Say plainly when bots were counted: their numbers describe a policy, not people."""
+        counted = len(self.participants)
+        if not self.counted_simulated:
+            return ()
+        if self.counted_simulated == counted:
+            return (f"every counted participant is simulated (all {counted} are bots): the "
+                    "results describe the bots' policy, not people",)
+        return (f"{self.counted_simulated} of the {counted} counted participants are simulated "
+                "(bots)",)
 
 
 def failed_checks(export: Export) -> pd.Series:
@@ -60,9 +73,11 @@ def select(export: Export, include_incomplete: bool = False, include_excluded: b
     ]
     for name, applies in rules:  # later rules win, so the order above is reversed precedence
         reason = reason.mask(applies, name)
-    keyed = people[PARTICIPANT_KEY].assign(reason=reason.to_numpy())
-    answer_reason = export.answers[PARTICIPANT_KEY].merge(keyed, how="left", on=PARTICIPANT_KEY)
-    answer_reason = answer_reason["reason"].to_numpy()
+    keyed = people[PARTICIPANT_KEY].assign(reason=reason.to_numpy(),
+                                           simulated=people["simulated"].to_numpy())
+    per_answer = export.answers[PARTICIPANT_KEY].merge(keyed, how="left", on=PARTICIPANT_KEY)
+    answer_reason = per_answer["reason"].to_numpy()
+    counted_bot = (reason == "") & people["simulated"]
     rows = []
     for name, description in REASONS.items():
         rows.append({"reason": name,
@@ -76,4 +91,6 @@ def select(export: Export, include_incomplete: bool = False, include_excluded: b
         left_out=pd.DataFrame(rows),
         total_participants=len(people),
         total_answers=len(export.answers),
+        counted_simulated=int(counted_bot.sum()),
+        counted_simulated_answers=int(((answer_reason == "") & per_answer["simulated"].eq(True)).sum()),
     )

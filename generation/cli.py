@@ -31,11 +31,24 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _create_parent(path: Path) -> None:
+    """Create the folders above an output path, as every writing command of the project does.
+
+    A parent that cannot be created (say, a file stands in its way) is left to the writer's own
+    check, which names the problem in one sentence.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with its three subcommands."""
     parser = argparse.ArgumentParser(
         prog="python -m generation",
         description="Build, preview and validate blinded stimulus bundles for the BLA user study.",
+        epilog="Formats of the explanations file and the bundle manifest: docs/formats.md.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{build,preview,validate}")
 
@@ -131,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
+        if args.command in ("build", "preview"):
+            _create_parent(args.out)
         if args.command == "build":
             return _run_build(args, argv)
         if args.command == "preview":

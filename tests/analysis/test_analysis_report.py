@@ -117,6 +117,30 @@ def test_nobody_left_is_an_error_that_names_the_flags(tmp_path, capsys):
     assert "1 simulated (bot) participants" in err
 
 
+def test_counted_bots_are_said_plainly(tmp_path, capsys):
+    answers = [answer_row(bot, 1, "bla_t_vs_cam", "A", "bla_t") for bot in ("bot1", "bot2")]
+    write_export(tmp_path / "export", answers,
+                 [participant_row(bot, simulated="true") for bot in ("bot1", "bot2")])
+    code = main(["report", "--export-dir", str(tmp_path / "export"), "--out",
+                 str(tmp_path / "out"), "--include-simulated", "--bootstrap", "50", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "warning: every counted participant is simulated (all 2 are bots)" in err
+    page = re.sub(r"\s+", " ", (tmp_path / "out" / "report.html").read_text())
+    assert "<li>every counted participant is simulated (all 2 are bots)" in page
+    assert "<td>Counted, of them simulated (bots)</td><td>2</td><td>2</td>" in page
+    assert "<td>Left out: simulated (bot) participants</td><td>0</td><td>0</td>" in page
+
+
+def test_some_counted_bots_are_counted_and_warned(tmp_path):
+    result = run_report(tmp_path, include_simulated=True)
+    assert result.selection.counted_simulated == 1
+    assert result.selection.counted_simulated_answers == 3
+    assert "1 of the 4 counted participants are simulated (bots)" in result.warnings
+    page = re.sub(r"\s+", " ", (tmp_path / "out" / "report.html").read_text())
+    assert "<td>Counted, of them simulated (bots)</td><td>1</td><td>3</td>" in page
+
+
 def test_cli_writes_the_report_and_says_where(tmp_path):
     answers_csv, participants_csv = mixed_export(tmp_path / "export")
     done = subprocess.run(
