@@ -32,7 +32,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from study_load import Server, free_port, manage  # noqa: E402
+from study_load import Server, add_port_argument, listen_port, manage  # noqa: E402
 
 from studyapp.simulation import RunSummary  # noqa: E402
 
@@ -154,6 +154,7 @@ def run_crash_load(
     down_s: float = 1.0,
     postgres: str = DEFAULT_POSTGRES,
     seed: int = 0,
+    port: int = 0,
 ) -> CrashResult:
     """Run the crash test (see the module docstring); Django settings must be configured in this process.
 
@@ -175,7 +176,7 @@ def run_crash_load(
     }  # fmt: skip
     with psycopg.connect(postgres, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
-    server = Server(env, free_port(), workers, threads)
+    server = Server(env, listen_port(port), workers, threads)
     result = CrashResult(participants=participants)
     try:
         bundle = write_synthetic_bundle(work / "bundle", pairs_per_cell=12, images_per_dataset=16, seed=seed, image_size=32)
@@ -226,6 +227,7 @@ def main() -> int:
     parser.add_argument("--down-s", type=float, default=1.0, help="seconds the server stays down after each kill")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="PostgreSQL server for the throw-away database")
     parser.add_argument("--seed", type=int, default=0)
+    add_port_argument(parser)
     args = parser.parse_args()
     os.environ.update({"SECRET_KEY": secrets.token_urlsafe(50), "DJANGO_SETTINGS_MODULE": "config.settings"})
     import django
@@ -233,7 +235,7 @@ def main() -> int:
     django.setup()
     result = run_crash_load(
         args.participants, crashes=args.crashes, questions_per_cell=args.questions_per_cell, workers=args.workers,
-        threads=args.threads, down_s=args.down_s, postgres=args.postgres, seed=args.seed,
+        threads=args.threads, down_s=args.down_s, postgres=args.postgres, seed=args.seed, port=args.port,
     )  # fmt: skip
     print(f"gunicorn {args.workers} workers × {args.threads} threads, PostgreSQL, {args.questions_per_cell * 6} "
           f"questions per participant, on {os.cpu_count()} cores")

@@ -51,6 +51,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def add_port_argument(parser: argparse.ArgumentParser) -> None:
+    """--port: where gunicorn listens (0, the default: a free port), for a machine with a firewall or a busy port."""
+    parser.add_argument("--port", type=int, default=0, help="localhost port for gunicorn (default: a free one)")
+
+
+def listen_port(requested: int) -> int:
+    """The port gunicorn should use: the requested one, or a free one for 0."""
+    if not 0 <= requested <= 65535:
+        raise SystemExit(f"--port {requested} is not a TCP port (0-65535)")
+    return requested or free_port()
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--participants", type=int, default=100, help="simulated participants, all started at once")
@@ -66,6 +78,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres"),
                         help="PostgreSQL server to create the throw-away database on")
     parser.add_argument("--seed", type=int, default=0)
+    add_port_argument(parser)
     args = parser.parse_args()
     if args.participants < 1 or args.answer_every <= 0 or args.questions_per_cell < 1:
         parser.error("--participants and --questions-per-cell must be at least 1 and --answer-every positive.")
@@ -214,7 +227,7 @@ def main() -> int:
     }
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
-    server = Server(env, free_port(), args.workers, args.threads)
+    server = Server(env, listen_port(args.port), args.workers, args.threads)
     try:
         from tests.synthetic_bundle import write_synthetic_bundle
 
