@@ -11,7 +11,7 @@ the bench also times the two poolings alone on the backbone's feature map (avera
 against BLA-T pooling + head, thousands of interleaved repeats): their difference over the plain
 forward is the explanation's own cost, measured where the backbone's noise cannot hide it.
 
-    .venv/bin/python bench/explain_overhead.py [--repeats 15]
+    .venv/bin/python bench/explain_overhead.py [--repeats 15] [--small]
 """
 from __future__ import annotations
 
@@ -129,10 +129,13 @@ def verdict(ratio: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--small", action="store_true", help="smoke run: batches of 32 and 2 images, 2 repeats")
     args = parser.parse_args()
+    mnist_batch, lite0_batch, lite0_repeats = (32, 2, 2) if args.small else (512, 16, max(9, args.repeats // 2))
+    repeats = 2 if args.small else args.repeats
     torch.manual_seed(0)
-    compare("MNIST CNN (paper §4.1)", MnistCNN(), torch.rand(512, 1, 28, 28), args.repeats)
-    compare("EfficientNet-Lite0 (224×224)", lite0_backbone(), torch.rand(16, 3, 224, 224), max(9, args.repeats // 2))
+    compare("MNIST CNN (paper §4.1)", MnistCNN(), torch.rand(mnist_batch, 1, 28, 28), repeats)
+    compare("EfficientNet-Lite0 (224×224)", lite0_backbone(), torch.rand(lite0_batch, 3, 224, 224), lite0_repeats)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def test_gpu_check_small_runs_every_step_on_the_cpu(tmp_path):
 
 @pytest.mark.slow
 def test_explain_overhead_bench_prints_both_ratios_for_both_models(tmp_path):
-    out = run([sys.executable, "bench/explain_overhead.py", "--repeats", "1"], tmp_path)
+    out = run([sys.executable, "bench/explain_overhead.py", "--small"], tmp_path)
     for model in ("MNIST CNN", "EfficientNet-Lite0"):
         section = out[out.index(model):]
         whole = re.search(r"BLA-T explanation / plain forward = ([\d.]+) \(target ≤ 1.02: (met|NOT met)\)", section)
