@@ -16,3 +16,14 @@ PARTICIPANT_COLUMNS: tuple[str, ...] = (
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "answers.csv": ANSWER_COLUMNS, "participants.csv": PARTICIPANT_COLUMNS,
 }
+
+# Columns of the analysis report's CSVs for any comparison of methods (docs/formats.md).
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "dataset", "question_type", "method_1", "method_2", "n_answers", "n_participants",
+    "method_1_count", "method_2_count", "equal", "method_1_pct", "method_2_pct", "equal_pct",
+    "ci_low", "ci_high", "p_value", "p_value_holm",
+)
+RANKING_COLUMNS: tuple[str, ...] = ("method", "strength", "ci_low", "ci_high", "rank", "n_answers")
+REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "comparisons.csv": COMPARISON_COLUMNS, "ranking.csv": RANKING_COLUMNS,
+}
