@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from string import Formatter
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -34,6 +35,36 @@ DEFAULT_INSTRUCTIONS = (
     "reasonably, or that both are equally reasonable. There are no right or wrong answers; "
     "answer by your first impression. You can use the keys A, B and E to answer."
 )
+DEFAULT_QUESTION_PROMPT = (
+    "Two systems (A and B) were trained to {task}. Both systems decide for the class {predicted_class} in "
+    "this example. Below, the two systems show you on which parts of the image they base their decision. "
+    "Which system behaves more reasonably?"
+)
+"""The paper's Figure 5 wording; ``{task}`` and ``{predicted_class}`` are filled in per question."""
+PROMPT_PLACEHOLDERS = ("task", "predicted_class")
+DEFAULT_COMPLETION_MESSAGE = "All your answers have been saved. Thank you for taking part."
+LANGUAGES = (("en", "English"), ("de", "Deutsch"))
+"""The languages a study's participant pages come in (the codes of settings.LANGUAGES)."""
+
+
+def validate_question_prompt(text: str) -> None:
+    """Refuse a question prompt whose ``{…}`` placeholders are not exactly among {task} and {predicted_class}."""
+    try:
+        parsed = [(field, spec, conversion) for _, field, spec, conversion in Formatter().parse(text) if field is not None]
+    except ValueError as exc:
+        raise ValidationError(
+            f"The question prompt has an unmatched brace ({exc}); write {{{{ and }}}} for a literal brace."
+        ) from None
+    wrong = sorted({
+        "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        for field, spec, conversion in parsed
+        if field not in PROMPT_PLACEHOLDERS or spec or conversion
+    })  # fmt: skip
+    if wrong:
+        raise ValidationError(
+            "The question prompt may only use the placeholders {task} and {predicted_class}, not "
+            + ", ".join(wrong) + "."
+        )  # fmt: skip
 
 
 
@@ -99,6 +130,21 @@ class Study(models.Model):
         default=2,
         validators=[MaxValueValidator(100)],
         help_text="Instructed-response questions each participant gets at random positions (0 = none).",
+    )
+    question_prompt = models.TextField(
+        default=DEFAULT_QUESTION_PROMPT,
+        validators=[validate_question_prompt],
+        help_text="Shown above every question; {task} and {predicted_class} are filled in from the question's dataset.",
+    )
+    completion_message = models.TextField(
+        default=DEFAULT_COMPLETION_MESSAGE, help_text="Shown on the last page, above the completion code."
+    )
+    language = models.CharField(
+        max_length=8, choices=LANGUAGES, default="en", help_text="The language of the participant pages."
+    )
+    allow_browser_language = models.BooleanField(
+        default=False,
+        help_text="Participants get the language their browser asks for (Accept-Language), with a switch on the page.",
     )
     completion_redirect_url = models.URLField(
         blank=True, max_length=500, help_text="Where to send participants after the last answer (e.g. Prolific)."
@@ -275,6 +321,9 @@ class Participant(models.Model):
     sequence_length = models.PositiveSmallIntegerField(default=0)
     answered = models.PositiveSmallIntegerField(
         default=0, help_text="Answers stored; raised in the transaction that stores each answer."
+    )
+    language = models.CharField(
+        max_length=8, blank=True, default="", help_text="The language the participant took the study in."
     )
 
     class Meta:
