@@ -17,32 +17,34 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from contracts.task import task_phrase
 from contracts.vocabulary import ATTENTION_CHECK  # noqa: F401  (the export's question type of a check)
 
-DEFAULT_CONSENT = (
+DEFAULT_CONSENT = gettext_noop(
     "This study is about how people judge explanations that image classifiers give for their "
     "decisions. Taking part is voluntary and takes about 10 minutes. We record your answers, "
     "how long each answer took, and the few questions about yourself on the next page; we do "
     "not record your name, e-mail or IP address. You may stop at any time; you may ask for your "
     "data to be deleted by quoting the completion code shown at the end."
 )
-DEFAULT_INSTRUCTIONS = (
+DEFAULT_INSTRUCTIONS = gettext_noop(
     "Each question shows one image and how two systems, System A and System B, explain their "
     "decision about it: the highlighted parts of the image are the parts the system bases its "
     "decision on. Both systems make the same decision. Please say which system behaves more "
     "reasonably, or that both are equally reasonable. There are no right or wrong answers; "
     "answer by your first impression. You can use the keys A, B and E to answer."
 )
-DEFAULT_QUESTION_PROMPT = (
+DEFAULT_QUESTION_PROMPT = gettext_noop(
     "Two systems (A and B) were trained to {task}. Both systems decide for the class {predicted_class} in "
     "this example. Below, the two systems show you on which parts of the image they base their decision. "
     "Which system behaves more reasonably?"
 )
 """The paper's Figure 5 wording; ``{task}`` and ``{predicted_class}`` are filled in per question."""
 PROMPT_PLACEHOLDERS = ("task", "predicted_class")
-DEFAULT_COMPLETION_MESSAGE = "All your answers have been saved. Thank you for taking part."
+DEFAULT_COMPLETION_MESSAGE = gettext_noop("All your answers have been saved. Thank you for taking part.")
 LANGUAGES = (("en", "English"), ("de", "Deutsch"))
 """The languages a study's participant pages come in (the codes of settings.LANGUAGES)."""
 
@@ -291,17 +293,17 @@ class Participant(models.Model):
     """A volunteer taking a study; created when they consent, with their whole sequence."""
 
     class Gender(models.TextChoices):
-        MALE = "male", "Male"
-        FEMALE = "female", "Female"
-        OTHER = "other", "Other"
-        UNDISCLOSED = "prefer not to say", "Prefer not to say"
+        MALE = "male", _("Male")
+        FEMALE = "female", _("Female")
+        OTHER = "other", _("Other")
+        UNDISCLOSED = "prefer not to say", _("Prefer not to say")
 
     class Experience(models.TextChoices):
-        STRONGLY_DISAGREE = "strongly disagree", "Strongly disagree"
-        DISAGREE = "disagree", "Disagree"
-        UNDECIDED = "undecided", "Undecided"
-        AGREE = "agree", "Agree"
-        STRONGLY_AGREE = "strongly agree", "Strongly agree"
+        STRONGLY_DISAGREE = "strongly disagree", _("Strongly disagree")
+        DISAGREE = "disagree", _("Disagree")
+        UNDECIDED = "undecided", _("Undecided")
+        AGREE = "agree", _("Agree")
+        STRONGLY_AGREE = "strongly agree", _("Strongly agree")
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
     token = models.CharField(max_length=64, unique=True, default=new_participant_token, editable=False)
@@ -353,9 +355,9 @@ class Participant(models.Model):
 class Choice(models.TextChoices):
     """The three answers a question offers."""
 
-    A = "A", "System A"
-    B = "B", "System B"
-    EQUAL = "equal", "Equally reasonable"
+    A = "A", _("System A")
+    B = "B", _("System B")
+    EQUAL = "equal", _("Equally reasonable")
 
 
 ATTENTION_CHECK_CHOICE = Choice.EQUAL
