@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.core import signing
+from django.utils.translation import gettext_lazy as _
 
 from .models import Answer, Participant
 
@@ -33,8 +34,8 @@ class ConsentForm(forms.Form):
     """Consent on the study page; carries an external id (e.g. Prolific's) through the POST."""
 
     agree = forms.BooleanField(
-        label="I have read the information above and agree to take part.",
-        error_messages={"required": "Please tick the box to agree before you start."},
+        label=_("I have read the information above and agree to take part."),
+        error_messages={"required": _("Please tick the box to agree before you start.")},
     )
     external_id = forms.CharField(required=False, max_length=128, widget=forms.HiddenInput)
     sim = forms.CharField(required=False, max_length=300, widget=forms.HiddenInput)
@@ -53,21 +54,21 @@ class ConsentForm(forms.Form):
         try:
             return signing.loads(value, salt=SIMULATED_SALT) == self.study_slug
         except signing.BadSignature:
-            raise forms.ValidationError("The simulation marker is not valid.") from None
+            raise forms.ValidationError(_("The simulation marker is not valid.")) from None
 
 
 class DemographicsForm(forms.ModelForm):
     """The four questions about the participant (paper, Figures 8–11)."""
 
-    age = forms.IntegerField(label="Age (years)", min_value=16, max_value=110)
+    age = forms.IntegerField(label=_("Age (years)"), min_value=16, max_value=110)
 
     class Meta:
         model = Participant
         fields = ["gender", "age", "ml_experience", "xai_experience"]
         labels = {
-            "gender": "Gender",
-            "ml_experience": "I have technical experience with ML/AI:",
-            "xai_experience": "I have technical experience with XAI (explainable AI):",
+            "gender": _("Gender"),
+            "ml_experience": _("I have technical experience with ML/AI:"),
+            "xai_experience": _("I have technical experience with XAI (explainable AI):"),
         }
         widgets = {
             "gender": forms.RadioSelect,
@@ -99,9 +100,9 @@ class AnswerForm(forms.Form):
         try:
             item_pk, shown_at = signing.loads(self.cleaned_data["shown"], salt=SHOWN_SALT)
         except (signing.BadSignature, ValueError, TypeError):
-            raise forms.ValidationError("This answer does not belong to a question that was shown.") from None
+            raise forms.ValidationError(_("This answer does not belong to a question that was shown.")) from None
         if item_pk != self.item_pk or not isinstance(shown_at, int):
-            raise forms.ValidationError("This answer does not belong to this question.")
+            raise forms.ValidationError(_("This answer does not belong to this question."))
         return shown_at
 
     def response_ms(self) -> int:
