@@ -24,7 +24,7 @@ import pandas as pd
 
 from analysis.vocabulary import (
     REQUIRED_ANSWER_COLUMNS, ATTENTION_CHECK, BLA_T, CHOICES, EQUAL, EXPECTED_CHOICE, EXPERIENCE_LABELS,
-    FALSE_WORDS, KNOWN_METHODS, NOT_GIVEN, PARTICIPANT_COLUMNS, QUESTION_TYPES, STATUSES,
+    FALSE_WORDS, KNOWN_METHODS, NOT_GIVEN, QUESTION_TYPES, REQUIRED_PARTICIPANT_COLUMNS, STATUSES,
     TRUE_WORDS,
 )
 
@@ -136,7 +136,7 @@ def _check_expected_choice(path: Path, df: pd.DataFrame, is_check: np.ndarray) -
 
 def read_participants(path: Path) -> tuple[pd.DataFrame, list[str]]:
     """Read ``participants.csv``; normalise labels, parse ``simulated`` and ``age``."""
-    df = _read_csv(path, PARTICIPANT_COLUMNS)
+    df = _read_csv(path, REQUIRED_PARTICIPANT_COLUMNS)  # `language` is optional (older exports)
     for column in ("study", "participant", "status"):
         _fail_first(path, df, df[column] == "", column, lambda row: "the value is empty")
     df, warnings = _drop_repeated_rows(path, df, PARTICIPANT_KEY, "participant")

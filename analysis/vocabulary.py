@@ -1,7 +1,7 @@
 """Names the analysis adds to the shared vocabulary of ``contracts`` (chart labels, CSV spellings)."""
 
 from contracts.columns import (  # noqa: F401  (re-exported for the analysis modules)
-    EXPECTED_CHOICE, PARTICIPANT_COLUMNS, REQUIRED_ANSWER_COLUMNS,
+    EXPECTED_CHOICE, PARTICIPANT_COLUMNS, REQUIRED_ANSWER_COLUMNS, REQUIRED_PARTICIPANT_COLUMNS,
 )
 from contracts.vocabulary import (  # noqa: F401
     ANCHOR_METHOD as BLA_T, ATTENTION_CHECK, CHOICES, EQUAL, EXPERIENCE_LABELS, GENDERS,

@@ -9,10 +9,14 @@ REQUIRED_ANSWER_COLUMNS: tuple[str, ...] = (
     "method_a", "method_b", "choice", "chosen_method", "response_ms", "answered_at",
 )
 ANSWER_COLUMNS: tuple[str, ...] = (*REQUIRED_ANSWER_COLUMNS, *OPTIONAL_ANSWER_COLUMNS)
-PARTICIPANT_COLUMNS: tuple[str, ...] = (
+LANGUAGE = "language"
+# Appended later (participant languages); exports made before it lack the column.
+OPTIONAL_PARTICIPANT_COLUMNS: tuple[str, ...] = (LANGUAGE,)
+REQUIRED_PARTICIPANT_COLUMNS: tuple[str, ...] = (
     "study", "participant", "status", "started_at", "completed_at", "gender", "age",
     "ml_experience", "xai_experience", "simulated",
 )
+PARTICIPANT_COLUMNS: tuple[str, ...] = (*REQUIRED_PARTICIPANT_COLUMNS, *OPTIONAL_PARTICIPANT_COLUMNS)
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "answers.csv": ANSWER_COLUMNS, "participants.csv": PARTICIPANT_COLUMNS,
 }

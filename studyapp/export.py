@@ -62,6 +62,7 @@ def participant_rows(study: Study) -> Iterator[tuple[object, ...]]:
         yield (
             study.slug, p.public_id, p.status, iso_utc(p.started_at), iso_utc(p.completed_at), p.gender,
             "" if p.age is None else p.age, p.ml_experience, p.xai_experience, "true" if p.simulated else "false",
+            p.language,
         )  # fmt: skip
 
 
