@@ -148,7 +148,8 @@ QUESTION_FIELDS = tuple(
 
 
 def question_participant(token: str) -> Participant:
-    """The participant with only the fields a question page and an answer need, plus ``study_title``.
+    """The participant with only the fields a question page and an answer need, plus ``study_title`` and
+    ``question_prompt`` (the study's).
 
     One indexed query written out by hand: building the same select with the ORM costs several
     times the CPU, and this runs for every question shown and every answer given. It is also the
@@ -158,7 +159,7 @@ def question_participant(token: str) -> Participant:
     """
     columns = ", ".join(f"p.{name}" for name in QUESTION_FIELDS)
     sql = (
-        f"SELECT {columns}, s.title FROM {Participant._meta.db_table} p"
+        f"SELECT {columns}, s.title, s.question_prompt FROM {Participant._meta.db_table} p"
         f" JOIN {Study._meta.db_table} s ON s.id = p.study_id WHERE p.token = %s"
     )
     try:
@@ -170,8 +171,8 @@ def question_participant(token: str) -> Participant:
         row = fetch_one(sql, [token])
     if row is None:
         raise Http404("No such participant.")
-    participant = Participant.from_db(connection.alias, QUESTION_FIELDS, row[:-1])
-    participant.study_title = row[-1]
+    participant = Participant.from_db(connection.alias, QUESTION_FIELDS, row[:-2])
+    participant.study_title, participant.question_prompt = row[-2:]
     return participant
 
 

@@ -32,6 +32,7 @@ from ..flow import (
 from ..forms import AnswerForm, ConsentForm, DemographicsForm, shown_stamp
 from ..models import Participant, Study
 from ..protocol import INLINE, NEXT_HEADER, PAGE_HEADER
+from ..texts import question_prompt_html
 from ..throttle import check_enrolment
 
 COOKIE_SALT = "studyapp.participant-cookie"
@@ -206,15 +207,21 @@ def question(request: HttpRequest, token: str, position: int) -> HttpResponse:
 
 
 def _question_page(request: HttpRequest, participant: Participant, sequence: tuple[Question, ...],
-                   invalid: bool = False) -> HttpResponse:
-    """The page of the participant's first unanswered question, with the next one's images to preload."""
+                   invalid: bool = False, preview: bool = False) -> HttpResponse:
+    """The page of the participant's first unanswered question, with the next one's images to preload.
+
+    ``participant`` needs ``study_title`` and ``question_prompt`` besides its counters; ``preview``
+    shows the researcher's preview banner.
+    """
     shown = sequence[participant.answered]
     following = sequence[participant.answered + 1] if participant.answered + 1 < len(sequence) else None
     context = {
         "study_title": participant.study_title,
         "participant": participant,
         "question": shown,
+        "prompt": question_prompt_html(participant.question_prompt, shown.task, shown.predicted_class),
         "invalid": invalid,
+        "preview_banner": preview,
         "shown": shown_stamp(shown.item_pk),
         "answered": participant.answered,
         "preload": [url for url in (following.image_url, following.a_url, following.b_url) if url] if following else [],
