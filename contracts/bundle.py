@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 
 from contracts.blinding import revealing_fragment
 from contracts.render import render_record_id, render_record_problem
-from contracts.vocabulary import ANCHOR_METHOD, QUESTION_TYPES, RANDOM_METHOD
+from contracts.vocabulary import is_question_type, is_random_control, question_sides
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -166,8 +166,9 @@ def _check_pairs(pairs: list, classes: dict[str, list[str]]) -> list[str]:
 def _check_pair(pair: dict, where: str, classes: dict[str, list[str]]) -> list[str]:
     problems = []
     question = pair.get("question_type")
-    if question not in QUESTION_TYPES:
-        problems.append(f"{where}: question_type {pair.get('question_type')!r} is not one of {', '.join(QUESTION_TYPES)}")
+    if not is_question_type(question):
+        problems.append(f"{where}: question_type {pair.get('question_type')!r} is not of the form "
+                        "<method>_vs_<method> with two different lowercase method keys")
     dataset = pair.get("dataset")
     if dataset not in classes:
         problems.append(f"{where}: dataset {dataset!r} is not listed in datasets")
@@ -187,16 +188,16 @@ def _check_pair(pair: dict, where: str, classes: dict[str, list[str]]) -> list[s
         size = s.get("explanation_size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             problems.append(f"{where}: explanation_size {size!r} must be a non-negative integer or null")
-    if question in QUESTION_TYPES:
+    if is_question_type(question):
         problems += _check_methods(pair, question, [s.get("method") for s in stimuli], where)
     return problems
 
 
 def _check_methods(pair: dict, question_key: str, methods: list[Any], where: str) -> list[str]:
-    rivals = QUESTION_TYPES[question_key]
-    random_swap = rivals == (RANDOM_METHOD,)
-    if ANCHOR_METHOD not in methods or not any(m in rivals for m in methods):
-        return [f"{where}: a {question_key} pair must show {ANCHOR_METHOD} and {' or '.join(rivals)}, got {methods}"]
+    first, second = question_sides(question_key)
+    random_swap = is_random_control(question_key)
+    if not any(m in first for m in methods) or not any(m in second for m in methods):
+        return [f"{where}: a {question_key} pair must show {' or '.join(first)} and {' or '.join(second)}, got {methods}"]
     source = pair.get("random_source_image_id")
     if random_swap:
         if not isinstance(source, str) or not source:
