@@ -35,9 +35,11 @@ def find_participant(study: Study, external_id: str | None) -> Participant | Non
 
 def enrol(
     study: Study, *, external_id: str | None = None, simulated: bool = False, preview: bool = False,
-    only_new: bool = False,
+    only_new: bool = False, language: str = "",
 ) -> Participant:
     """Return the participant for ``external_id`` or create a new one with their stored sequence.
+
+    A new participant starts in ``language`` (default: the study's language).
 
     With ``only_new`` an existing participant raises ExternalIdTaken instead: on the study page an
     external id is no credential (anyone may know it), so it must not hand out that participant.
@@ -56,7 +58,10 @@ def enrol(
                 raise StudyUnavailable(f"study is {locked.status}")
             if locked.is_full():
                 raise StudyUnavailable("study is full")
-            participant = Participant.objects.create(study=locked, external_id=external_id or None, simulated=simulated)
+            participant = Participant.objects.create(
+                study=locked, external_id=external_id or None, simulated=simulated,
+                language=language or locked.language,
+            )
             try:
                 create_sequence(participant, options)
             except SequenceError as exc:  # rolls the new participant back
@@ -143,13 +148,14 @@ def mark_instructions_read(participant: Participant) -> None:
 QUESTION_FIELDS = tuple(
     f.attname
     for f in Participant._meta.concrete_fields
-    if f.attname in {"id", "token", "answered", "sequence_length", "demographics_at", "instructions_at", "completed_at"}
+    if f.attname in {"id", "token", "answered", "sequence_length", "demographics_at", "instructions_at", "completed_at",
+                      "language"}
 )
 
 
 def question_participant(token: str) -> Participant:
-    """The participant with only the fields a question page and an answer need, plus ``study_title`` and
-    ``question_prompt`` (the study's).
+    """The participant with only the fields a question page and an answer need, plus the study's
+    ``study_title``, ``question_prompt``, ``study_language`` and ``allow_browser_language``.
 
     One indexed query written out by hand: building the same select with the ORM costs several
     times the CPU, and this runs for every question shown and every answer given. It is also the
@@ -159,7 +165,8 @@ def question_participant(token: str) -> Participant:
     """
     columns = ", ".join(f"p.{name}" for name in QUESTION_FIELDS)
     sql = (
-        f"SELECT {columns}, s.title, s.question_prompt FROM {Participant._meta.db_table} p"
+        f"SELECT {columns}, s.title, s.question_prompt, s.language, s.allow_browser_language"
+        f" FROM {Participant._meta.db_table} p"
         f" JOIN {Study._meta.db_table} s ON s.id = p.study_id WHERE p.token = %s"
     )
     try:
@@ -171,8 +178,9 @@ def question_participant(token: str) -> Participant:
         row = fetch_one(sql, [token])
     if row is None:
         raise Http404("No such participant.")
-    participant = Participant.from_db(connection.alias, QUESTION_FIELDS, row[:-2])
-    participant.study_title, participant.question_prompt = row[-2:]
+    participant = Participant.from_db(connection.alias, QUESTION_FIELDS, row[:-4])
+    participant.study_title, participant.question_prompt, participant.study_language = row[-4:-1]
+    participant.allow_browser_language = bool(row[-1])
     return participant
 
 
