@@ -11,6 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from contracts import explanations as fields
+
 from .errors import BLAError
 from .features import stack_labels
 from .posthoc import cam, grad_cam
@@ -88,24 +90,24 @@ def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, meth
         if s is not None:
             soft.append(s.float().cpu())
     arrays = {
-        "image_ids": np.array(dataset.image_ids, dtype=str),
-        "image_paths": np.array(image_paths(run, split, out), dtype=str),
-        "labels": stack_labels(dataset).numpy().astype(np.int64),
-        "preds": torch.cat(preds).numpy().astype(np.int64),
-        "maps": torch.cat(maps).numpy().astype(np.float32),
-        "method": np.array(method),
-        "class_names": np.array(run.splits.class_names, dtype=str),
-        "dataset": np.array(run.splits.key),
-        "dataset_title": np.array(run.splits.title),
-        "dataset_task": np.array(run.splits.task),
-        "map_kind": np.array("continuous" if method in POSTHOC_METHODS else "hard"),
-        "provenance": np.array(json.dumps({
+        fields.IMAGE_IDS: np.array(dataset.image_ids, dtype=str),
+        fields.IMAGE_PATHS: np.array(image_paths(run, split, out), dtype=str),
+        fields.LABELS: stack_labels(dataset).numpy().astype(np.int64),
+        fields.PREDS: torch.cat(preds).numpy().astype(np.int64),
+        fields.MAPS: torch.cat(maps).numpy().astype(np.float32),
+        fields.METHOD: np.array(method),
+        fields.CLASS_NAMES: np.array(run.splits.class_names, dtype=str),
+        fields.DATASET: np.array(run.splits.key),
+        fields.DATASET_TITLE: np.array(run.splits.title),
+        fields.DATASET_TASK: np.array(run.splits.task),
+        fields.MAP_KIND: np.array(fields.CONTINUOUS if method in POSTHOC_METHODS else fields.HARD),
+        fields.PROVENANCE: np.array(json.dumps({
             "checkpoint_sha256": run.checkpoint_sha256, "run": str(Path(run_dir).resolve()),
             "config": asdict(run.config), "split": split, "seed": run.config.seed, "versions": versions(),
         }, sort_keys=True)),
     }
     if soft:
-        arrays["soft_maps"] = torch.cat(soft).numpy().astype(np.float32)
+        arrays[fields.SOFT_MAPS] = torch.cat(soft).numpy().astype(np.float32)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
