@@ -120,6 +120,11 @@ FILE_UPLOAD_HANDLERS = ["studyapp.security.NoFileUploads"]
 STUDY_IMPORT_MAX_PIXELS = int(os.environ.get("STUDY_IMPORT_MAX_PIXELS", str(16_000_000)))
 STUDY_IMPORT_MAX_SIDE = int(os.environ.get("STUDY_IMPORT_MAX_SIDE", "4096"))
 STUDY_IMPORT_MAX_MANIFEST_BYTES = int(os.environ.get("STUDY_IMPORT_MAX_MANIFEST_BYTES", str(10 * 1024 * 1024)))
+# Bundles uploaded as a .zip on the research pages (the only view that takes a file): the zip's size,
+# what it unpacks to, and how many members it may hold.
+STUDY_UPLOAD_MAX_BYTES = int(os.environ.get("STUDY_UPLOAD_MAX_BYTES", str(200 * 1024 * 1024)))
+STUDY_UPLOAD_MAX_UNPACKED_BYTES = int(os.environ.get("STUDY_UPLOAD_MAX_UNPACKED_BYTES", str(1024 * 1024 * 1024)))
+STUDY_UPLOAD_MAX_MEMBERS = int(os.environ.get("STUDY_UPLOAD_MAX_MEMBERS", "20000"))
 
 # Backups carry an HMAC-SHA256 tag under this key (default: derived from SECRET_KEY); a server
 # restoring another server's backup needs the same STUDY_BACKUP_KEY.
