@@ -21,6 +21,7 @@ from .errors import BLAError  # noqa: E402
 from .l2x import TRAINING_POOLINGS  # noqa: E402
 from .faithfulness import FILLS  # noqa: E402
 from .liveness import dead_warning  # noqa: E402
+from .library_methods import LIBRARY_METHODS  # noqa: E402
 from .training import TrainConfig, resolve_device  # noqa: E402
 
 
@@ -154,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Explain a split with a trained run and write the DESIGN.md explanations file.")
     explain.add_argument("--run", required=True, help="run folder (holds checkpoint.pt)")
     explain.add_argument("--split", default="val", choices=("train", "val"), help="split (default: %(default)s)")
-    explain.add_argument("--method", default=None, choices=("bla", "bla_t", "bla_ph", "l2x_f", "cam", "grad_cam"),
-                         help="default: the run's own method; cam for a baseline run")
+    explain.add_argument("--method", default=None, choices=("bla", "bla_t", "bla_ph", "l2x_f", "cam", "grad_cam", *LIBRARY_METHODS),
+                         help="default: the run's own method; cam for a baseline run. "
+                              "Library-backed (any run): " + ", ".join(LIBRARY_METHODS))
     explain.add_argument("--out", required=True, help="output .npz file")
     explain.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     explain.set_defaults(handler=cmd_explain)

@@ -17,22 +17,23 @@ from .errors import BLAError
 from .features import stack_labels
 from .posthoc import cam, grad_cam
 from .files import prepare_output_dir, write_atomic
+from .library_methods import LIBRARY_METHODS, library_maps
 from .training import LoadedRun, for_backbone, load_run, versions
 
 BLA_METHODS = ("bla", "bla_t", "bla_ph")
-POSTHOC_METHODS = ("cam", "grad_cam")
+POSTHOC_METHODS = ("cam", "grad_cam", *LIBRARY_METHODS)
 
 
 def explanation_method(run_method: str, requested: str | None) -> str:
-    """The method a run explains with: its own module, or CAM / Grad-CAM for a baseline."""
+    """The method a run explains with: its own module, CAM for a baseline, or any gradient/library method."""
     if requested is None:
         return "cam" if run_method == "baseline" else run_method
     if requested == run_method and run_method != "baseline":
         return requested
-    if requested == "grad_cam" or (requested == "cam" and run_method == "baseline"):
+    if requested in POSTHOC_METHODS[1:] or (requested == "cam" and run_method == "baseline"):
         return requested
     raise BLAError(f"a {run_method!r} run cannot give {requested!r} explanations; "
-                   "use its own method, or cam / grad_cam from a baseline run")
+                   f"use its own method, cam from a baseline run, or one of {', '.join(POSTHOC_METHODS[1:])}")
 
 
 @torch.no_grad()
@@ -44,7 +45,9 @@ def built_in_maps(run: LoadedRun, images: torch.Tensor) -> tuple[torch.Tensor, t
 
 
 def posthoc_maps(run: LoadedRun, images: torch.Tensor, method: str) -> tuple[torch.Tensor, torch.Tensor, None]:
-    """Predictions and CAM or Grad-CAM maps for the predicted class."""
+    """Predictions and post-hoc maps (CAM, Grad-CAM or a library method) for the predicted class."""
+    if method in LIBRARY_METHODS:
+        return (*library_maps(run.model, images, method), None)
     with torch.no_grad():
         preds = run.model(images, hard=True).logits.argmax(1)
     maps = cam(run.model, images, preds) if method == "cam" else grad_cam(run.model, images, preds)
@@ -104,6 +107,7 @@ def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, meth
         fields.PROVENANCE: np.array(json.dumps({
             "checkpoint_sha256": run.checkpoint_sha256, "run": str(Path(run_dir).resolve()),
             "config": asdict(run.config), "split": split, "seed": run.config.seed, "versions": versions(),
+            **({"explainer": LIBRARY_METHODS[method].record(maps[0].shape[1:])} if method in LIBRARY_METHODS else {}),
         }, sort_keys=True)),
     }
     if soft:
