@@ -32,9 +32,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from http_client import RunSummary, summarize, timed_participants  # noqa: E402
 from study_load import Server, add_port_argument, listen_port, manage  # noqa: E402
-
-from studyapp.simulation import RunSummary  # noqa: E402
 
 SLUG = "crash"
 DEFAULT_POSTGRES = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -163,7 +162,7 @@ def run_crash_load(
     """
     from django.conf import settings
 
-    from studyapp.simulation import SimulatedParticipant, simulation_marker, summarize
+    from studyapp.simulation import simulation_marker
     from tests.synthetic_bundle import write_synthetic_bundle
 
     database = f"bla_crash_{os.getpid()}_{secrets.token_hex(3)}"
@@ -186,10 +185,7 @@ def run_crash_load(
             conn.execute("UPDATE studyapp_study SET questions_per_cell = %s WHERE slug = %s", (questions_per_cell, SLUG))
         expected = participants * questions_per_cell * 6
         marker = simulation_marker(SLUG)
-        bots = [
-            SimulatedParticipant(server.url + f"/s/{SLUG}/", seed=seed * 1_000_003 + i, marker=marker, give_up_after_s=600)
-            for i in range(participants)
-        ]
+        bots = timed_participants(server.url + f"/s/{SLUG}/", participants, seed=seed, marker=marker, give_up_after_s=600)
         server.start()
         start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=participants) as pool:

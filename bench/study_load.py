@@ -239,7 +239,9 @@ def main() -> int:
 
         django.setup()
         from studyapp.models import Study
-        from studyapp.simulation import run_participants, simulation_marker, steady_window
+        from http_client import run_timed_participants, steady_window
+
+        from studyapp.simulation import simulation_marker
 
         Study.objects.filter(slug="load").update(questions_per_cell=args.questions_per_cell, attention_checks=0)
         server.start()
@@ -248,7 +250,7 @@ def main() -> int:
         load_before = os.getloadavg()[0]
         sampler = CpuSampler(server.process.pid)
         sampler.start()
-        reports, summary = run_participants(
+        reports, summary = run_timed_participants(
             server.url + "/s/load/", args.participants, seed=args.seed, marker=simulation_marker("load"),
             answer_every_s=every, fetch_images=args.fetch_images, inline=not args.plain_forms,
         )  # fmt: skip

@@ -1,31 +1,29 @@
 """Simulated participants that take a study over real HTTP, as a browser would: forms, cookies, CSRF.
 
-Used by the load benchmark, by ``simulate_participants`` and by crash tests. A bot reads the pages
-it gets, fills in the forms it finds and follows the server's redirects; it never touches the
-database. Connection failures and 5xx answers are retried by asking the server where to resume, so
-a bot survives a server restart; only answers the server acknowledged (a redirect after the POST,
-or the next question page in its response) are reported as acknowledged. Bots answer as study.js
-does (``inline``: the next page comes back in the answer's response) or, with ``inline=False``,
-as a browser without JavaScript. An attentive bot reads an attention check's instruction and
-gives the instructed answer; an inattentive one (``attentive=False``) never does.
-
-The transport is deliberately lean (``http.client`` on one kept-alive connection per bot, a regex
-form parser): in a load test the bots share the machine's cores with the server, so every
-millisecond of client CPU is taken from the server being measured.
+Used by ``simulate_participants``; the load and crash benches time the same bot (bench/http_client.py).
+A bot reads the pages it gets (the standard library's HTML parser), fills in the forms it finds and
+follows the server's redirects; it never touches the database. Connection failures and 5xx answers are
+retried by asking the server where to resume, so a bot survives a server restart; only answers the
+server acknowledged (a redirect after the POST, or the next question page in its response) are
+reported as acknowledged. Bots answer as study.js does (``inline``: the next page comes back in the
+answer's response) or, with ``inline=False``, as a browser without JavaScript. An attentive bot reads
+an attention check's instruction and gives the instructed answer; an inattentive one
+(``attentive=False``) never does.
 """
 from __future__ import annotations
 
 import http.client
 import random
-import select
-import statistics
 import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from http.cookies import SimpleCookie
+from http.cookiejar import CookieJar
+from typing import Any, Protocol
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from .protocol import INLINE, NEXT_HEADER, PAGE_HEADER
@@ -165,73 +163,47 @@ class Response:
         return self.status_code in (301, 302, 303, 307, 308) and "location" in self.headers
 
 
-class KeepAliveSession:
-    """One browser's HTTP: a kept-alive connection to one host and its cookies; redirects are not followed.
+class Session(Protocol):
+    """One browser's HTTP: cookies kept, redirects not followed; connection problems raise ``OSError``
+    or ``http.client.HTTPException``."""
 
-    Connection problems raise ``OSError`` (or ``http.client.HTTPException``) after the connection is
-    dropped, so the next request opens a fresh one.
-    """
+    def request(self, method: str, url: str, data: dict[str, str] | None = None, *, timeout: float = 10.0,
+                headers: dict[str, str] | None = None) -> Response: ...  # fmt: skip
+
+    def close(self) -> None: ...
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the bot follows redirects itself, to see where the server sends it
+
+
+class BrowserSession:
+    """A :class:`Session` on the standard library (``urllib`` with a cookie jar): one connection per request."""
 
     def __init__(self) -> None:
-        self.cookies: dict[str, str] = {}
-        self._conn: http.client.HTTPConnection | None = None
-        self._netloc = ""
+        self.cookies = CookieJar()
+        self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect)
 
-    def request(
-        self, method: str, url: str, data: dict[str, str] | None = None, *, allow_redirects: bool = False,
-        timeout: float = 10.0, headers: dict[str, str] | None = None,
-    ) -> Response:
+    def request(self, method: str, url: str, data: dict[str, str] | None = None, *, timeout: float = 10.0,
+                headers: dict[str, str] | None = None) -> Response:  # fmt: skip
         """Send one request (form-encoded ``data`` for a POST) and read the whole response."""
-        parts = urlsplit(url)
-        body = urlencode(data) if data is not None else None
-        headers = dict(headers or {})
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        conn = self._connection(parts.netloc, timeout)
+        body = urlencode(data).encode() if data is not None else None
+        req = urllib.request.Request(url, data=body, headers=dict(headers or {}), method=method)
         try:
-            conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body, headers=headers)
-            raw = conn.getresponse()
-            payload = raw.read()
-        except (OSError, http.client.HTTPException):
-            self.close()
-            raise
-        response_headers = {}
-        for name, value in raw.getheaders():
-            name = name.lower()
-            if name == "set-cookie":
-                self._store_cookie(value)
-            else:
-                response_headers[name] = value
-        if raw.will_close:
-            self.close()
-        return Response(raw.status, response_headers, payload.decode(raw.headers.get_content_charset() or "utf-8"))
-
-    def _connection(self, netloc: str, timeout: float) -> http.client.HTTPConnection:
-        if self._conn is not None and (netloc != self._netloc or self._dropped()):
-            self.close()
-        if self._conn is None:
-            self._conn = http.client.HTTPConnection(netloc, timeout=timeout)
-            self._netloc = netloc
-        return self._conn
-
-    def _dropped(self) -> bool:
-        """Whether the server closed the idle connection (readable with nothing to read means EOF)."""
-        sock = self._conn.sock if self._conn else None
-        return sock is not None and bool(select.select([sock], [], [], 0)[0])
-
-    def _store_cookie(self, header: str) -> None:
-        for morsel in SimpleCookie(header).values():
-            if morsel["max-age"] == "0":
-                self.cookies.pop(morsel.key, None)
-            else:
-                self.cookies[morsel.key] = morsel.value
+            with self._opener.open(req, timeout=timeout) as raw:
+                return _response(raw.status, raw.headers, raw.read())
+        except urllib.error.HTTPError as err:  # 3xx (not followed), 4xx and 5xx: still an answer
+            with err:
+                return _response(err.code, err.headers, err.read())
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Nothing is kept open between requests."""
+
+
+def _response(status: int, headers: http.client.HTTPMessage, payload: bytes) -> Response:
+    names = {name.lower(): value for name, value in headers.items() if name.lower() != "set-cookie"}
+    return Response(status, names, payload.decode(headers.get_content_charset() or "utf-8"))
 
 
 @dataclass
@@ -246,10 +218,6 @@ class BotReport:
     acknowledged: list[tuple[int, str]] = field(default_factory=list)
     checks: list[tuple[int, str, str]] = field(default_factory=list)
     """Attention checks answered: (position, instructed choice, the choice sent)."""
-    acknowledged_at: list[float] = field(default_factory=list)
-    latencies_ms: list[float] = field(default_factory=list)
-    answer_latencies_ms: list[float] = field(default_factory=list)
-    answer_arrived_at: list[float] = field(default_factory=list)
     server_errors: int = 0
     connection_errors: int = 0
     errors: list[str] = field(default_factory=list)
@@ -263,11 +231,8 @@ class ServerUnavailable(Exception):
 class SimulatedParticipant:
     """One bot taking the study at ``study_url`` (the link a researcher hands out).
 
-    By default the bot answers after a random pause drawn from ``think_s``. With ``answer_every_s``
-    it follows a fixed schedule instead (open loop): its k-th answer is due ``schedule_offset_s +
-    k * answer_every_s`` after it first sees a question, and a late answer is sent at once. An
-    answer's latency runs from the moment it was due (or sent, without a schedule) until the page
-    the server redirected to has arrived, so a slow server cannot hide behind a bot that waited.
+    It answers after a random pause drawn from ``think_s``. Subclasses may time it through the hooks
+    :meth:`_send`, :meth:`_answer_due`, :meth:`_page_arrived` and :meth:`_acknowledge`.
     """
 
     study_url: str
@@ -276,22 +241,20 @@ class SimulatedParticipant:
     marker: str | None = None
     chooser: Chooser = random_choice
     think_s: tuple[float, float] = (0.0, 0.0)
-    answer_every_s: float | None = None
-    schedule_offset_s: float = 0.0
     fetch_images: bool = False
     inline: bool = True
     attentive: bool = True
     timeout_s: float = 10.0
     give_up_after_s: float = 120.0
     max_steps: int = 1000
+    session: Session = field(default_factory=BrowserSession)
+
+    report_type = BotReport
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.external_id = self.external_id or f"bot-{uuid.UUID(int=self.rng.getrandbits(128)).hex}"
-        self.session = KeepAliveSession()
-        self.report = BotReport(external_id=self.external_id, attentive=self.attentive)
-        self._schedule_origin: float | None = None
-        self._answer_started: float | None = None
+        self.report = self.report_type(external_id=self.external_id, attentive=self.attentive)
 
     def run(self) -> BotReport:
         """Take the whole study; never raises, problems end up in the report."""
@@ -310,18 +273,29 @@ class SimulatedParticipant:
             query["sim"] = self.marker
         return f"{self.study_url}?{urlencode(query)}"
 
+    def _send(self, method: str, url: str, data: dict[str, str] | None, headers: dict[str, str] | None) -> Response:
+        """One request through the session (hook: a timing subclass measures it)."""
+        return self.session.request(method, url, data=data, timeout=self.timeout_s, headers=headers)
+
+    def _answer_due(self, answered: int) -> None:
+        """Called before the answer after ``answered`` acknowledged ones is sent: the bot thinks."""
+        if self.think_s[1] > 0:
+            time.sleep(self.rng.uniform(*self.think_s))
+
+    def _page_arrived(self) -> None:
+        """Called when the page that follows an answer (or the end of the study) has arrived."""
+
+    def _acknowledge(self, position: int, choice: str) -> None:
+        """Called when the server acknowledged the answer ``choice`` at ``position``."""
+        self.report.acknowledged.append((position, choice))
+
     def _request(self, method: str, url: str, data: dict[str, str] | None = None,
-                 headers: dict[str, str] | None = None) -> Response:
-        start = time.perf_counter()
+                 headers: dict[str, str] | None = None) -> Response:  # fmt: skip
         try:
-            response = self.session.request(method, url, data=data, allow_redirects=False, timeout=self.timeout_s,
-                                            headers=headers)  # fmt: skip
+            response = self._send(method, url, data, headers)
         except (OSError, http.client.HTTPException) as exc:
             self.report.connection_errors += 1
-            self._answer_started = None
             raise ServerUnavailable(f"{type(exc).__name__}: {exc}") from None
-        elapsed = (time.perf_counter() - start) * 1000
-        self.report.latencies_ms.append(elapsed)
         if response.status_code >= 500:
             self.report.server_errors += 1
             raise ServerUnavailable(f"{method} {urlsplit(url).path} answered {response.status_code}")
@@ -356,7 +330,7 @@ class SimulatedParticipant:
         response = page or self._request("GET", url)
         if response.is_redirect:
             return self._follow(url, response), None
-        self._end_answer()
+        self._page_arrived()
         if response.status_code != 200:
             self.report.errors.append(f"GET {urlsplit(url).path} answered {response.status_code}")
             return None, None
@@ -377,7 +351,7 @@ class SimulatedParticipant:
         instructed = instructed_choice(response.text)
         data, position, choice = self._fill(form, path, instructed)
         if choice is not None:
-            self._wait_for_answer_time(len(self.report.acknowledged))
+            self._answer_due(len(self.report.acknowledged))
         target = urljoin(url, form.action or path)
         inline = self.inline and choice is not None
         posted = self._request("POST", target, data, headers={NEXT_HEADER: INLINE} if inline else None)
@@ -389,40 +363,18 @@ class SimulatedParticipant:
             self.report.errors.append(f"POST {path} answered {posted.status_code}")
             return None, None
         if position is not None and choice is not None:
-            self.report.acknowledged.append((position, choice))
-            self.report.acknowledged_at.append(time.perf_counter())
+            self._acknowledge(position, choice)
             if instructed is not None:
                 self.report.checks.append((position, instructed, choice))
         if next_page is not None:
             return urljoin(target, next_page), posted
         return self._follow(target, posted), None
 
-    def _end_answer(self) -> None:
-        """Record the latency of the answer in flight: the page it leads to has arrived."""
-        if self._answer_started is not None:
-            now = time.perf_counter()
-            self.report.answer_latencies_ms.append((now - self._answer_started) * 1000)
-            self.report.answer_arrived_at.append(now)
-            self._answer_started = None
-
-    def _wait_for_answer_time(self, answered: int) -> None:
-        """Sleep until the next answer is due; remember when it was due (or sent) for its latency."""
-        if self.answer_every_s is None:
-            if self.think_s[1] > 0:
-                time.sleep(self.rng.uniform(*self.think_s))
-            self._answer_started = time.perf_counter()
-            return
-        if self._schedule_origin is None:
-            self._schedule_origin = time.perf_counter() + self.schedule_offset_s
-        due = self._schedule_origin + answered * self.answer_every_s
-        time.sleep(max(0.0, due - time.perf_counter()))
-        self._answer_started = min(due, time.perf_counter())
-
     def _follow(self, url: str, response: Response) -> str | None:
         location = urljoin(url, response.headers["location"])
         parts = urlsplit(location)
         if parts.netloc != urlsplit(self.study_url).netloc:  # the study's completion redirect
-            self._end_answer()
+            self._page_arrived()
             self.report.completed = True
             return None
         if parts.path.startswith("/p/"):
@@ -447,7 +399,6 @@ class SimulatedParticipant:
             data["client_ms"] = str(self.rng.randint(400, 6000))
         return data, position, choice
 
-
     def _check_answer(self, instructed: str, chosen: str, choice_values: list[str]) -> str:
         """The instructed answer from an attentive bot; from an inattentive one its own choice, never the instructed."""
         if self.attentive:
@@ -456,129 +407,50 @@ class SimulatedParticipant:
 
 
 @dataclass(frozen=True)
-class RunSummary:
-    """Totals over many bots, as the benchmark and the simulation command print them."""
+class Totals:
+    """What many bots did, as ``simulate_participants`` prints it."""
 
     participants: int
     completed: int
     turned_away: int
     failed: int
     answers: int
-    requests: int
     seconds: float
-    answers_per_s: float
-    p50_ms: float
-    p95_ms: float
-    answer_p50_ms: float
-    answer_p95_ms: float
     server_errors: int
     connection_errors: int
-    steady_answers_per_s: float = 0.0
-    steady_seconds: float = 0.0
-    steady_answer_p50_ms: float = 0.0
-    steady_answer_p95_ms: float = 0.0
-    attention_checks: int = 0
-    attention_checks_passed: int = 0
+    attention_checks: int
+    attention_checks_passed: int
 
 
-def _percentile(values: list[float], q: int) -> float:
-    if len(values) < 2:
-        return values[0] if values else 0.0
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
-def steady_window(reports: list[BotReport]) -> tuple[float, float] | None:
-    """The time while every bot was answering: from the last first answer to the first last answer
-    (no ramp-up with enrolments, no ramp-down with fewer participants); None if there is none."""
-    times = [r.acknowledged_at for r in reports if r.acknowledged_at]
-    if not times:
-        return None
-    start, end = max(t[0] for t in times), min(t[-1] for t in times)
-    return (start, end) if end > start else None
-
-
-def steady_rate(reports: list[BotReport]) -> tuple[float, float]:
-    """Answers per second in the :func:`steady_window` and its length: the sustained rate."""
-    window = steady_window(reports)
-    if window is None:
-        return 0.0, 0.0
-    start, end = window
-    inside = sum(start < at <= end for r in reports for at in r.acknowledged_at)
-    return inside / (end - start), end - start
-
-
-def steady_answer_latencies(reports: list[BotReport]) -> list[float]:
-    """Latencies of the answers whose next page arrived inside the :func:`steady_window`."""
-    window = steady_window(reports)
-    if window is None:
-        return []
-    start, end = window
-    return [ms for r in reports for ms, at in zip(r.answer_latencies_ms, r.answer_arrived_at, strict=True)
-            if start < at <= end]  # fmt: skip
-
-
-def summarize(reports: list[BotReport], seconds: float) -> RunSummary:
-    """Throughput and latency percentiles: all requests; answers (until the next page has arrived) over
-    the whole run and in the :func:`steady_window`."""
-    latencies = [ms for r in reports for ms in r.latencies_ms]
-    answer_latencies = [ms for r in reports for ms in r.answer_latencies_ms]
-    steady_latencies = steady_answer_latencies(reports)
-    answers = sum(len(r.acknowledged) for r in reports)
-    steady, steady_seconds = steady_rate(reports)
-    return RunSummary(
+def totals(reports: list[BotReport], seconds: float) -> Totals:
+    """Counts over the bots' reports (``seconds``: how long they ran)."""
+    return Totals(
         participants=len(reports),
         completed=sum(r.completed for r in reports),
         turned_away=sum(r.turned_away for r in reports),
         failed=sum(bool(r.errors) for r in reports),
-        answers=answers,
-        requests=len(latencies),
+        answers=sum(len(r.acknowledged) for r in reports),
         seconds=seconds,
-        answers_per_s=answers / seconds if seconds > 0 else 0.0,
-        p50_ms=_percentile(latencies, 50),
-        p95_ms=_percentile(latencies, 95),
-        answer_p50_ms=_percentile(answer_latencies, 50),
-        answer_p95_ms=_percentile(answer_latencies, 95),
         server_errors=sum(r.server_errors for r in reports),
         connection_errors=sum(r.connection_errors for r in reports),
-        steady_answers_per_s=steady,
-        steady_seconds=steady_seconds,
-        steady_answer_p50_ms=_percentile(steady_latencies, 50),
-        steady_answer_p95_ms=_percentile(steady_latencies, 95),
         attention_checks=sum(len(r.checks) for r in reports),
         attention_checks_passed=sum(instructed == sent for r in reports for _, instructed, sent in r.checks),
     )
 
 
-def run_participants(
-    study_url: str,
-    n: int,
-    *,
-    concurrency: int | None = None,
-    seed: int = 0,
-    marker: str | None = None,
-    chooser: Chooser = random_choice,
-    think_s: tuple[float, float] = (0.0, 0.0),
-    answer_every_s: float | None = None,
-    fetch_images: bool = False,
-    inline: bool = True,
-    inattentive_share: float = 0.0,
-    on_done: Callable[[BotReport], None] | None = None,
-) -> tuple[list[BotReport], RunSummary]:
-    """Run ``n`` bots, ``concurrency`` at a time (default: all at once); return their reports and totals.
-
-    With ``answer_every_s`` each bot answers on a fixed schedule, the bots' schedules spread evenly
-    over one interval, so together they offer ``n / answer_every_s`` answers per second. ``inline``
-    answers as study.js does (next page in the answer's response); False as a browser without
-    JavaScript (post, redirect, get). ``inattentive_share`` of the bots (drawn from ``seed``) answer
-    every attention check wrongly.
-    """
+def make_participants(study_url: str, n: int, *, seed: int = 0, inattentive_share: float = 0.0,
+                      bot: type[SimulatedParticipant] = SimulatedParticipant, **options: Any,
+                      ) -> list[SimulatedParticipant]:  # fmt: skip
+    """``n`` bots of class ``bot`` with seeds derived from ``seed``; ``inattentive_share`` of them (drawn
+    from ``seed``) answer every attention check wrongly; ``options`` go to every bot."""
     inattentive = set(random.Random(seed).sample(range(n), round(n * inattentive_share)))
-    bots = [
-        SimulatedParticipant(study_url, seed=seed * 1_000_003 + i, marker=marker, chooser=chooser, think_s=think_s,
-                             answer_every_s=answer_every_s, schedule_offset_s=(answer_every_s or 0.0) * i / max(n, 1),
-                             fetch_images=fetch_images, inline=inline, attentive=i not in inattentive)  # fmt: skip
-        for i in range(n)
-    ]
+    return [bot(study_url, seed=seed * 1_000_003 + i, attentive=i not in inattentive, **options) for i in range(n)]
+
+
+def run_bots(bots: Iterable[SimulatedParticipant], *, concurrency: int | None = None,
+             on_done: Callable[[BotReport], None] | None = None) -> tuple[list[BotReport], float]:  # fmt: skip
+    """Run the bots, ``concurrency`` at a time (default: all at once); their reports and the seconds taken."""
+    bots = list(bots)
 
     def run(bot: SimulatedParticipant) -> BotReport:
         report = bot.run()
@@ -587,9 +459,28 @@ def run_participants(
         return report
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency or max(n, 1)) as pool:
+    with ThreadPoolExecutor(max_workers=concurrency or max(len(bots), 1)) as pool:
         reports = list(pool.map(run, bots))
-    return reports, summarize(reports, time.perf_counter() - start)
+    return reports, time.perf_counter() - start
+
+
+def run_participants(
+    study_url: str,
+    n: int,
+    *,
+    concurrency: int | None = None,
+    seed: int = 0,
+    inattentive_share: float = 0.0,
+    on_done: Callable[[BotReport], None] | None = None,
+    **options: Any,
+) -> tuple[list[BotReport], Totals]:
+    """Run ``n`` bots (see :func:`make_participants`, :func:`run_bots`); return their reports and totals.
+
+    ``options`` go to every :class:`SimulatedParticipant` (``marker``, ``chooser``, ``inline``, ...).
+    """
+    bots = make_participants(study_url, n, seed=seed, inattentive_share=inattentive_share, **options)
+    reports, seconds = run_bots(bots, concurrency=concurrency, on_done=on_done)
+    return reports, totals(reports, seconds)
 
 
 def simulation_marker(study_slug: str) -> str:

@@ -1,6 +1,9 @@
 """``manage.py simulate_participants``: bots over real HTTP with a choice policy, marked simulated."""
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -29,3 +32,19 @@ def test_bad_policy_is_one_clear_error_and_nobody_is_created(study: Study, polic
     with pytest.raises(CommandError, match=message):
         call_command("simulate_participants", "--study", study.slug, "--n", "1", "--policy", policy)
     assert not Participant.objects.exists()
+
+
+def test_nothing_listening_at_the_url_is_one_clear_error_within_seconds(study: Study):
+    with socket.socket() as sock:  # a port nobody listens on: bound, never listened, then closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(CommandError, match=rf"^Nothing answers at --url http://127.0.0.1:{port} \(.+\): start the study server"):
+        call_command("simulate_participants", "--study", study.slug, "--n", "2", "--url", f"http://127.0.0.1:{port}")
+    assert time.monotonic() - start < 10
+    assert not Participant.objects.exists()
+
+
+def test_an_url_without_a_host_is_refused(study: Study):
+    with pytest.raises(CommandError, match="is not an http:// or https:// address with a host"):
+        call_command("simulate_participants", "--study", study.slug, "--url", "127.0.0.1:8000")

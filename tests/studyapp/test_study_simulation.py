@@ -1,23 +1,25 @@
-"""Simulated participants over real HTTP (live server): forms, cookies, CSRF; nothing lost, bots marked."""
+"""Simulated participants over real HTTP (live server): forms, cookies, CSRF; nothing lost, bots marked.
+
+The app's bot (studyapp.simulation) and the benches' timed bot on a kept-alive connection (bench/http_client.py).
+"""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
-import requests
 
 from studyapp.models import Answer, Participant, Study
-from studyapp.simulation import (
-    BotReport,
-    SimulatedParticipant,
-    instructed_choice,
-    parse_page,
-    run_participants,
-    simulation_marker,
-    steady_answer_latencies,
-    steady_rate,
-    steady_window,
-)
+from studyapp.simulation import SimulatedParticipant, instructed_choice, parse_page, run_participants, simulation_marker
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from http_client import TimedParticipant, run_timed_participants  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _stored_answers() -> set[tuple[str, int, str]]:
+    return set(Answer.objects.values_list("item__participant__token", "item__position", "choice"))
 
 
 @pytest.mark.parametrize("inline", [True, False], ids=["like-study-js", "plain-forms"])
@@ -26,19 +28,23 @@ def test_bots_take_the_study_and_every_acknowledged_answer_is_stored(live_server
     reports, summary = run_participants(url, 4, concurrency=4, seed=3, marker=simulation_marker(study.slug), inline=inline)
     assert [r.errors for r in reports] == [[]] * 4
     assert summary.completed == 4 and summary.answers == 48 and summary.server_errors == 0
+    assert _stored_answers() == {(r.token, pos, c) for r in reports for pos, c in r.acknowledged}
+    assert Participant.objects.filter(simulated=True, completed_at__isnull=False).count() == 4
+    assert sorted(Participant.objects.values_list("external_id", flat=True)) == sorted(r.external_id for r in reports)
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["like-study-js", "plain-forms"])
+def test_timed_bots_time_every_request_and_answer(live_server, study: Study, inline: bool):
+    url = live_server.url + study.get_absolute_url()
+    reports, summary = run_timed_participants(url, 3, seed=3, marker=simulation_marker(study.slug), inline=inline)
+    assert [r.errors for r in reports] == [[]] * 3 and summary.answers == 36
     # Study page, consent, demographics (get, post), instructions (get, post), first question: 7 requests.
     # Then study.js's way takes one request per answer (and the thank-you page after the last one),
     # plain forms two (the POST, then the page it redirects to, the last time the thank-you page).
-    assert all(len(r.answer_latencies_ms) == 12 for r in reports)
-    assert summary.requests == 4 * (7 + (12 + 1 if inline else 12 * 2))
-    stored = {
-        (p, pos, c)
-        for p, pos, c in Answer.objects.values_list("item__participant__token", "item__position", "choice")
-    }
-    acknowledged = {(r.token, pos, c) for r in reports for pos, c in r.acknowledged}
-    assert stored == acknowledged
-    assert Participant.objects.filter(simulated=True, completed_at__isnull=False).count() == 4
-    assert sorted(Participant.objects.values_list("external_id", flat=True)) == sorted(r.external_id for r in reports)
+    assert all(len(r.answer_latencies_ms) == len(r.acknowledged_at) == 12 for r in reports)
+    assert summary.requests == 3 * (7 + (12 + 1 if inline else 12 * 2))
+    assert 0 < summary.answer_p50_ms <= summary.answer_p95_ms
+    assert _stored_answers() == {(r.token, pos, c) for r in reports for pos, c in r.acknowledged}
 
 
 def test_a_bot_without_marker_is_not_simulated_and_a_forged_marker_is_refused(live_server, study: Study):
@@ -49,9 +55,10 @@ def test_a_bot_without_marker_is_not_simulated_and_a_forged_marker_is_refused(li
     assert not forged.completed and forged.errors == ["POST /s/pilot/ answered 400"]
 
 
-def test_a_bot_resumes_after_the_server_lost_a_response(live_server, study: Study, monkeypatch):
+@pytest.mark.parametrize("bot_class", [SimulatedParticipant, TimedParticipant])
+def test_a_bot_resumes_after_the_server_lost_a_response(live_server, study: Study, monkeypatch, bot_class):
     url = live_server.url + study.get_absolute_url()
-    bot = SimulatedParticipant(url, seed=5)
+    bot = bot_class(url, seed=5)
     real = bot.session.request
     dropped = []
 
@@ -59,7 +66,7 @@ def test_a_bot_resumes_after_the_server_lost_a_response(live_server, study: Stud
         response = real(method, target, **kwargs)
         if method == "POST" and "/q/3/" in target and not dropped:
             dropped.append(target)  # the answer was stored, but the bot never hears back
-            raise requests.ConnectionError("connection reset")
+            raise ConnectionResetError("connection reset")
         return response
 
     monkeypatch.setattr(bot.session, "request", flaky)
@@ -89,15 +96,3 @@ def test_page_parser_reads_unquoted_attributes_entities_and_labels_before_the_ke
     (form,), _ = parse_page(html)
     assert (form.action, form.fields, form.buttons) == ("/go?a=1&b=2", {"h": "x"}, [("choice", "A"), ("choice", "equal")])
     assert instructed_choice(html) == "equal"
-
-
-def test_steady_window_counts_only_answers_while_every_bot_was_answering():
-    early = BotReport("a", acknowledged_at=[1.0, 2.0, 3.0, 4.0], answer_latencies_ms=[900.0, 10.0, 20.0, 30.0],
-                      answer_arrived_at=[1.5, 2.1, 3.1, 4.1])  # fmt: skip
-    late = BotReport("b", acknowledged_at=[2.5, 3.5, 5.0], answer_latencies_ms=[40.0, 50.0, 800.0],
-                     answer_arrived_at=[2.6, 3.6, 5.1])  # fmt: skip
-    assert steady_window([early, late]) == (2.5, 4.0)
-    assert sorted(steady_answer_latencies([early, late])) == [20.0, 40.0, 50.0]  # arrived in (2.5, 4.0]
-    rate, seconds = steady_rate([early, late])
-    assert seconds == 1.5 and rate == 3 / 1.5  # acknowledged at 3.0, 4.0 and 3.5
-    assert steady_window([BotReport("c", acknowledged_at=[1.0])]) is None

@@ -1,7 +1,9 @@
 """``manage.py simulate_participants --study SLUG --n 50``: bots take the study over real HTTP."""
 from __future__ import annotations
 
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -42,6 +44,7 @@ class Command(BaseCommand):
             chooser = parse_policy(options["policy"])
         except ValidationError as exc:
             raise CommandError(f"--policy: {exc.messages[0]}.") from None
+        _check_listening(options["url"])
         study_url = options["url"].rstrip("/") + study.get_absolute_url()
 
         def close_connection(_report) -> None:
@@ -61,3 +64,19 @@ class Command(BaseCommand):
         )
         if problems:
             raise CommandError(f"{len(problems)} participants failed; first: {problems[0]}")
+
+
+def _check_listening(url: str, timeout_s: float = 5.0) -> None:
+    """Refuse at once, in one sentence, when nothing accepts connections at ``url`` (the bots would retry for minutes)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CommandError(f"--url {url!r} is not an http:// or https:// address with a host.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CommandError(
+            f"Nothing answers at --url {url} ({reason}): start the study server first "
+            "(manage.py runserver, in a second terminal) or pass the address it listens on."
+        ) from None
