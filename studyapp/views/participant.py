@@ -30,6 +30,7 @@ from ..flow import (
     record_answer,
 )
 from ..forms import AnswerForm, ConsentForm, DemographicsForm, shown_stamp
+from ..language import enter_language, newcomer_language, participant_page, shown_text
 from ..models import Participant, Study
 from ..protocol import INLINE, NEXT_HEADER, PAGE_HEADER
 from ..texts import question_prompt_html
@@ -50,6 +51,13 @@ def study_cookie_name(study: Study) -> str:
 def _participant(token: str) -> Participant:
     """The participant of a token from the URL (the ``token`` path converter admits only token characters)."""
     return get_object_or_404(Participant.objects.select_related("study"), token=token)
+
+
+def _participant_language(request: HttpRequest, participant: Participant) -> HttpResponse | None:
+    """The language switch's redirect, or None with the participant's language active for the page."""
+    study = participant.study
+    return enter_language(request, chosen=participant.language, study_language=study.language,
+                          allowed=study.allow_browser_language, participant=participant)  # fmt: skip
 
 
 def _is_preview(request: HttpRequest, study: Study) -> bool:
@@ -82,12 +90,18 @@ def _external_id(request: HttpRequest) -> str | None:
 
 
 @never_cache
+@participant_page
 @require_http_methods(["GET", "POST"])
 def study_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The study link: information and consent; a returning visitor goes straight to their next step."""
     study = get_object_or_404(Study, slug=slug)
     external_id = _external_id(request)
     returning = _returning(request, study, external_id)
+    language = newcomer_language(request, study)
+    switched = enter_language(request, chosen=language, study_language=study.language,
+                              allowed=study.allow_browser_language, participant=returning)  # fmt: skip
+    if switched is not None:
+        return switched
     if returning is not None:
         return redirect(next_url(returning))
     if find_participant(study, external_id) is not None:
@@ -108,6 +122,7 @@ def study_page(request: HttpRequest, slug: str) -> HttpResponse:
                     simulated=form.cleaned_data["sim"],
                     preview=preview,
                     only_new=True,
+                    language=language,
                 )
             except StudyUnavailable:
                 return _unavailable(request, study, status=403)
@@ -138,10 +153,13 @@ def resume(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @never_cache
+@participant_page
 @require_http_methods(["GET", "POST"])
 def demographics(request: HttpRequest, token: str) -> HttpResponse:
     """Gender, age and ML/XAI experience; answered once."""
     participant = _participant(token)
+    if switched := _participant_language(request, participant):
+        return switched
     if participant.demographics_at is not None:
         return redirect(next_url(participant))
     form = DemographicsForm(request.POST or None, instance=participant)
@@ -158,10 +176,13 @@ def demographics(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @never_cache
+@participant_page
 @require_http_methods(["GET", "POST"])
 def instructions(request: HttpRequest, token: str) -> HttpResponse:
     """The study's instructions; continuing records that they were read."""
     participant = _participant(token)
+    if switched := _participant_language(request, participant):
+        return switched
     if participant.demographics_at is None or participant.instructions_at is not None:
         return redirect(next_url(participant))
     if request.method == "POST":
@@ -176,6 +197,7 @@ def instructions(request: HttpRequest, token: str) -> HttpResponse:
 # fails the form; masking a fresh CSRF token on every question page was a tenth of its CPU.
 @csrf_exempt
 @never_cache
+@participant_page
 @require_http_methods(["GET", "POST"])
 def question(request: HttpRequest, token: str, position: int) -> HttpResponse:
     """One question; only the first unanswered one can be answered, anything else moves the participant on.
@@ -185,6 +207,10 @@ def question(request: HttpRequest, token: str, position: int) -> HttpResponse:
     and its URL in ``X-Study-Page``: one request per answer instead of two.
     """
     participant = question_participant(token)
+    switched = enter_language(request, chosen=participant.language, study_language=participant.study_language,
+                              allowed=participant.allow_browser_language, participant=participant)  # fmt: skip
+    if switched is not None:
+        return switched
     current = participant.answered + 1
     if participant.demographics_at is None or participant.instructions_at is None or position != current:
         return redirect(next_url(participant))
@@ -219,7 +245,7 @@ def _question_page(request: HttpRequest, participant: Participant, sequence: tup
         "study_title": participant.study_title,
         "participant": participant,
         "question": shown,
-        "prompt": question_prompt_html(participant.question_prompt, shown.task, shown.predicted_class),
+        "prompt": question_prompt_html(shown_text(participant.question_prompt), shown.task, shown.predicted_class),
         "invalid": invalid,
         "preview_banner": preview,
         "shown": shown_stamp(shown.item_pk),
@@ -230,10 +256,13 @@ def _question_page(request: HttpRequest, participant: Participant, sequence: tup
 
 
 @never_cache
+@participant_page
 @require_GET
 def done(request: HttpRequest, token: str) -> HttpResponse:
     """Thank-you page with the completion code, or the study's completion redirect; only after the last answer."""
     participant = _participant(token)
+    if switched := _participant_language(request, participant):
+        return switched
     if participant.completed_at is None:
         if participant.instructions_at is None or participant.answered < participant.sequence_length:
             return redirect(next_url(participant))
