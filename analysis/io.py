@@ -7,6 +7,8 @@ a row that repeats an earlier row of the same file in every column (e.g. two exp
 together). Rows that share a key but differ anywhere else are an error — which one is right
 cannot be known.
 
+Methods are data: any well-formed method key and any question type ``{a}_vs_{b}`` whose two
+shown methods form it (:func:`analysis.comparisons.comparison_sides`) is accepted.
 Attention-check rows (question type ``attention_check``, docs/formats.md) are validated like other
 answers plus their ``expected_choice``, and kept apart from the preference answers: they never
 count in preference statistics. An export made before attention checks has no
@@ -17,16 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
+from analysis.comparisons import comparison_sides
 from analysis.vocabulary import (
     REQUIRED_ANSWER_COLUMNS, ATTENTION_CHECK, BLA_T, CHOICES, EQUAL, EXPECTED_CHOICE, EXPERIENCE_LABELS,
-    FALSE_WORDS, KNOWN_METHODS, NOT_GIVEN, QUESTION_TYPES, REQUIRED_PARTICIPANT_COLUMNS, STATUSES,
-    TRUE_WORDS,
+    FALSE_WORDS, NOT_GIVEN, REQUIRED_PARTICIPANT_COLUMNS, STATUSES, TRUE_WORDS,
 )
+from contracts.vocabulary import parse_question_type, validate_method_key
 
 ANSWER_KEY = ["study", "participant", "position"]
 PARTICIPANT_KEY = ["study", "participant"]
@@ -92,23 +95,17 @@ def read_answers(path: Path) -> tuple[pd.DataFrame, list[str]]:
     df["response_ms"] = response.astype(np.float64)
     df, warnings = _drop_repeated_rows(path, df, ANSWER_KEY, "answer")
 
-    _check_allowed(path, df, "question_type", (*QUESTION_TYPES, ATTENTION_CHECK))
     is_check = (df["question_type"] == ATTENTION_CHECK).to_numpy()
+    _check_each(path, df, ["question_type"], "question_type", parse_question_type,
+                ~is_check)
     _check_expected_choice(path, df, is_check)
-    _check_allowed(path, df, "method_a", KNOWN_METHODS)
-    _check_allowed(path, df, "method_b", KNOWN_METHODS)
+    _check_each(path, df, ["method_a"], "method_a", validate_method_key)
+    _check_each(path, df, ["method_b"], "method_b", validate_method_key)
     _check_allowed(path, df, "choice", CHOICES)
-    _check_allowed(path, df, "chosen_method", (*KNOWN_METHODS, EQUAL))
     df["other_method"] = np.where(df["method_a"] == BLA_T, df["method_b"], df["method_a"])
-    allowed_pair = is_check.copy()  # a check shows any pair's images
-    for question_type, others in QUESTION_TYPES.items():
-        allowed_pair |= ((df["question_type"] == question_type)
-                         & ((df["method_a"] == BLA_T) | (df["method_b"] == BLA_T))
-                         & df["other_method"].isin(others)).to_numpy()
-    _fail_first(path, df, ~allowed_pair, "method_b",
-                lambda row: f"methods {row['method_a']!r} and {row['method_b']!r} do not form "
-                f"question type {row['question_type']!r} (BLA-T against "
-                f"{' or '.join(QUESTION_TYPES[row['question_type']])})")
+    # A check shows any pair's images; every other answer's methods form its question type.
+    _check_each(path, df, ["question_type", "method_a", "method_b"], "method_b",
+                comparison_sides, ~is_check)
     shown = np.select([df["choice"] == "A", df["choice"] == "B"],
                       [df["method_a"], df["method_b"]], default=EQUAL)
     _fail_first(path, df, df["chosen_method"] != shown, "chosen_method",
@@ -192,6 +189,27 @@ def _fail_first(path: Path, df: pd.DataFrame, bad: pd.Series | np.ndarray, colum
     if bad.any():
         row = df.iloc[int(np.argmax(bad))]
         raise InputError(f"{path}, data row {row['row']}, column {column!r}: {describe(row)}")
+
+
+def _check_each(path: Path, df: pd.DataFrame, columns: list[str], column: str,
+                check: Callable[..., object], rows: np.ndarray | None = None) -> None:
+    """Fail on the first of ``rows`` (default all) whose ``columns`` values ``check`` refuses.
+
+    ``check`` takes the values of ``columns`` and raises ValueError with one sentence; it is
+    called once per distinct combination, so the cost does not grow with the rows.
+    """
+    rows = np.ones(len(df), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    values = df.loc[rows, columns].astype(str).drop_duplicates()
+    problems = {}
+    for combination in values.itertuples(index=False):
+        try:
+            check(*combination)
+        except ValueError as error:
+            problems[tuple(combination)] = str(error)
+    if problems:
+        bad = rows & pd.MultiIndex.from_frame(df[columns].astype(str)).isin(list(problems))
+        _fail_first(path, df, bad, column,
+                    lambda row: problems[tuple(str(row[c]) for c in columns)])
 
 
 def _check_allowed(path: Path, df: pd.DataFrame, column: str, allowed: Iterable[str]) -> None:

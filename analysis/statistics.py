@@ -219,18 +219,13 @@ def preference_table(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, see
         if not mask.any():
             continue
         subset = answers.loc[mask]
-        person = subset.groupby(["study", "participant"], sort=False).ngroup().to_numpy()
-        counts = count_tensor(person, dataset_code[mask], outcome_code[mask],
-                              int(person.max()) + 1, len(datasets))
-        cells = [counts.sum(axis=1)] + [counts[:, d, :] for d in range(len(datasets))]
-        hits = np.stack([cell[:, 0] for cell in cells], axis=1)
-        totals = np.stack([cell.sum(axis=1) for cell in cells], axis=1)
-        rng = np.random.default_rng([seed, index])
-        intervals = cluster_bootstrap_ci(hits, totals, n_boot, rng, confidence)
+        counts, cells, intervals = dataset_cells(
+            subset, dataset_code[mask], outcome_code[mask], len(datasets), n_boot,
+            np.random.default_rng([seed, index]), confidence)
         test = between_datasets_test(counts)
         names = [ALL_DATASETS] + datasets
         for k, (name, cell) in enumerate(zip(names, cells)):
-            if totals[:, k].sum() == 0:
+            if cell.sum() == 0:
                 continue
             others = subset["other_method"] if k == 0 else \
                 subset.loc[subset["dataset"] == name, "other_method"]
@@ -248,19 +243,15 @@ def preference_table(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, see
 def _cell_row(dataset: str, question_type: str, other_methods: str, cell: np.ndarray,
               interval: np.ndarray, decimals: int) -> dict:
     """The preference row of one cell from its participants × outcomes counts."""
-    bla, other, equal = (int(v) for v in cell.sum(axis=0))
-    n = bla + other + equal
-    ci = ["" if math.isnan(v) else format_fraction(Fraction(100.0 * v), decimals)
-          for v in interval]
+    summary = outcome_summary(cell, interval, decimals)
+    bla, other, n = summary["first"], summary["second"], summary["n_answers"]
     return {
         "dataset": dataset, "question_type": question_type, "other_methods": other_methods,
-        "n_answers": n, "n_participants": int((cell.sum(axis=1) > 0).sum()),
-        "bla_t": bla, "other": other, "equal": equal,
-        "bla_t_pct": format_percent(bla, n, decimals),
-        "other_pct": format_percent(other, n, decimals),
-        "equal_pct": format_percent(equal, n, decimals),
-        "ci_low": ci[0], "ci_high": ci[1],
-        "p_value": sign_flip_test(cell[:, 0].astype(np.int64) - cell[:, 1]),
+        "n_answers": n, "n_participants": summary["n_participants"],
+        "bla_t": bla, "other": other, "equal": summary["equal"],
+        "bla_t_pct": summary["first_pct"], "other_pct": summary["second_pct"],
+        "equal_pct": summary["equal_pct"], "ci_low": summary["ci_low"],
+        "ci_high": summary["ci_high"], "p_value": summary["p_value"],
         "p_value_holm": math.nan,
         "p_value_participants": participant_sign_test(cell[:, 0], cell[:, 1]),
         "p_value_answers_naive": sign_test(bla, other),
@@ -268,4 +259,46 @@ def _cell_row(dataset: str, question_type: str, other_methods: str, cell: np.nda
         "difference_pct": format_percent(bla - other, n, decimals),
         "between_datasets_f": math.nan, "between_datasets_df1": None,
         "between_datasets_df2": None, "between_datasets_p": math.nan,
+    }
+
+
+def dataset_cells(subset: pd.DataFrame, dataset_code: np.ndarray, outcome_code: np.ndarray,
+                  n_datasets: int, n_boot: int, rng: np.random.Generator,
+                  confidence: float = DEFAULT_CONFIDENCE,
+                  ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Counts of one comparison pooled and per dataset, with the first outcome's bootstrap CIs.
+
+    ``subset`` holds the comparison's answers (columns study, participant); the codes give each
+    answer's dataset and outcome (0 first method, 1 second, 2 equal). Returns the tensor
+    participants × datasets × outcomes, the cells [pooled, dataset 0, …] as participants ×
+    outcomes, and cells × 2 cluster-bootstrap intervals of the first outcome's share of all
+    answers (one replicate draws participants for every cell at once).
+    """
+    person = subset.groupby(["study", "participant"], sort=False, observed=True).ngroup()
+    person = person.to_numpy()
+    counts = count_tensor(person, dataset_code, outcome_code, int(person.max()) + 1, n_datasets)
+    cells = [counts.sum(axis=1)] + [counts[:, d, :] for d in range(n_datasets)]
+    hits = np.stack([cell[:, 0] for cell in cells], axis=1)
+    totals = np.stack([cell.sum(axis=1) for cell in cells], axis=1)
+    return counts, cells, cluster_bootstrap_ci(hits, totals, n_boot, rng, confidence)
+
+
+def outcome_summary(cell: np.ndarray, interval: np.ndarray, decimals: int) -> dict:
+    """Counts, percentages, CI (as text) and sign-flip p of one participants × outcomes cell.
+
+    Keys: n_answers, n_participants, first, second, equal, first_pct, second_pct, equal_pct,
+    ci_low, ci_high (of the first method's share of all answers), p_value (first against second).
+    """
+    first, second, equal = (int(v) for v in cell.sum(axis=0))
+    n = first + second + equal
+    ci = ["" if math.isnan(v) else format_fraction(Fraction(100.0 * v), decimals)
+          for v in interval]
+    return {
+        "n_answers": n, "n_participants": int((cell.sum(axis=1) > 0).sum()),
+        "first": first, "second": second, "equal": equal,
+        "first_pct": format_percent(first, n, decimals),
+        "second_pct": format_percent(second, n, decimals),
+        "equal_pct": format_percent(equal, n, decimals),
+        "ci_low": ci[0], "ci_high": ci[1],
+        "p_value": sign_flip_test(cell[:, 0].astype(np.int64) - cell[:, 1]),
     }

@@ -1,11 +1,11 @@
 """Names the analysis adds to the shared vocabulary of ``contracts`` (chart labels, CSV spellings)."""
 
 from contracts.columns import (  # noqa: F401  (re-exported for the analysis modules)
-    EXPECTED_CHOICE, PARTICIPANT_COLUMNS, REQUIRED_ANSWER_COLUMNS, REQUIRED_PARTICIPANT_COLUMNS,
+    COMPARISON_COLUMNS, RANKING_COLUMNS, EXPECTED_CHOICE, PARTICIPANT_COLUMNS, REQUIRED_ANSWER_COLUMNS, REQUIRED_PARTICIPANT_COLUMNS,
 )
 from contracts.vocabulary import (  # noqa: F401
     ANCHOR_METHOD as BLA_T, ATTENTION_CHECK, CHOICES, EQUAL, EXPERIENCE_LABELS, GENDERS,
-    METHOD_KEYS as KNOWN_METHODS, METHOD_NAMES, QUESTION_TYPES, STATUSES,
+    METHOD_KEYS as KNOWN_METHODS, METHOD_NAMES, QUESTION_TYPES, RANDOM_METHOD, STATUSES,
 )
 
 EQUAL_NAME = "Equally reasonable"
@@ -19,3 +19,10 @@ def other_method_name(methods: set[str]) -> str:
     if methods == {"cam", "grad_cam"}:
         return "(Grad-)CAM"
     return " / ".join(METHOD_NAMES.get(m, m) for m in sorted(methods)) or "Other"
+
+
+def contender_name(contender: str) -> str:
+    """Readable name of a ranked method key or random control: 'Grad-CAM', 'Random (BLA-T)'."""
+    if contender.startswith(f"{RANDOM_METHOD}(") and contender.endswith(")"):
+        return f"{METHOD_NAMES[RANDOM_METHOD]} ({contender_name(contender[len(RANDOM_METHOD) + 1:-1])})"
+    return METHOD_NAMES.get(contender, contender)
