@@ -34,9 +34,11 @@ def error_of(tmp_path, answers, people) -> str:
 @pytest.mark.parametrize(("column", "value", "row", "says"), [
     ("choice", "C", 2, "unknown value 'C'"),
     ("choice", "", 2, "the value is empty"),
-    ("method_a", "gradcam", 2, "unknown value 'gradcam'"),
-    ("question_type", "bla_vs_cam", 2, "unknown value 'bla_vs_cam'"),
-    ("chosen_method", "frobnicate", 2, "unknown value 'frobnicate'"),
+    ("method_a", "Grad-CAM", 2, "method key 'Grad-CAM' is not a lowercase identifier"),
+    ("method_b", "cam_vs_lime", 2, "method key 'cam_vs_lime' contains '_vs_'"),
+    ("question_type", "bla_t_versus_cam", 2,
+     "question type 'bla_t_versus_cam' is not of the form <method>_vs_<method>"),
+    ("chosen_method", "frobnicate", 2, "'frobnicate' contradicts choice"),
     ("position", "two", 2, "'two' is not a positive whole number"),
     ("position", "0", 2, "'0' is not a positive whole number"),
 ])
