@@ -22,15 +22,8 @@ from generation.atomic import atomic_directory, check_writable
 from generation.errors import GenerationError
 from generation.explanations import Explanations, load_explanations
 from generation.render import RenderSettings, load_display_image, render_overlay, write_png
-from generation.selection import (
-    ANCHOR_METHOD,
-    DatasetInputs,
-    PairPlan,
-    QuestionType,
-    group_by_dataset,
-    resolve_question_types,
-    select_pairs,
-)
+from generation.design import Comparison, Design
+from generation.selection import DatasetInputs, PairPlan, group_by_dataset, resolve_comparisons, select_pairs
 from generation.validate import validate_bundle
 
 
@@ -41,6 +34,9 @@ class BuildOptions:
     explanation_files: tuple[Path, ...]
     out: Path
     question_types: tuple[str, ...] | None = None
+    compare: tuple[str, ...] = ()
+    design: str | None = None
+    controls: tuple[str, ...] = ()
     per_type: int = 12
     seed: int = 0
     include_misclassified: bool = False
@@ -50,6 +46,12 @@ class BuildOptions:
     overwrite: bool = False
     workers: int = 2
     argv: tuple[str, ...] = ()
+
+    @property
+    def study_design(self) -> Design:
+        """The comparisons asked for, as `generation.design` reads them."""
+        return Design(compare=self.compare, design=self.design, controls=self.controls,
+                      question_types=self.question_types or ())
 
 
 @dataclass(frozen=True)
@@ -106,11 +108,11 @@ def build_bundle(options: BuildOptions, progress: bool = False) -> BuildResult:
     datasets = group_by_dataset(files)
     _check_wording_keys(datasets, options)
     wording = {key: dataset_wording(d, options.titles, options.tasks) for key, d in datasets.items()}
-    questions, notes = resolve_question_types(datasets, options.question_types)
+    questions, notes = resolve_comparisons(datasets, options.study_design)
     plans, shortfalls = select_pairs(
         datasets, questions, options.per_type, options.seed, options.include_misclassified
     )
-    notes += shortfalls + _unused_file_notes(files, datasets, questions)
+    notes += shortfalls + _unused_file_notes(files, plans)
     notes += [f"dataset '{key}': {note}" for key, (_, _, note) in wording.items() if note]
     _check_images_exist(plans)
 
@@ -150,11 +152,11 @@ def dataset_wording(
     The study shows "Two systems (A and B) were trained to {task}.", so a leading "to " is dropped.
     Returns (title, task, note on what was defaulted or None).
     """
-    files = [dataset.anchor, *dataset.by_method.values()]
+    files = list(dataset.by_method.values())
     title = titles.get(dataset.key) or next((ex.title for ex in files if ex.title), None)
     task = tasks.get(dataset.key) or next((ex.task for ex in files if ex.task), None)
     defaulted = [name for name, value in (("title", title), ("task", task)) if not value]
-    classes = dataset.anchor.class_names
+    classes = dataset.reference.class_names
     if not task:
         task = f"tell {classes[0]} from {classes[1]}" if len(classes) == 2 else f"sort images into {len(classes)} classes"
     task = task_phrase(task)
@@ -172,19 +174,15 @@ def _check_wording_keys(datasets: Mapping[str, DatasetInputs], options: BuildOpt
             )
 
 
-def _unused_file_notes(
-    files: Sequence[Explanations], datasets: Mapping[str, DatasetInputs], questions: Sequence[QuestionType]
-) -> list[str]:
-    used = {ANCHOR_METHOD}
-    for question in questions:
-        used |= {d.rival(question).method for d in datasets.values() if d.rival(question) is not None}
-    return [f"ignoring {ex.path}: method '{ex.method}' is not part of the chosen question types"
-            for ex in files if ex.method not in used]
+def _unused_file_notes(files: Sequence[Explanations], plans: Sequence[PairPlan]) -> list[str]:
+    used = {(plan.dataset.key, side.source.method) for plan in plans for side in plan.sides}
+    return [f"ignoring {ex.path}: method '{ex.method}' is not part of the chosen comparisons"
+            for ex in files if (ex.dataset, ex.method) not in used]
 
 
 def _check_images_exist(plans: Sequence[PairPlan]) -> None:
-    missing = sorted({(str(p.dataset.anchor.image_paths[p.row]), p.dataset.anchor.image_ids[p.row])
-                      for p in plans if not p.dataset.anchor.image_paths[p.row].is_file()})
+    missing = sorted({(str(p.dataset.reference.image_paths[p.row]), p.dataset.reference.image_ids[p.row])
+                      for p in plans if not p.dataset.reference.image_paths[p.row].is_file()})
     if missing:
         path, image_id = missing[0]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -216,7 +214,7 @@ def _render_all(
     images: dict[Path, np.ndarray] = {}
     jobs, plain_written = [], set()
     for plan, files in zip(plans, names):
-        path = plan.dataset.anchor.image_paths[plan.row]
+        path = plan.dataset.reference.image_paths[plan.row]
         if path not in images:
             images[path] = load_display_image(path, options.render.size, options.render.image_resample)
         sides = tuple((side.source.maps[side.row], side.source.is_hard, folder / name)
@@ -241,7 +239,7 @@ def _manifest(
     files: Sequence[Explanations],
     datasets: Mapping[str, DatasetInputs],
     wording: Mapping[str, tuple[str, str, str | None]],
-    questions: Sequence[QuestionType],
+    questions: Sequence[Comparison],
     plans: Sequence[PairPlan],
     names: Sequence[PairFiles],
 ) -> dict[str, Any]:
@@ -252,13 +250,14 @@ def _manifest(
             "argv": list(options.argv),
             "options": {
                 "question_types": [q.key for q in questions],
+                "design": options.study_design.name,
                 "per_type": options.per_type,
                 "include_misclassified": options.include_misclassified,
             },
         },
         "datasets": [
             {"key": key, "title": wording[key][0], "task": wording[key][1],
-             "class_names": list(d.anchor.class_names)}
+             "class_names": list(d.reference.class_names)}
             for key, d in datasets.items()
         ],
         "pairs": [_pair_entry(plan, files_, options.render) for plan, files_ in zip(plans, names)],
@@ -274,18 +273,18 @@ def _manifest(
 
 
 def _pair_entry(plan: PairPlan, files: PairFiles, render: RenderSettings) -> dict[str, Any]:
-    anchor = plan.dataset.anchor
+    reference = plan.dataset.reference
     source = plan.random_source_row
     return {
         "pair_id": files.pair_id,
         "question_type": plan.question_type,
         "dataset": plan.dataset.key,
-        "image_id": anchor.image_ids[plan.row],
-        "true_class": anchor.class_names[anchor.labels[plan.row]],
-        "predicted_class": anchor.class_names[anchor.preds[plan.row]],
+        "image_id": reference.image_ids[plan.row],
+        "true_class": reference.class_names[reference.labels[plan.row]],
+        "predicted_class": reference.class_names[plan.sides[0].source.preds[plan.row]],
         "stimuli": [_stimulus_entry(side.method, side.source, side.row, name)
                     for side, name in zip(plan.sides, files.sides)],
-        "random_source_image_id": None if source is None else anchor.image_ids[source],
+        "random_source_image_id": None if source is None else reference.image_ids[source],
         "image_file": files.image,
         "render_id": render.render_id,
     }

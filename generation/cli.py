@@ -11,6 +11,7 @@ from generation.build import BuildOptions, build_bundle
 from generation.errors import GenerationError
 from generation.preview import write_contact_sheet
 from generation.render import DEFAULT_STYLE, RENDER_STYLES, RESAMPLE_MODES, RenderSettings
+from generation.design import ALL_PAIRS, DESIGNS, PAPER
 from generation.selection import QUESTION_TYPES
 from generation.validate import validate_bundle
 
@@ -22,6 +23,11 @@ def _dataset_text(value: str) -> tuple[str, str]:
     if not sep or not key or not text.strip():
         raise argparse.ArgumentTypeError(f"expected DATASET=TEXT, got {value!r}")
     return key, text.strip()
+
+
+def _method_list(value: str) -> tuple[str, ...]:
+    """``m1,m2`` → ("m1", "m2"); the keys themselves are checked with the design."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 def _positive_int(value: str) -> int:
@@ -58,10 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--explanations", nargs="+", type=Path, required=True, metavar="FILE.npz",
                        help="explanation files, one per (dataset, method), e.g. bla_t, l2x_f and cam of mnist38")
     build.add_argument("--out", type=Path, required=True, metavar="BUNDLE", help="bundle folder to create")
-    build.add_argument("--question-types", nargs="+", choices=list(QUESTION_TYPES), default=None,
-                       help="question types to build (default: every type the given files support)")
+    build.add_argument("--compare", nargs="+", default=(), metavar="A:B",
+                       help="comparisons to build, each two method keys of the given files, e.g. bla_t:grad_cam "
+                            "grad_cam:integrated_gradients (question type A_vs_B); B may be 'random' for a "
+                            "random-swap control")
+    build.add_argument("--design", default=None, metavar="|".join(DESIGNS),
+                       help=f"{ALL_PAIRS}: every pair of the given methods; {PAPER}: the paper's "
+                            f"{', '.join(QUESTION_TYPES)} (default: {PAPER} when bla_t is among the files, "
+                            f"else {ALL_PAIRS})")
+    build.add_argument("--controls", type=_method_list, default=(), metavar="M1,M2",
+                       help="also build the random-swap control M_vs_random of these methods (M's map of "
+                            "another image of the same dataset)")
+    build.add_argument("--question-types", nargs="+", default=None, metavar="A_vs_B",
+                       help="the comparisons as question types (an older spelling of --compare)")
     build.add_argument("--per-type", type=_positive_int, default=12, metavar="N",
-                       help="pairs per question type, spread evenly over datasets and classes (default: %(default)s)")
+                       help="pairs per comparison and dataset, spread evenly over classes (default: %(default)s)")
     build.add_argument("--seed", type=int, default=0, help="seed for pair choice, random swaps and file names (default: %(default)s)")
     build.add_argument("--include-misclassified", action="store_true",
                        help="admit images both systems classify the same but wrongly")
@@ -105,6 +122,7 @@ def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
     options = BuildOptions(
         explanation_files=tuple(args.explanations), out=args.out,
         question_types=tuple(args.question_types) if args.question_types else None,
+        compare=tuple(args.compare), design=args.design, controls=args.controls,
         per_type=args.per_type, seed=args.seed, include_misclassified=args.include_misclassified,
         titles=dict(args.title), tasks=dict(args.task), render=render, overwrite=args.overwrite,
         workers=args.workers, argv=tuple(argv),

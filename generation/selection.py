@@ -8,47 +8,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contracts.vocabulary import ANCHOR_METHOD, RANDOM_METHOD
-from contracts.vocabulary import QUESTION_TYPES as CONTRACT_TYPES
+from contracts.vocabulary import RANDOM_METHOD, paper_question_types, random_control, validate_method_key
+from generation.design import Comparison, Design, comparisons
 from generation.errors import GenerationError
 from generation.explanations import Explanations
 
-
-
-@dataclass(frozen=True)
-class QuestionType:
-    """A question comparing BLA-T with `rivals` (accepted method keys, preferred first)."""
-
-    key: str
-    rivals: tuple[str, ...]
-
-    @property
-    def is_random_swap(self) -> bool:
-        """True for the sanity control whose other side is another image's BLA-T map."""
-        return not self.rivals
-
-
-# The random-swap control has no rival file: its other side is another image's BLA-T map.
-QUESTION_TYPES: dict[str, QuestionType] = {
-    key: QuestionType(key, () if rivals == (RANDOM_METHOD,) else rivals) for key, rivals in CONTRACT_TYPES.items()
-}
+# The paper's three question types (BLA-T against CAM or Grad-CAM, L2X-F and a random swap).
+QUESTION_TYPES: dict[str, Comparison] = {key: Comparison.of(key) for key in paper_question_types()}
 
 
 @dataclass(frozen=True)
 class DatasetInputs:
-    """All explanation files of one dataset, rows aligned to the BLA-T file's image order."""
+    """All explanation files of one dataset, one per method, rows aligned to the first file's image order."""
 
     key: str
     by_method: dict[str, Explanations]
 
     @property
-    def anchor(self) -> Explanations:
-        """The BLA-T explanations every question type compares against."""
-        return self.by_method[ANCHOR_METHOD]
+    def reference(self) -> Explanations:
+        """The first file given: its image ids, paths, labels and class names stand for every file's."""
+        return next(iter(self.by_method.values()))
 
-    def rival(self, question: QuestionType) -> Explanations | None:
-        """The file that supplies the other side of `question`, or None if none is present."""
-        return next((self.by_method[m] for m in question.rivals if m in self.by_method), None)
+    def side(self, methods: Sequence[str]) -> Explanations | None:
+        """The file of the first of ``methods`` this dataset has, or None."""
+        return next((self.by_method[m] for m in methods if m in self.by_method), None)
+
+    def supports(self, comparison: Comparison) -> bool:
+        """True when this dataset has a file for every side of ``comparison``."""
+        return self.side(comparison.first) is not None and (
+            comparison.is_random_swap or self.side(comparison.second) is not None)
 
 
 @dataclass(frozen=True)
@@ -75,6 +63,7 @@ def group_by_dataset(files: Sequence[Explanations]) -> dict[str, DatasetInputs]:
     """Group files by dataset, check they describe the same images, and align their rows."""
     grouped: dict[str, dict[str, Explanations]] = {}
     for ex in files:
+        check_method_key(ex)
         methods = grouped.setdefault(ex.dataset, {})
         if ex.method in methods:
             raise GenerationError(
@@ -85,66 +74,79 @@ def group_by_dataset(files: Sequence[Explanations]) -> dict[str, DatasetInputs]:
     return {key: _aligned(key, methods) for key, methods in sorted(grouped.items())}
 
 
+def check_method_key(ex: Explanations) -> None:
+    """A file's method is a method key, and not the one reserved for the random-swap control."""
+    try:
+        validate_method_key(ex.method)
+    except ValueError as exc:
+        raise GenerationError(f"{ex.path}: field 'method': {exc}") from None
+    if ex.method == RANDOM_METHOD:
+        raise GenerationError(f"{ex.path}: field 'method' is {RANDOM_METHOD!r}, which is reserved for the random-swap "
+                              "control (build one with --controls METHOD, not with a file)")
+
+
 def _aligned(key: str, methods: dict[str, Explanations]) -> DatasetInputs:
-    if ANCHOR_METHOD not in methods:
-        names = ", ".join(str(ex.path) for ex in methods.values())
-        raise GenerationError(
-            f"dataset '{key}' has no '{ANCHOR_METHOD}' explanations file (got {names}); "
-            "every question type compares against BLA-T"
-        )
-    anchor = methods[ANCHOR_METHOD]
-    index = {image_id: row for row, image_id in enumerate(anchor.image_ids)}
-    aligned = {ANCHOR_METHOD: anchor}
-    for method, ex in methods.items():
-        if method == ANCHOR_METHOD:
-            continue
+    reference = next(iter(methods.values()))
+    index = {image_id: row for row, image_id in enumerate(reference.image_ids)}
+    aligned = {reference.method: reference}
+    for method, ex in list(methods.items())[1:]:
         if set(ex.image_ids) != set(index):
             only = sorted(set(ex.image_ids) ^ set(index))
             raise GenerationError(
-                f"{anchor.path} and {ex.path} cover different images of dataset '{key}' "
-                f"({len(only)} ids in one but not the other, e.g. {only[0]!r})"
+                f"{reference.path} and {ex.path} cover different images of dataset '{key}' "
+                f"({len(only)} ids in one but not the other, e.g. {only[0]!r}); every file of a dataset "
+                "must explain the same images"
             )
-        if ex.class_names != anchor.class_names:
-            raise GenerationError(f"{anchor.path} and {ex.path} list different class_names for dataset '{key}'")
+        if ex.class_names != reference.class_names:
+            raise GenerationError(f"{reference.path} and {ex.path} list different class_names for dataset '{key}'")
         own = {image_id: row for row, image_id in enumerate(ex.image_ids)}
-        other = ex.reordered(np.array([own[i] for i in anchor.image_ids], dtype=np.intp))
-        disagree = np.flatnonzero(other.labels != anchor.labels)
+        other = ex.reordered(np.array([own[i] for i in reference.image_ids], dtype=np.intp))
+        disagree = np.flatnonzero(other.labels != reference.labels)
         if disagree.size:
             raise GenerationError(
-                f"{anchor.path} and {ex.path} disagree on the true label of image "
-                f"{anchor.image_ids[disagree[0]]!r}"
+                f"{reference.path} and {ex.path} disagree on the true label of image "
+                f"{reference.image_ids[disagree[0]]!r}"
             )
         aligned[method] = other
     return DatasetInputs(key, aligned)
 
 
-def resolve_question_types(
-    datasets: dict[str, DatasetInputs], requested: Sequence[str] | None
-) -> tuple[list[QuestionType], list[str]]:
-    """The question types to build and notes on skipped ones.
+def _sides_text(comparison: Comparison, dataset: DatasetInputs) -> str:
+    lacking = [side for side in (comparison.first, comparison.second) if side and dataset.side(side) is None]
+    return " or ".join(lacking[0])
 
-    Requested types must be buildable for every dataset; without a request, every type whose
-    methods all datasets have is built.
+
+def resolve_comparisons(datasets: dict[str, DatasetInputs], design: Design) -> tuple[list[Comparison], list[str]]:
+    """The comparisons to build and notes on skipped ones.
+
+    A comparison the researcher named must be buildable for every dataset; one that comes from a
+    design (the paper's, all pairs) is built for the datasets that have its files and skipped elsewhere.
     """
+    methods = list(dict.fromkeys(m for d in datasets.values() for m in d.by_method))
     notes: list[str] = []
-    chosen: list[QuestionType] = []
-    for key in requested if requested is not None else QUESTION_TYPES:
-        if key not in QUESTION_TYPES:
-            raise GenerationError(f"unknown question type {key!r}; choose from {', '.join(QUESTION_TYPES)}")
-        question = QUESTION_TYPES[key]
-        lacking = [d.key for d in datasets.values() if not question.is_random_swap and d.rival(question) is None]
-        if not lacking:
-            chosen.append(question)
-        elif requested is not None:
+    chosen: list[Comparison] = []
+    for comparison in comparisons(design, methods):
+        lacking = [d for d in datasets.values() if not d.supports(comparison)]
+        if lacking and (design.is_explicit or comparison.key in design_controls(design)):
             raise GenerationError(
-                f"question type {key} needs a {' or '.join(question.rivals)} explanations file for "
-                f"dataset '{lacking[0]}', but none of the given files has one"
+                f"question type {comparison.key} needs a {_sides_text(comparison, lacking[0])} explanations file "
+                f"for dataset '{lacking[0].key}', but none of the given files has one"
             )
-        else:
-            notes.append(f"skipping {key}: no {' or '.join(question.rivals)} file for dataset '{lacking[0]}'")
+        if len(lacking) == len(datasets):
+            notes.append(f"skipping {comparison.key}: no {_sides_text(comparison, lacking[0])} file for dataset "
+                         f"'{lacking[0].key}'")
+            continue
+        notes += [f"building {comparison.key} without dataset '{d.key}': it has no {_sides_text(comparison, d)} file"
+                  for d in lacking]
+        chosen.append(comparison)
     if not chosen:
-        raise GenerationError("the given explanation files support none of the question types")
+        raise GenerationError("the given explanation files support none of the design's comparisons")
     return chosen, notes
+
+
+def design_controls(design: Design) -> set[str]:
+    """The question types of the random-swap controls the researcher named with --controls."""
+    return {random_control(m) for m in design.controls}
 
 
 def spread(total: int, capacities: Sequence[int]) -> list[int]:
@@ -161,11 +163,11 @@ def spread(total: int, capacities: Sequence[int]) -> list[int]:
     return counts
 
 
-def eligible_rows(anchor: Explanations, rival: Explanations | None, include_misclassified: bool) -> np.ndarray:
-    """Rows whose image both systems classify the same (and correctly, unless admitted)."""
-    ok = np.ones(len(anchor.image_ids), dtype=bool) if rival is None else anchor.preds == rival.preds
+def eligible_rows(first: Explanations, second: Explanations | None, include_misclassified: bool) -> np.ndarray:
+    """Rows whose image both sides' models classify the same (and correctly, unless admitted)."""
+    ok = np.ones(len(first.image_ids), dtype=bool) if second is None else first.preds == second.preds
     if not include_misclassified:
-        ok &= anchor.preds == anchor.labels
+        ok &= first.preds == first.labels
     return np.flatnonzero(ok)
 
 
@@ -176,79 +178,67 @@ def seeded_rng(seed: int, *names: str) -> np.random.Generator:
 
 def select_pairs(
     datasets: dict[str, DatasetInputs],
-    questions: Sequence[QuestionType],
+    chosen: Sequence[Comparison],
     per_type: int,
     seed: int,
     include_misclassified: bool,
 ) -> tuple[list[PairPlan], list[str]]:
-    """Plan `per_type` pairs per question type, spread over datasets then classes; notes on shortfalls."""
+    """Plan `per_type` pairs per comparison and dataset, spread over classes; notes on shortfalls."""
     plans: list[PairPlan] = []
     notes: list[str] = []
-    for question in questions:
-        rng = seeded_rng(seed, question.key)
-        pools = {
-            key: _class_pools(d, question, include_misclassified, seeded_rng(seed, question.key, key))
-            for key, d in datasets.items()
-        }
-        available = sum(len(rows) for pool in pools.values() for rows in pool)
-        if available == 0:
-            rule = "agree on the class" if include_misclassified else "agree on the correct class"
+    rule = "agree on the class" if include_misclassified else "agree on the correct class"
+    for comparison in chosen:
+        cells = [d for d in datasets.values() if d.supports(comparison)]
+        found = 0
+        for dataset in cells:
+            rows = _cell_rows(dataset, comparison, per_type, include_misclassified, seed)
+            found += len(rows)
+            if len(rows) < per_type:
+                notes.append(f"{comparison.key}, dataset '{dataset.key}': only {len(rows)} of {per_type} pairs "
+                             f"possible (each eligible image is used once; both systems must {rule})")
+            plans.extend(_plan(comparison, dataset, row, seed) for row in rows)
+        if found == 0:
             raise GenerationError(
-                f"question type {question.key}: no image in dataset(s) {', '.join(datasets)} where both "
-                f"systems {rule}, so no pair is possible"
+                f"question type {comparison.key}: no image in dataset(s) {', '.join(d.key for d in cells)} where "
+                f"both systems {rule}, so no pair is possible"
             )
-        if available < per_type:
-            notes.append(
-                f"{question.key}: only {available} of {per_type} pairs possible "
-                "(each eligible image is used once)"
-            )
-        for key, rows in _allocate(pools, per_type, rng).items():
-            plans.extend(_plan(question, datasets[key], row, seed) for row in rows)
     return plans, notes
 
 
-def _class_pools(
-    dataset: DatasetInputs, question: QuestionType, include_misclassified: bool, rng: np.random.Generator
-) -> list[np.ndarray]:
-    """Eligible rows of each predicted class, in seeded random order."""
-    anchor = dataset.anchor
-    rows = eligible_rows(anchor, dataset.rival(question), include_misclassified)
-    return [rng.permutation(rows[anchor.preds[rows] == c]) for c in range(len(anchor.class_names))]
+def _cell_rows(dataset: DatasetInputs, comparison: Comparison, count: int, include_misclassified: bool,
+               seed: int) -> list[int]:
+    """Up to `count` eligible rows of one (comparison, dataset) cell, spread evenly over predicted classes."""
+    rng = seeded_rng(seed, comparison.key, dataset.key)
+    first = dataset.side(comparison.first)
+    assert first is not None  # only supported cells are planned
+    second = None if comparison.is_random_swap else dataset.side(comparison.second)
+    rows = eligible_rows(first, second, include_misclassified)
+    pools = [rng.permutation(rows[first.preds[rows] == c]) for c in range(len(first.class_names))]
+    class_order = rng.permutation(len(pools))
+    per_class = spread(count, [len(pools[c]) for c in class_order])
+    return [int(r) for c, n in zip(class_order, per_class) for r in pools[c][:n]]
 
 
-def _allocate(pools: dict[str, list[np.ndarray]], total: int, rng: np.random.Generator) -> dict[str, list[int]]:
-    """Take rows evenly over datasets, then evenly over classes within each dataset."""
-    keys = list(pools)
-    dataset_order = rng.permutation(len(keys))
-    capacities = [sum(len(rows) for rows in pools[keys[i]]) for i in dataset_order]
-    chosen: dict[str, list[int]] = {}
-    for i, count in zip(dataset_order, spread(total, capacities)):
-        classes = pools[keys[i]]
-        class_order = rng.permutation(len(classes))
-        per_class = spread(count, [len(classes[c]) for c in class_order])
-        chosen[keys[i]] = [int(r) for c, n in zip(class_order, per_class) for r in classes[c][:n]]
-    return {key: chosen[key] for key in keys if chosen[key]}
+def _plan(comparison: Comparison, dataset: DatasetInputs, row: int, seed: int) -> PairPlan:
+    first = dataset.side(comparison.first)
+    assert first is not None  # only supported cells are planned
+    side_a = Side(first.method, first, row)
+    if not comparison.is_random_swap:
+        second = dataset.side(comparison.second)
+        assert second is not None
+        return PairPlan(comparison.key, dataset, row, (side_a, Side(second.method, second, row)), None)
+    source = random_source_row(first, row, seeded_rng(seed, comparison.key, dataset.key, first.image_ids[row]))
+    return PairPlan(comparison.key, dataset, row, (side_a, Side(RANDOM_METHOD, first, source)), source)
 
 
-def _plan(question: QuestionType, dataset: DatasetInputs, row: int, seed: int) -> PairPlan:
-    anchor = dataset.anchor
-    first = Side(ANCHOR_METHOD, anchor, row)
-    if not question.is_random_swap:
-        rival = dataset.rival(question)
-        assert rival is not None  # guaranteed by resolve_question_types
-        return PairPlan(question.key, dataset, row, (first, Side(rival.method, rival, row)), None)
-    source = random_source_row(anchor, row, seeded_rng(seed, question.key, dataset.key, anchor.image_ids[row]))
-    return PairPlan(question.key, dataset, row, (first, Side(RANDOM_METHOD, anchor, source)), source)
-
-
-def random_source_row(anchor: Explanations, row: int, rng: np.random.Generator) -> int:
-    """Draw another image of the same dataset whose BLA-T map differs from this image's map."""
-    own = anchor.maps[row]
+def random_source_row(explanations: Explanations, row: int, rng: np.random.Generator) -> int:
+    """Draw another image of the same dataset whose map (of the same method) differs from this image's map."""
+    own = explanations.maps[row]
     # `row` itself is never a candidate: its map equals its own.
-    candidates = np.flatnonzero(np.any(anchor.maps != own, axis=(1, 2)))
+    candidates = np.flatnonzero(np.any(explanations.maps != own, axis=(1, 2)))
     if candidates.size == 0:
         raise GenerationError(
-            f"{anchor.path}: no other image of dataset '{anchor.dataset}' has a BLA-T map different from "
-            f"image {anchor.image_ids[row]!r}, so the random-swap control is impossible"
+            f"{explanations.path}: no other image of dataset '{explanations.dataset}' has a '{explanations.method}' "
+            f"map different from image {explanations.image_ids[row]!r}, so the random-swap control is impossible"
         )
     return int(rng.choice(candidates))

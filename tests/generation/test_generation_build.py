@@ -140,7 +140,7 @@ def test_user_mistakes_give_one_sentence_and_write_nothing(fixture_factory, tmp_
     code = _build(good, out, files=[str(good.files["bla_t"]), str(short.files["cam"])])
     _expect_error(capsys, code, "cover different images", str(short.files["cam"]))
     code = _build(good, out, "--question-types", "bla_t_vs_l2x_f", files=[str(good.files["bla_t"])])
-    _expect_error(capsys, code, "bla_t_vs_l2x_f needs a l2x_f explanations file")
+    _expect_error(capsys, code, "the design compares bla_t_vs_l2x_f, but no explanations file has method l2x_f")
     bad = fixture_factory("bad", extra={"cam": {"maps": np.zeros((12, 49), np.float32)}})
     _expect_error(capsys, _build(bad, out), str(bad.files["cam"]), "field 'maps'")
     blocker = tmp_path / "a-file"

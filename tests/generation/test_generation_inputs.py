@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from generation.design import Design
 from generation.errors import GenerationError
 from generation.explanations import load_explanations
 from generation.selection import (
@@ -12,7 +13,7 @@ from generation.selection import (
     eligible_rows,
     group_by_dataset,
     random_source_row,
-    resolve_question_types,
+    resolve_comparisons,
     select_pairs,
     spread,
 )
@@ -73,7 +74,7 @@ def test_spread_is_even_and_respects_capacity() -> None:
 
 def test_eligible_rows_need_agreement_and_correctness(fixture_files) -> None:
     datasets = _datasets(fixture_files)["mnist38"]
-    bla, cam, l2x = datasets.anchor, datasets.by_method["cam"], datasets.by_method["l2x_f"]
+    bla, cam, l2x = datasets.by_method["bla_t"], datasets.by_method["cam"], datasets.by_method["l2x_f"]
     assert list(eligible_rows(bla, cam, False)) == [0, *range(2, 11)]  # 1: CAM disagrees, 11: wrong
     assert list(eligible_rows(bla, l2x, False)) == list(range(1, 11))  # 0: L2X-F disagrees
     assert list(eligible_rows(bla, cam, True)) == [0, *range(2, 12)]  # 11: both wrong but agree
@@ -93,7 +94,8 @@ def test_pairs_spread_over_classes_without_reuse(fixture_files) -> None:
 def test_shortfall_is_reported_with_the_possible_count(fixture_files) -> None:
     plans, notes = select_pairs(_datasets(fixture_files), [QUESTION_TYPES["bla_t_vs_l2x_f"]], 50, 0, False)
     assert len(plans) == 10 and len({p.row for p in plans}) == 10
-    assert notes == ["bla_t_vs_l2x_f: only 10 of 50 pairs possible (each eligible image is used once)"]
+    assert notes == ["bla_t_vs_l2x_f, dataset 'mnist38': only 10 of 50 pairs possible (each eligible image is used "
+                     "once; both systems must agree on the correct class)"]
 
 
 def test_random_side_never_uses_the_same_image_or_an_identical_mask(fixture_factory) -> None:
@@ -101,7 +103,7 @@ def test_random_side_never_uses_the_same_image_or_an_identical_mask(fixture_fact
     maps[:, 0, 0] = 1
     maps[6:, 3, 3] = 1  # images 0-5 share one mask and 6-11 another
     fixture = fixture_factory(extra={"bla_t": {"maps": maps}})
-    anchor = _datasets(fixture)["mnist38"].anchor
+    anchor = _datasets(fixture)["mnist38"].by_method["bla_t"]
     for row in range(12):
         for seed in range(20):
             source = random_source_row(anchor, row, np.random.default_rng(seed))
@@ -129,30 +131,46 @@ def test_rows_are_aligned_by_image_id_when_files_order_differ(fixture_factory) -
     cam = dict(np.load(fixture.files["cam"]))
     np.savez(fixture.files["cam"], **{k: (v[order] if v.ndim and len(v) == 12 else v) for k, v in cam.items()})
     datasets = _datasets(fixture)["mnist38"]
-    assert datasets.by_method["cam"].image_ids == datasets.anchor.image_ids
+    assert datasets.by_method["cam"].image_ids == datasets.reference.image_ids
     assert np.array_equal(datasets.by_method["cam"].maps, fixture.maps["cam"])
 
 
 def test_missing_method_for_requested_type_and_default_skip(fixture_files) -> None:
     files = [load_explanations(fixture_files.files[m]) for m in ("bla_t", "l2x_f")]
     datasets = group_by_dataset(files)
-    with pytest.raises(GenerationError, match="bla_t_vs_cam needs a cam or grad_cam explanations file"):
-        resolve_question_types(datasets, ["bla_t_vs_cam"])
-    chosen, notes = resolve_question_types(datasets, None)
+    for design in (Design(question_types=("bla_t_vs_cam",)), Design(compare=("bla_t:cam",))):
+        with pytest.raises(GenerationError, match="the design compares bla_t_vs_cam, but no explanations file has "
+                                                  "method cam or grad_cam \\(the files give bla_t, l2x_f\\)"):
+            resolve_comparisons(datasets, design)
+    chosen, notes = resolve_comparisons(datasets, Design())
     assert [q.key for q in chosen] == ["bla_t_vs_l2x_f", "bla_t_vs_random"]
     assert notes == ["skipping bla_t_vs_cam: no cam or grad_cam file for dataset 'mnist38'"]
 
 
-def test_without_bla_t_nothing_can_be_built(fixture_files) -> None:
-    with pytest.raises(GenerationError, match="has no 'bla_t' explanations file"):
-        group_by_dataset([load_explanations(fixture_files.files["cam"])])
+def test_a_named_comparison_needs_its_files_in_every_dataset(fixture_factory) -> None:
+    digits = fixture_factory("digits")
+    other = fixture_factory("other", extra={m: {"dataset": np.array("other")} for m in ("bla_t", "l2x_f", "cam")})
+    files = [*(load_explanations(p) for p in digits.files.values()),
+             load_explanations(other.files["bla_t"]), load_explanations(other.files["l2x_f"])]
+    datasets = group_by_dataset(files)
+    with pytest.raises(GenerationError, match="question type bla_t_vs_cam needs a cam or grad_cam explanations file "
+                                              "for dataset 'other', but none of the given files has one"):
+        resolve_comparisons(datasets, Design(compare=("bla_t:cam",)))
+    chosen, notes = resolve_comparisons(datasets, Design(design="all-pairs"))
+    assert [c.key for c in chosen] == ["bla_t_vs_l2x_f", "bla_t_vs_cam", "l2x_f_vs_cam"]
+    assert notes == ["building bla_t_vs_cam without dataset 'other': it has no cam or grad_cam file",
+                     "building l2x_f_vs_cam without dataset 'other': it has no cam file"]
+    plans, _ = select_pairs(datasets, chosen, 2, 0, False)
+    assert {(p.question_type, p.dataset.key) for p in plans} == {
+        ("bla_t_vs_l2x_f", "mnist38"), ("bla_t_vs_l2x_f", "other"), ("bla_t_vs_cam", "mnist38"),
+        ("l2x_f_vs_cam", "mnist38")}
 
 
-def test_pairs_spread_evenly_over_datasets(fixture_factory) -> None:
+def test_per_type_applies_to_every_dataset(fixture_factory) -> None:
     digits = fixture_factory("digits")
     other = fixture_factory("other", extra={m: {"dataset": np.array("other")} for m in ("bla_t", "l2x_f", "cam")})
     datasets = group_by_dataset([load_explanations(p) for f in (digits, other) for p in f.files.values()])
-    plans, _ = select_pairs(datasets, [QUESTION_TYPES["bla_t_vs_random"]], 6, seed=1, include_misclassified=False)
-    assert sorted(p.dataset.key for p in plans) == ["mnist38"] * 3 + ["other"] * 3
+    plans, _ = select_pairs(datasets, [QUESTION_TYPES["bla_t_vs_random"]], 3, seed=1, include_misclassified=False)
+    assert sorted(p.dataset.key for p in plans) == ["mnist38"] * 3 + ["other"] * 3  # --per-type per dataset
     for plan in plans:  # the random map always comes from the pair's own dataset
-        assert plan.sides[1].source is plan.dataset.anchor
+        assert plan.sides[1].source is plan.dataset.by_method["bla_t"]
