@@ -12,6 +12,8 @@ from tqdm import tqdm
 from studyapp.bundle import BundleError, ValidatedBundle, import_bundle, validate_bundle
 from studyapp.models import Study, attention_check_problem, questions_per_participant
 
+MAX_PER_PARTICIPANT = 100  # the bound of Study.questions_per_cell and Study.attention_checks
+
 
 class Command(BaseCommand):
     help = "Validate a stimulus bundle (manifest.json + images/) and import it into a study; re-importing it changes nothing."
@@ -26,6 +28,11 @@ class Command(BaseCommand):
             help="attention checks per participant (default: 2 for a new study, an existing study keeps its own)",
         )  # fmt: skip
         parser.add_argument(
+            "--questions-per-comparison", type=int, metavar="N", dest="questions_per_cell",
+            help="questions each participant answers per comparison (question type) and dataset, 1 to 100 "
+                 "(default: 4 for a new study, an existing study keeps its own)",
+        )  # fmt: skip
+        parser.add_argument(
             "--owner", action="append", default=[], metavar="USERNAME",
             help="researcher login that owns the study (repeatable); without one only superusers see it",
         )  # fmt: skip
@@ -36,14 +43,15 @@ class Command(BaseCommand):
         try:
             with tqdm(desc="checking pairs", unit="pair", disable=quiet) as bar:
                 bundle = validate_bundle(options["bundle"], progress=bar.update)
-            self._check_attention_checks(bundle, options["study"], options["attention_checks"])
+            self._check_questions(bundle, options["study"], options["attention_checks"], options["questions_per_cell"])
             with tqdm(desc="storing images", unit="image", disable=quiet) as bar:
                 result = import_bundle(bundle, options["study"], title=options["title"], progress=bar.update)
         except BundleError as exc:
             raise CommandError(str(exc)) from None
         result.study.researchers.add(*owners)
-        if options["attention_checks"] is not None:
-            Study.objects.filter(pk=result.study.pk).update(attention_checks=options["attention_checks"])
+        for setting in ("attention_checks", "questions_per_cell"):
+            if options[setting] is not None:
+                Study.objects.filter(pk=result.study.pk).update(**{setting: options[setting]})
         if options["open"]:
             Study.objects.filter(pk=result.study.pk).update(status=Study.Status.OPEN)
         status = Study.objects.get(pk=result.study.pk).status
@@ -53,16 +61,24 @@ class Command(BaseCommand):
             summary = f"bundle {bundle.manifest['bundle_id']!r} was already imported; nothing changed"
         self.stdout.write(f"{summary} → study {result.study.slug!r} ({status}), link {result.study.get_absolute_url()}")
 
-    def _check_attention_checks(self, bundle: ValidatedBundle, slug: str, requested: int | None) -> None:
-        """Stop before anything is written when the study's attention checks would outnumber its questions."""
-        if requested is not None and requested < 0:
-            raise CommandError(f"--attention-checks {requested} must be 0 or more.")
+    def _check_questions(self, bundle: ValidatedBundle, slug: str, checks: int | None, per_cell: int | None) -> None:
+        """Stop before anything is written when a number is out of range or the attention checks would
+        outnumber the questions."""
+        if checks is not None and checks < 0:
+            raise CommandError(f"--attention-checks {checks} must be 0 or more.")
+        if checks is not None and checks > MAX_PER_PARTICIPANT:
+            raise CommandError(f"--attention-checks {checks} must be at most {MAX_PER_PARTICIPANT}.")
+        if per_cell is not None and not 1 <= per_cell <= MAX_PER_PARTICIPANT:
+            raise CommandError(f"--questions-per-comparison {per_cell} must be between 1 and {MAX_PER_PARTICIPANT}.")
+        flags = "--attention-checks sets the number" if per_cell is None else \
+            "--attention-checks and --questions-per-comparison set the numbers"
         study = Study.objects.filter(slug=slug).first() or Study()
-        checks = study.attention_checks if requested is None else requested
+        checks = study.attention_checks if checks is None else checks
+        per_cell = study.questions_per_cell if per_cell is None else per_cell
         cells = Counter((pair["question_type"], pair["dataset"]) for pair in bundle.manifest["pairs"])
-        problem = attention_check_problem(checks, questions_per_participant(cells.values(), study.questions_per_cell))
+        problem = attention_check_problem(checks, questions_per_participant(cells.values(), per_cell))
         if problem:
-            raise CommandError(f"{problem} (--attention-checks sets the number.)")
+            raise CommandError(f"{problem} ({flags}.)")
 
     def _owners(self, usernames: list[str]) -> list:
         """The staff accounts named by --owner; an unknown or non-staff name stops the import before it starts."""
