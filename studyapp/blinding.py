@@ -32,9 +32,12 @@ def find_leaks(text: str, terms: Iterable[str]) -> list[str]:
 
 
 def study_text_leaks(study: Study) -> dict[str, list[str]]:
-    """Participant-visible texts of the study (title, consent, instructions, dataset tasks) that name a method."""
+    """Participant-visible texts of the study (title, consent, instructions, prompt, completion message, dataset tasks) that name a method."""
     terms = set(METHOD_WORDS) | set(Stimulus.objects.filter(pair__bundle__study=study).values_list("method", flat=True))
-    texts = {"title": study.title, "consent text": study.consent_text, "instructions": study.instructions}
+    texts = {
+        "title": study.title, "consent text": study.consent_text, "instructions": study.instructions,
+        "question prompt": study.question_prompt, "completion message": study.completion_message,
+    }  # fmt: skip
     bundle = getattr(study, "bundle", None)
     if bundle is not None:
         texts.update({f"task of dataset {d.key}": d.task for d in bundle.datasets.all()})
