@@ -4,13 +4,15 @@ A study lists its researchers (staff accounts) and research groups. A staff user
 everything stored under it, when they are one of its researchers or in one of its groups *and*
 hold the model permission for what they do (``studyapp.view_study`` to look, ``change_participant``
 to exclude, ``delete_participant`` to delete). Superusers see every study; a study nobody was
-given is theirs alone. ``StudyAccessBackend`` answers ``user.has_perm(perm, obj)`` for these
+given is theirs alone. Creating a study needs ``studyapp.add_study``; its creator becomes one of
+its researchers. ``StudyAccessBackend`` answers ``user.has_perm(perm, obj)`` for these
 objects, so views and the admin ask Django's usual question.
 """
 from __future__ import annotations
 
 from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, Permission
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import Http404
@@ -60,12 +62,17 @@ def can_access(user: User, obj: models.Model) -> bool:
     return visible(type(obj)._default_manager.filter(pk=obj.pk), user).exists()
 
 
-def study_or_404(user: User, slug: str, perm: str = "studyapp.view_study") -> Study:
-    """The study ``slug`` when the user holds ``perm`` on it; 404 otherwise (others' studies do not exist for them)."""
+def study_or_403(user: User, slug: str, perm: str = "studyapp.view_study") -> Study:
+    """The study ``slug`` when the user holds ``perm`` on it; 404 when there is no such study, else 403.
+
+    A study's slug is in its public participant link, so telling "not yours" from "none" gives nothing away.
+    """
     study = studies_for(user).filter(slug=slug).first()
-    if study is None or not user.has_perm(perm, study):
+    if study is not None and user.has_perm(perm, study):
+        return study
+    if not Study.objects.filter(slug=slug).exists():
         raise Http404("No such study.")
-    return study
+    raise PermissionDenied("This study is not one of yours.")
 
 
 def researcher_group() -> Group:

@@ -1,7 +1,7 @@
 """URLs of the study app. Participant URLs carry only the study slug, the participant token and positions."""
 from django.urls import path, re_path, register_converter
 
-from .views import dashboard, participant
+from .views import dashboard, participant, preview, research
 
 
 class TokenConverter:
@@ -35,9 +35,17 @@ urlpatterns = [
     path("p/<token:token>/thank-you/", participant.done, name="done"),
     re_path(r"^img/(?P<name>[A-Za-z0-9_-]{16,64}\.(?:png|jpg))$", participant.stimulus_image, name="image"),
     path("research/", dashboard.index, name="dashboard_index"),
+    path("research/new/", research.new_study, name="new_study"),
     path("research/<slug:slug>/", dashboard.study_dashboard, name="dashboard"),
     path("research/<slug:slug>/export.zip", dashboard.download_export, name="export"),
     path("research/<slug:slug>/report/", dashboard.analysis_report, name="report"),
+    path("research/<slug:slug>/texts/", research.study_texts, name="texts"),
+    path("research/<slug:slug>/status/", research.set_status, name="status"),
+    path("research/<slug:slug>/preview/", preview.consent, name="preview"),
+    path("research/<slug:slug>/preview/about-you/", preview.demographics, name="preview_demographics"),
+    path("research/<slug:slug>/preview/instructions/", preview.instructions, name="preview_instructions"),
+    path("research/<slug:slug>/preview/q/<int:position>/", preview.question, name="preview_question"),
+    path("research/<slug:slug>/preview/thank-you/", preview.done, name="preview_done"),
     path(
         "research/<slug:slug>/participants/<public_id:public_id>/exclude/",
         dashboard.set_exclusion, {"exclude": True}, name="exclude",

@@ -10,17 +10,20 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ..access import studies_for, study_or_404
+from ..access import studies_for, study_or_403
 from ..blinding import study_text_leaks
 from ..export import export_zip
-from ..report import study_report_html
 from ..forms import ExclusionForm
+from ..live_chart import LIVE_CONFIDENCE, ROW_HEIGHT, comparison_bars, completion_progress
+from ..report import ReportUnavailable, study_report_html
+from ..research_forms import StudyStatusForm
 from ..models import Answer, Pair, Participant, Study
 
 REFRESH_SECONDS = 15
@@ -75,9 +78,9 @@ def _exposure(study: Study) -> tuple[list[dict[str, object]], dict[str, int]]:
 
 def _participant(request: HttpRequest, slug: str, public_id: str, perm: str) -> Participant:
     """The participant of a study the researcher may see, when they hold ``perm`` on them; 404 otherwise."""
-    participant = get_object_or_404(Participant, study=study_or_404(request.user, slug), public_id=public_id)
+    participant = get_object_or_404(Participant, study=study_or_403(request.user, slug), public_id=public_id)
     if not request.user.has_perm(perm, participant):
-        raise Http404("No such participant.")
+        raise PermissionDenied("This needs another permission on the study's participants.")
     return participant
 
 
@@ -102,7 +105,8 @@ def index(request: HttpRequest) -> HttpResponse:
         started=Count("participants", filter=Q(participants__excluded=False)),
         completed=Count("participants", filter=Q(participants__excluded=False, participants__completed_at__isnull=False)),
     )
-    return render(request, "studyapp/dashboard/index.html", {"studies": studies})
+    context = {"studies": studies, "can_create": request.user.has_perm("studyapp.add_study")}
+    return render(request, "studyapp/dashboard/index.html", context)
 
 
 @never_cache
@@ -110,7 +114,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_GET
 def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     """Counts, answers per cell, pair exposure and participants of one study; refreshes while it runs."""
-    study = study_or_404(request.user, slug)
+    study = study_or_403(request.user, slug)
     participants = _participants(study)
     counts: dict[str, int] = defaultdict(int)
     for p in participants:
@@ -118,11 +122,21 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         counts["simulated"] += p.simulated
     pairs, exposure = _exposure(study)
     refresh = study.status == Study.Status.OPEN and request.GET.get("refresh") != "0"
+    include_simulated = request.GET.get("simulated") == "1"
+    bars = comparison_bars(study, include_simulated)
+    started = len(participants) - counts["excluded"]
     context = {
         "study": study,
         "bundle": getattr(study, "bundle", None),
         "counts": dict(counts),
-        "started": len(participants) - counts["excluded"],
+        "started": started,
+        "bars": bars,
+        "chart_height": len(bars) * ROW_HEIGHT,
+        "confidence": round(100 * LIVE_CONFIDENCE),
+        "include_simulated": include_simulated,
+        "progress": completion_progress(study, started, counts["completed"]),
+        "can_change": request.user.has_perm("studyapp.change_study", study),
+        "status_form": StudyStatusForm(study=study),
         "cells": _cells(study),
         "pairs": pairs,
         "exposure": exposure,
@@ -164,7 +178,7 @@ def delete_participant(request: HttpRequest, slug: str, public_id: str) -> HttpR
 @require_GET
 def download_export(request: HttpRequest, slug: str) -> HttpResponse:
     """answers.csv and participants.csv of the study in one zip file."""
-    study = study_or_404(request.user, slug)
+    study = study_or_403(request.user, slug)
     response = HttpResponse(export_zip(study), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-export.zip"'
     return response
@@ -174,12 +188,10 @@ def download_export(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def analysis_report(request: HttpRequest, slug: str) -> HttpResponse:
     """The analysis report (figures, preferences, statistics) of the study's answers so far."""
-    from analysis.io import InputError
-
-    study = study_or_404(request.user, slug)
+    study = study_or_403(request.user, slug)
     try:
         html = study_report_html(study, include_simulated=request.POST.get("include_simulated") == "1")
-    except InputError as exc:
+    except ReportUnavailable as exc:
         messages.error(request, f"No report: {exc}")
         return redirect("studyapp:dashboard", slug)
     except Exception:  # a report the analysis cannot build must not cost the researcher a 500

@@ -1,0 +1,95 @@
+""""Preview as participant": the participant's pages for a researcher with access, writing nothing.
+
+consent → about you → instructions → one question of each type (and a check) → thank-you, each
+rendered from the participant templates with the preview banner; the forms are validated as for a
+participant, but no participant, answer or exposure is ever stored.
+"""
+from __future__ import annotations
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from ..access import study_or_403
+from ..forms import AnswerForm, ConsentForm, DemographicsForm
+from ..preview import preview_participant, preview_questions
+from .participant import _question_page
+
+
+def _page(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
+    return render(request, template, {**context, "preview_banner": True}, status=status)
+
+
+@never_cache
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def consent(request: HttpRequest, slug: str) -> HttpResponse:
+    """The study page with its consent text, as a newcomer sees it."""
+    study = study_or_403(request.user, slug)
+    form = ConsentForm(request.POST or None, study_slug=study.slug)
+    if request.method == "POST" and form.is_valid():
+        return redirect("studyapp:preview_demographics", study.slug)
+    return _page(request, "studyapp/study.html", {"study": study, "form": form}, 400 if form.errors else 200)
+
+
+@never_cache
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def demographics(request: HttpRequest, slug: str) -> HttpResponse:
+    """The questions about the participant; answers are checked and dropped."""
+    study = study_or_403(request.user, slug)
+    form = DemographicsForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        return redirect("studyapp:preview_instructions", study.slug)
+    participant = preview_participant(study, len(preview_questions(study)))
+    context = {"study": study, "form": form, "participant": participant}
+    return _page(request, "studyapp/demographics.html", context, 400 if form.errors else 200)
+
+
+@never_cache
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def instructions(request: HttpRequest, slug: str) -> HttpResponse:
+    """The study's instructions."""
+    study = study_or_403(request.user, slug)
+    participant = preview_participant(study, len(preview_questions(study)))
+    if request.method == "POST":
+        if not participant.sequence_length:  # a study without a bundle has no questions to show
+            return redirect("studyapp:preview_done", study.slug)
+        return redirect("studyapp:preview_question", study.slug, 1)
+    return _page(request, "studyapp/instructions.html", {"study": study, "participant": participant})
+
+
+# The question form has no CSRF token (as for participants); a preview answer changes nothing.
+@csrf_exempt
+@never_cache
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def question(request: HttpRequest, slug: str, position: int) -> HttpResponse:
+    """Question ``position`` of the preview sequence; an answer moves on to the next one."""
+    study = study_or_403(request.user, slug)
+    sequence = preview_questions(study)
+    if not 1 <= position <= len(sequence):
+        raise Http404("No such question in the preview.")
+    participant = preview_participant(study, len(sequence), answered=position - 1)
+    if request.method == "POST":
+        if AnswerForm(request.POST, item_pk=sequence[position - 1].item_pk).is_valid():
+            if position == len(sequence):
+                return redirect("studyapp:preview_done", study.slug)
+            return redirect("studyapp:preview_question", study.slug, position + 1)
+        return _question_page(request, participant, sequence, invalid=True, preview=True)
+    return _question_page(request, participant, sequence, preview=True)
+
+
+@never_cache
+@staff_member_required
+@require_http_methods(["GET"])
+def done(request: HttpRequest, slug: str) -> HttpResponse:
+    """The thank-you page, or a note where the study sends participants on instead."""
+    study = study_or_403(request.user, slug)
+    participant = preview_participant(study, len(preview_questions(study)))
+    context = {"study": study, "participant": participant, "preview_redirect": study.completion_redirect_url}
+    return _page(request, "studyapp/done.html", context)
