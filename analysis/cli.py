@@ -26,11 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="The export's columns: docs/formats.md.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     report = commands.add_parser(
-        "report", help="preferences.csv/.md, participants_quality.csv, figures (PNG, SVG) "
-                       "and report.html",
-        description="Write the preference report: preferences.csv and .md, "
-                    "participants_quality.csv, Figures 4 and 7-11 and two data-quality "
-                    "figures as PNG and SVG, and a self-contained report.html.")
+        "report", help="comparisons.csv, ranking.csv, preferences.csv/.md, "
+                       "participants_quality.csv, figures (PNG, SVG) and report.html",
+        description="Write the preference report: comparisons.csv and ranking.csv "
+                    "(Bradley-Terry with ties) with comparisons.md for any comparisons of "
+                    "methods; the paper's preferences.csv and .md and Figures 4 and 7 for "
+                    "BLA-T comparisons; participants_quality.csv, Figures 8-11, two "
+                    "data-quality figures, the ranking and the preference matrix as PNG and "
+                    "SVG, and a self-contained report.html.")
     source = report.add_argument_group("input (either --export-dir or both files)")
     source.add_argument("--export-dir", type=Path, metavar="DIR",
                         help="folder holding answers.csv and participants.csv")
@@ -108,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     figures = sum(path.suffix in (".png", ".svg") for path in result.files)
-    print(f"Wrote report.html, preferences.csv/.md, participants_quality.csv and {figures} "
-          "figure files "
+    tables = ", ".join(path.name for path in result.files if path.suffix in (".csv", ".md"))
+    print(f"Wrote report.html, {tables} and {figures} figure files "
           f"for {len(result.selection.answers)} answers of "
           f"{result.selection.answers.groupby(['study', 'participant']).ngroups} participants "
           f"to {result.out_dir}")

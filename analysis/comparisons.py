@@ -71,16 +71,15 @@ def oriented(answers: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def comparison_table(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+def comparison_table(data: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                      confidence: float = DEFAULT_CONFIDENCE,
                      decimals: int = DEFAULT_DECIMALS) -> pd.DataFrame:
     """comparisons.csv: per comparison a pooled row (dataset 'all'), then one per dataset.
 
-    ``answers`` are the counted preference answers (:func:`oriented` is applied here).
-    Comparisons come in order of question type, then methods; p_value_holm adjusts over the
-    comparisons of each dataset value ('all' being one family).
+    ``data`` are the counted preference answers as :func:`oriented` gives them. Comparisons
+    come in order of question type, then methods; p_value_holm adjusts over the comparisons of
+    each dataset value ('all' being one family).
     """
-    data = oriented(answers)
     datasets = sorted(data["dataset"].astype(str).unique())
     dataset_code = pd.Categorical(data["dataset"].astype(str), categories=datasets).codes
     result = data["result"].to_numpy()

@@ -4,8 +4,11 @@ Preference bars show relative frequencies; every bar carries its percentage, pri
 same rule as ``preferences.csv`` (:mod:`analysis.percentages`), and the BLA-T bar a whisker
 for its bootstrap confidence interval. Demographic figures show counts of the participants
 the analysis counted. Two data-quality figures show the side-A share of decisive answers and
-the BLA-T share by quarter of the sequence. Each figure is written as PNG and as SVG (text kept
-as text).
+the BLA-T share by quarter of the sequence. For any study, the ranking figure draws every
+method's Bradley–Terry strength with its bootstrap interval, and the preference matrix each
+method's share of the answers against every other (rounded like the CSVs). Figures 4 and 7 are
+drawn only when the study has the paper's BLA-T comparisons. Each figure is written as PNG and
+as SVG (text kept as text).
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from analysis.percentages import DEFAULT_DECIMALS, format_percent
 from analysis.quality import SampleChecks
+from analysis.ranking import Ranking
 from analysis.vocabulary import (
     EQUAL_NAME, EXPERIENCE_LABELS, GENDERS, NOT_GIVEN, QUESTION_TYPES,
-    other_method_name,
+    contender_name, other_method_name,
 )
 
 FIGURE_STEMS: dict[str, str] = {
@@ -35,6 +40,8 @@ FIGURE_STEMS: dict[str, str] = {
     "figure11": "figure11_xai_experience",
     "side_a": "quality_side_a",
     "positions": "quality_positions",
+    "ranking": "ranking_strengths",
+    "matrix": "preference_matrix",
 }
 _STYLE = {"svg.fonttype": "none", "svg.hashsalt": "bla-study", "font.size": 9}
 _COLOURS = ("#1f77b4", "#ff7f0e", "#7f7f7f")
@@ -222,16 +229,82 @@ def positions_figure(checks: SampleChecks) -> Figure:
     return fig
 
 
+def labelled_axes(width: float, height: float, left_chars: int, bottom_chars: int = 0,
+                  right: float = _RIGHT):
+    """One axes of ``width`` × ``height`` inches with room for tick labels of that many
+    characters on the left (and, rotated 45°, below)."""
+    left = 0.25 + 0.07 * left_chars
+    bottom = _BOTTOM + 0.05 * bottom_chars
+    fig = Figure(figsize=(left + width + right, _TITLE + height + bottom))
+    ax = fig.add_axes((left / fig.get_figwidth(), bottom / fig.get_figheight(),
+                       width / fig.get_figwidth(), height / fig.get_figheight()))
+    return fig, ax
+
+
+def ranking_figure(ranking: Ranking) -> Figure:
+    """Each method's strength (log scale of Bradley–Terry) with its CI, strongest on top."""
+    rows = ranking.table
+    ranks = rows["rank"].astype(object).where(rows["rank"].notna(), "–")
+    labels = [f"{r}. {contender_name(m)}" for r, m in zip(ranks, rows["method"])]
+    fig, ax = labelled_axes(3.6, max(1.0, 0.3 * len(rows)), max(map(len, labels)))
+    y = np.arange(len(rows))[::-1]
+    strength = rows["strength"].to_numpy(dtype=float)
+    if np.isfinite(strength).any():
+        whiskers = np.nan_to_num(np.abs(np.vstack([strength - rows["ci_low"].to_numpy(float),
+                                                   rows["ci_high"].to_numpy(float) - strength])))
+        ax.errorbar(strength, y, xerr=whiskers, fmt="o", color=_COLOURS[0], capsize=3,
+                    linewidth=1)
+        ax.axvline(0.0, color="black", linestyle="--", linewidth=0.8)
+    else:
+        ax.text(0.5, 0.5, "no finite maximum-likelihood\nstrengths (see warnings)",
+                ha="center", va="center", transform=ax.transAxes)
+    ax.set_yticks(y, labels)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel("Strength θ (log scale; 0 = mean of the methods)")
+    ax.set_title(f"Ranking (Bradley–Terry with ties, {ranking.replicates} bootstrap "
+                 "replicates)", fontsize=9)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def matrix_figure(ranking: Ranking, decimals: int = DEFAULT_DECIMALS) -> Figure:
+    """Method × method: share of their answers in which the row method was chosen."""
+    order = list(ranking.table["method"])
+    chosen = ranking.chosen.loc[order, order].to_numpy()
+    answered = ranking.answered.loc[order, order].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(answered > 0, chosen / answered, np.nan)
+    names = [contender_name(m) for m in order]
+    size = max(1.6, 0.6 * len(order))
+    longest = max(map(len, names))
+    fig, ax = labelled_axes(size, size, longest, longest, right=1.0)
+    image = ax.imshow(np.ma.masked_invalid(shares), cmap="RdBu", vmin=0.0, vmax=1.0)
+    for (i, j), value in np.ndenumerate(shares):
+        if answered[i, j]:
+            ax.text(j, i, f"{format_percent(chosen[i, j], answered[i, j], decimals)}%",
+                    ha="center", va="center", fontsize=7,
+                    color="white" if abs(value - 0.5) > 0.3 else "black")
+    ax.set_xticks(range(len(order)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(order)), names)
+    ax.set_title("Share of answers preferring the row method", fontsize=9)
+    box = ax.get_position()
+    bar = fig.add_axes((box.x1 + 0.15 / fig.get_figwidth(), box.y0,
+                        0.12 / fig.get_figwidth(), box.height))
+    fig.colorbar(image, cax=bar)
+    return fig
+
+
 def render_figures(table: pd.DataFrame, participants: pd.DataFrame, checks: SampleChecks,
-                   folder: Path,
-                   dataset_labels: dict[str, str] | None = None) -> dict[str, list[Path]]:
-    """Draw Figures 4 and 7–11 and the two data-quality figures into ``folder`` as PNG and SVG;
-    return the paths per figure."""
+                   ranking: Ranking, folder: Path,
+                   dataset_labels: dict[str, str] | None = None,
+                   decimals: int = DEFAULT_DECIMALS) -> dict[str, list[Path]]:
+    """Draw Figures 4 and 7 (BLA-T studies only), 8–11, the two data-quality figures, the
+    ranking and the preference matrix into ``folder`` as PNG and SVG; return the paths."""
     labels = dataset_labels or {}
     with matplotlib.rc_context(_STYLE):
-        figures = {
-            "figure4": figure4(table),
-            "figure7": figure7(table, labels),
+        figures = {} if table.empty else {
+            "figure4": figure4(table), "figure7": figure7(table, labels)}
+        figures.update({
             "figure8": count_figure(participants["gender"], (*GENDERS, NOT_GIVEN), "Gender",
                                     ""),
             "figure9": age_figure(participants["age"]),
@@ -243,7 +316,9 @@ def render_figures(table: pd.DataFrame, participants: pd.DataFrame, checks: Samp
                                      "I have technical experience with XAI:"),
             "side_a": side_a_figure(checks),
             "positions": positions_figure(checks),
-        }
+            "ranking": ranking_figure(ranking),
+            "matrix": matrix_figure(ranking, decimals),
+        })
         return {key: save_figure(fig, folder, FIGURE_STEMS[key]) for key, fig in figures.items()}
 
 

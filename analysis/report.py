@@ -1,5 +1,7 @@
-"""The preference report: preferences.csv / .md, participants_quality.csv, Figures 4 and 7–11,
-two data-quality figures, and a self-contained report.html.
+"""The preference report: comparisons.csv / ranking.csv / comparisons.md for any comparisons of
+methods, the paper's preferences.csv / .md and Figures 4 and 7 for its BLA-T comparisons,
+participants_quality.csv, Figures 8–11, two data-quality figures, the ranking and preference-matrix
+figures, and a self-contained report.html.
 
 All files are first written to a staging folder inside the output folder and moved into place
 only when every one of them has been written, so a failure leaves no half-written report.
@@ -21,17 +23,19 @@ from typing import Callable
 import pandas as pd
 
 from analysis import __version__
+from analysis.comparisons import comparison_table, oriented
 from analysis.figures import render_figures
 from analysis.io import Export, InputError, load_export
 from analysis.percentages import DEFAULT_DECIMALS
 from analysis.quality import (
     QUALITY_COLUMNS, QualityThresholds, SampleChecks, participant_quality, sample_checks,
 )
+from analysis.ranking import MODEL_SENTENCE, Ranking, rank_methods
 from analysis.selection import DEFAULT_MAX_FAILED_CHECKS, Selection, select
 from analysis.statistics import (
     DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, PREFERENCE_COLUMNS, preference_table,
 )
-from analysis.vocabulary import QUESTION_TYPES
+from analysis.vocabulary import COMPARISON_COLUMNS, RANKING_COLUMNS, contender_name
 
 FIGURE_CAPTIONS: dict[str, str] = {
     "figure4": "Figure 4. User preference for explanations, pooled over datasets. Whiskers: "
@@ -47,8 +51,13 @@ FIGURE_CAPTIONS: dict[str, str] = {
     "positions": "Fatigue and learning: BLA-T share of the answers in each quarter of a "
                  "participant's sequence, with participant-level bootstrap confidence "
                  "intervals.",
+    "ranking": "Ranking of the methods by human preference: Bradley–Terry strengths (Davidson's "
+               "model with ties) with participant-cluster bootstrap confidence intervals.",
+    "matrix": "Preference matrix: the share of the answers comparing two methods in which the row "
+              "method was chosen ('equally reasonable' answers count in the total).",
 }
 QUALITY_FIGURES = ("side_a", "positions")
+RANKING_FIGURES = ("ranking", "matrix")
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,8 @@ class ReportResult:
     out_dir: Path
     files: list[Path]
     table: pd.DataFrame
+    comparisons: pd.DataFrame
+    ranking: Ranking
     selection: Selection
     quality: pd.DataFrame
     warnings: tuple[str, ...]
@@ -99,33 +110,46 @@ def build_report(answers_path: Path, participants_path: Path, out_dir: Path,
     step("computing statistics")
     table = preference_table(selection.answers, options.n_boot, options.seed,
                              options.confidence, options.decimals)
+    compared = oriented(selection.answers)
+    comparisons = comparison_table(compared, options.n_boot, options.seed, options.confidence,
+                                   options.decimals)
+    ranking = rank_methods(compared, options.n_boot, options.seed, options.confidence)
     quality = participant_quality(export, selection, options.quality, options.decimals)
     checks = sample_checks(selection, export.checks, options.n_boot, options.seed,
                            options.confidence)
-    warnings = export.warnings + selection.warnings() + tuple(checks.warnings())
+    warnings = (export.warnings + selection.warnings() + tuple(checks.warnings())
+                + ranking.warnings)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".analysis-staging-", dir=out_dir))
     try:
         step("drawing figures")
-        figures = render_figures(table, selection.participants, checks, staging,
-                                 options.dataset_labels)
+        figures = render_figures(table, selection.participants, checks, ranking, staging,
+                                 options.dataset_labels, options.decimals)
         step("writing the report")
-        write_preferences_csv(table, staging / "preferences.csv")
+        if not table.empty:  # the paper's BLA-T comparisons
+            write_preferences_csv(table, staging / "preferences.csv")
+            (staging / "preferences.md").write_text(preferences_markdown(table, options),
+                                                    encoding="utf-8")
+        comparisons.loc[:, list(COMPARISON_COLUMNS)].to_csv(staging / "comparisons.csv",
+                                                            index=False, na_rep="")
+        ranking.table.loc[:, list(RANKING_COLUMNS)].to_csv(staging / "ranking.csv",
+                                                           index=False, na_rep="")
+        (staging / "comparisons.md").write_text(
+            comparisons_markdown(comparisons, ranking, options), encoding="utf-8")
         quality.loc[:, list(QUALITY_COLUMNS)].to_csv(staging / "participants_quality.csv",
                                                      index=False, na_rep="")
-        (staging / "preferences.md").write_text(preferences_markdown(table, options),
-                                                encoding="utf-8")
         (staging / "report.html").write_text(
-            report_html(export, selection, table, quality, checks, figures, warnings,
-                        options), encoding="utf-8")
+            report_html(export, selection, table, comparisons, ranking, quality, checks,
+                        figures, warnings, options), encoding="utf-8")
         files = []
         for path in sorted(staging.iterdir()):
             os.replace(path, out_dir / path.name)
             files.append(out_dir / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ReportResult(out_dir, files, table, selection, quality, warnings)
+    return ReportResult(out_dir, files, table, comparisons, ranking, selection, quality,
+                        warnings)
 
 
 def write_preferences_csv(table: pd.DataFrame, path: Path) -> None:
@@ -166,13 +190,91 @@ def display_rows(table: pd.DataFrame, options: ReportOptions) -> list[list[str]]
     return rows
 
 
-def preferences_markdown(table: pd.DataFrame, options: ReportOptions) -> str:
-    """preferences.md: the same rows as a Markdown table, with the rounding rule stated."""
-    rows = display_rows(table, options)
+def markdown_table(rows: list[list[str]]) -> str:
+    """A header row and data rows as a Markdown table."""
     lines = ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     lines.insert(1, "|" + "---|" * len(rows[0]))
-    return ("# User preferences\n\n" + "\n".join(lines) + "\n\n"
+    return "\n".join(lines)
+
+
+def html_table(rows: list[list[str]]) -> str:
+    """A header row and data rows as an HTML table (cells escaped)."""
+    esc = html.escape
+    return ("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in rows[0])
+            + "</tr></thead><tbody>" + "".join(
+                "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
+                for row in rows[1:]) + "</tbody></table>")
+
+
+def preferences_markdown(table: pd.DataFrame, options: ReportOptions) -> str:
+    """preferences.md: the same rows as a Markdown table, with the rounding rule stated."""
+    return ("# User preferences\n\n" + markdown_table(display_rows(table, options)) + "\n\n"
             + rounding_sentence(options.decimals) + "\n")
+
+
+def comparison_rows(comparisons: pd.DataFrame, options: ReportOptions) -> list[list[str]]:
+    """Header plus one readable row per comparisons.csv row."""
+    level = f"{options.confidence * 100:g}%"
+    rows = [["Dataset", "Question type", "Method 1", "Method 2", "Answers", "Participants",
+             "Method 1", "Method 2", "Equal", f"Method 1 share {level} CI", "p (sign-flip)",
+             "p (sign-flip, Holm)"]]
+    for r in comparisons.itertuples():
+        rows.append([
+            options.dataset_labels.get(r.dataset, r.dataset), r.question_type,
+            contender_name(r.method_1), contender_name(r.method_2), str(r.n_answers),
+            str(r.n_participants), f"{r.method_1_count} ({r.method_1_pct}%)",
+            f"{r.method_2_count} ({r.method_2_pct}%)", f"{r.equal} ({r.equal_pct}%)",
+            f"{r.ci_low}–{r.ci_high}%" if r.ci_low != "" else "–",
+            format_p(r.p_value), format_p(r.p_value_holm)])
+    return rows
+
+
+def ranking_rows(ranking: Ranking, options: ReportOptions) -> list[list[str]]:
+    """Header plus one readable row per ranking.csv row."""
+    level = f"{options.confidence * 100:g}%"
+
+    def number(value: float) -> str:
+        return "–" if pd.isna(value) else f"{value:.3f}"
+    rows = [["Rank", "Method", "Strength θ", f"{level} CI", "Answers"]]
+    for r in ranking.table.itertuples():
+        rows.append(["–" if pd.isna(r.rank) else str(r.rank), contender_name(r.method),
+                     number(r.strength),
+                     "–" if pd.isna(r.ci_low) else f"{number(r.ci_low)} to {number(r.ci_high)}",
+                     str(r.n_answers)])
+    return rows
+
+
+def ranking_paragraph(ranking: Ranking, options: ReportOptions) -> str:
+    """How the ranking was made, with this report's numbers."""
+    tie = "" if ranking.fit is None else f" The fitted tie parameter is ν = {ranking.fit.tie:.3f}."
+    return (f"Across all comparisons the methods are ranked by {MODEL_SENTENCE}. A random-swap "
+            "control of method m (m's map of another image) is a contender of its own, "
+            f"random(m).{tie} The {options.confidence * 100:g}% intervals are percentiles of "
+            f"a cluster bootstrap that resamples participants ({ranking.replicates} usable of "
+            f"{options.n_boot} replicates, seed {options.seed}); replicates in which a "
+            "comparison lost all its answers or the likelihood had no finite maximum are "
+            "skipped. Rank 1 is the strongest; no ranks are given when the comparison graph "
+            "is not connected.")
+
+
+def comparisons_markdown(comparisons: pd.DataFrame, ranking: Ranking,
+                         options: ReportOptions) -> str:
+    """comparisons.md: every comparison, then the ranking, with how each was computed."""
+    return ("# Comparisons\n\n" + markdown_table(comparison_rows(comparisons, options))
+            + "\n\n" + comparisons_sentence(options) + " "
+            + rounding_sentence(options.decimals) + "\n\n# Ranking\n\n"
+            + markdown_table(ranking_rows(ranking, options)) + "\n\n"
+            + ranking_paragraph(ranking, options) + "\n"
+            + "".join(f"\nWarning: {w}\n" for w in ranking.warnings))
+
+
+def comparisons_sentence(options: ReportOptions) -> str:
+    """How the comparison rows were computed."""
+    return (f"Each comparison {{method 1}}_vs_{{method 2}} has a pooled row (dataset 'all') and "
+            "one per dataset: the method-1 share of all answers with a participant-cluster "
+            f"bootstrap {options.confidence * 100:g}% interval, and the exact participant-level "
+            "sign-flip test of method 1 against method 2, Holm-adjusted over the comparisons "
+            "of each dataset row.")
 
 
 def rounding_sentence(decimals: int) -> str:
@@ -281,20 +383,20 @@ def figures_html(figures: dict[str, list[Path]]) -> str:
 
 
 def report_html(export: Export, selection: Selection, table: pd.DataFrame,
-                quality: pd.DataFrame, checks: SampleChecks, figures: dict[str, list[Path]],
+                comparisons: pd.DataFrame, ranking: Ranking, quality: pd.DataFrame,
+                checks: SampleChecks, figures: dict[str, list[Path]],
                 warnings: tuple[str, ...], options: ReportOptions) -> str:
     """report.html with every figure embedded as base64 PNG, so the file stands alone."""
     esc = html.escape
-    rows = display_rows(table, options)
-    results = "<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in rows[0]) + \
-        "</tr></thead><tbody>" + "".join(
-            "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
-        ) + "</tbody></table>"
+    results = (html_table(display_rows(table, options))
+               + "<p>Machine-readable: <code>preferences.csv</code> (same rows, full "
+               "precision).</p>") if not table.empty else (
+        "<p>The study has none of the paper's BLA-T comparisons; see Comparisons.</p>")
     figure_html = figures_html({key: paths for key, paths in figures.items()
-                                if key not in QUALITY_FIGURES})
+                                if key not in QUALITY_FIGURES + RANKING_FIGURES})
     warning_items = "".join(f"<li>{esc(w)}</li>" for w in warnings) or "<li>none</li>"
     studies = ", ".join(sorted(export.answers["study"].unique()))
-    question_types = ", ".join(q for q in QUESTION_TYPES if q in set(table["question_type"]))
+    question_types = ", ".join(dict.fromkeys(comparisons["question_type"]))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>BLA Study — preference report</title>
@@ -315,9 +417,17 @@ code {{ background: #f3f3f3; padding: 0 0.2rem; }}
 <h3>Warnings</h3><ul>{warning_items}</ul>
 <h2>Methods</h2>
 <p>{esc(methods_paragraph(selection, table, options))}</p>
-<h2>Results</h2>
+<p>{esc(comparisons_sentence(options))}</p>
+<p>{esc(ranking_paragraph(ranking, options))}</p>
+<h2>Comparisons</h2>
+{html_table(comparison_rows(comparisons, options))}
+<p>Machine-readable: <code>comparisons.csv</code> (same rows, full precision).</p>
+<h2>Ranking</h2>
+{html_table(ranking_rows(ranking, options))}
+<p>Machine-readable: <code>ranking.csv</code>.</p>
+{figures_html({key: figures[key] for key in RANKING_FIGURES})}
+<h2>Results (the paper's BLA-T comparisons)</h2>
 {results}
-<p>Machine-readable: <code>preferences.csv</code> (same rows, full precision).</p>
 <h2>Figures</h2>
 {figure_html}
 <h2>Data quality</h2>
