@@ -76,13 +76,14 @@ def test_report_files_are_complete_and_self_contained(default_report):
     out = folder / "out"
     stems = ["figure4_preferences", "figure7_preferences_by_dataset", "figure8_gender",
              "figure9_age", "figure10_ml_experience", "figure11_xai_experience",
-             "quality_side_a", "quality_positions"]
+             "quality_side_a", "quality_positions", "ranking_strengths", "preference_matrix"]
     expected = {f"{stem}.{ext}" for stem in stems for ext in ("png", "svg")}
-    expected |= {"preferences.csv", "preferences.md", "participants_quality.csv", "report.html"}
+    expected |= {"preferences.csv", "preferences.md", "participants_quality.csv", "report.html",
+                 "comparisons.csv", "comparisons.md", "ranking.csv"}
     assert {p.name for p in out.iterdir()} == expected == {p.name for p in result.files}
     page = (out / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 8
+    assert len(images) == 10
     assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from elsewhere
     counts = re.sub(r"\s+", " ", page)
@@ -150,7 +151,8 @@ def test_cli_writes_the_report_and_says_where(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
-        "Wrote report.html, preferences.csv/.md, participants_quality.csv and 16 figure files "
+        "Wrote report.html, comparisons.csv, comparisons.md, participants_quality.csv, "
+        "preferences.csv, preferences.md, ranking.csv and 20 figure files "
         f"for 9 answers of 3 participants to {tmp_path / 'out'}")
     assert "Cats vs dogs" in (tmp_path / "out" / "preferences.md").read_text()
 
