@@ -103,6 +103,14 @@ def make_fixture(folder: Path, count: int = COUNT, extra: dict[str, dict[str, An
     return Fixture(folder, files, image_ids, labels, preds, maps, pixels)
 
 
+def add_method_file(fixture: Fixture, name: str, seed: int, **override: Any) -> Path:
+    """One more explanations file over the fixture's images: the CAM file with seeded maps and method ``name``."""
+    fields = dict(np.load(fixture.files["cam"]))
+    fields.update(method=np.array(name), maps=np.random.default_rng(seed).random(fields["maps"].shape, np.float32))
+    fields.update(override)
+    return write_explanations(fixture.folder / f"{DATASET}_{name}.npz", **fields)
+
+
 @pytest.fixture
 def fixture_files(tmp_path: Path) -> Fixture:
     """Fixture explanation files for mnist38 (12 images, 2 classes) in a fresh folder."""

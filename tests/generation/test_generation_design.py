@@ -10,22 +10,14 @@ import numpy as np
 import pytest
 
 from generation.cli import main
-from tests.generation.conftest import Fixture, write_explanations
-
-
-def _add_method(fixture: Fixture, name: str, seed: int, **override: object) -> Path:
-    """Write one more explanations file over the fixture's images: the CAM file with its own maps and key."""
-    fields = dict(np.load(fixture.files["cam"]))
-    fields.update(method=np.array(name), maps=np.random.default_rng(seed).random(fields["maps"].shape, np.float32))
-    fields.update(override)
-    return write_explanations(fixture.folder / f"mnist38_{name}.npz", **fields)
+from tests.generation.conftest import Fixture, add_method_file
 
 
 @pytest.fixture
 def four(fixture_files: Fixture) -> tuple[Fixture, list[str]]:
     """Four methods without BLA-T: cam, l2x_f, grad_cam_pp and a researcher's own method."""
     files = [str(fixture_files.files["cam"]), str(fixture_files.files["l2x_f"]),
-             str(_add_method(fixture_files, "grad_cam_pp", 1)), str(_add_method(fixture_files, "my_method", 2))]
+             str(add_method_file(fixture_files, "grad_cam_pp", 1)), str(add_method_file(fixture_files, "my_method", 2))]
     return fixture_files, files
 
 
@@ -87,7 +79,7 @@ def test_compare_builds_exactly_the_named_comparisons_in_order(four, tmp_path: P
 
 def test_a_random_control_of_a_method_with_one_map_for_all_images_is_refused(four, tmp_path: Path, capsys) -> None:
     fixture, files = four
-    files[3] = str(_add_method(fixture, "my_method", 2, maps=np.ones((12, 7, 7), np.float32)))
+    files[3] = str(add_method_file(fixture, "my_method", 2, maps=np.ones((12, 7, 7), np.float32)))
     code = _build(files, tmp_path / "b", "--compare", "cam:my_method", "--controls", "my_method")
     _expect_error(capsys, code, "has a 'my_method' map different from image", "random-swap control is impossible")
     assert not (tmp_path / "b").exists()
@@ -128,7 +120,7 @@ def test_design_mistakes_are_one_sentence_and_write_nothing(four, tmp_path: Path
 ])
 def test_a_file_with_an_unusable_method_key_is_refused(four, tmp_path: Path, capsys, method: str, fragment: str) -> None:
     fixture, files = four
-    bad = _add_method(fixture, "bad", 3, method=np.array(method))
+    bad = add_method_file(fixture, "bad", 3, method=np.array(method))
     _expect_error(capsys, _build([*files, str(bad)], tmp_path / "b"), str(bad), fragment)
     assert not (tmp_path / "b").exists()
 
@@ -136,7 +128,7 @@ def test_a_file_with_an_unusable_method_key_is_refused(four, tmp_path: Path, cap
 def test_files_over_different_images_are_refused(four, fixture_factory, tmp_path: Path, capsys) -> None:
     _, files = four
     fewer = fixture_factory("fewer", count=10)
-    extra = _add_method(fewer, "score_cam", 4)
+    extra = add_method_file(fewer, "score_cam", 4)
     _expect_error(capsys, _build([*files, str(extra)], tmp_path / "b"), "cover different images of dataset 'mnist38'",
                   str(extra), "every file of a dataset must explain the same images")
     assert not (tmp_path / "b").exists()
