@@ -5,13 +5,16 @@ Times, interleaved and repeated, (a) a plain forward pass of the baseline (avera
 and (c) Grad-CAM of the baseline (forward + backward to the feature map). Prints the ratios
 b/a (target ≤ 1.02) and c/a for the paper's MNIST CNN and for EfficientNet-Lite0 at 224×224.
 
-Every repeat runs the passes in a rotated order, so no pass always follows the allocation-heavy
-Grad-CAM. On a shared machine the whole-model ratio moves by several per cent from run to run, so
-the bench also times the two poolings alone on the backbone's feature map (average pooling + head
-against BLA-T pooling + head, thousands of interleaved repeats): their difference over the plain
-forward is the explanation's own cost, measured where the backbone's noise cannot hide it.
+By default the bench runs torch on one thread and reads that thread's CPU clock
+(``time.thread_time``): the work a pass does, which other processes on a shared machine do not
+inflate (``--clock wall --threads N`` times wall-clock instead). The headline ratio is paired: every round times plain, explained, explained, plain back to back
+(ABBA) and takes (b₁ + b₂) / (a₁ + a₂), so both sides of one ratio see the same machine load; the
+median over the rounds is reported with its interquartile range. Grad-CAM is timed in rotated order
+(fastest of the repeats). The bench also times the two poolings alone on the backbone's feature map
+(average pooling + head against BLA-T pooling + head, thousands of paired repeats): their difference
+over the plain forward is the explanation's own cost, where the backbone's noise cannot hide it.
 
-    .venv/bin/python bench/explain_overhead.py [--repeats 15] [--small]
+    .venv/bin/python bench/explain_overhead.py [--repeats 15] [--rounds 40] [--clock thread|wall] [--threads 1] [--small]
 """
 from __future__ import annotations
 
@@ -51,10 +54,14 @@ def lite0_backbone() -> torch.nn.Module:
 
 
 
+CLOCKS = {"thread": time.thread_time, "wall": time.perf_counter}
+clock = CLOCKS["thread"]
+
+
 def _once(fn) -> float:
-    start = time.perf_counter()
+    start = clock()
     fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def fastest(passes: dict, repeats: int) -> dict[str, float]:
@@ -73,11 +80,27 @@ def fastest(passes: dict, repeats: int) -> dict[str, float]:
     return {key: min(values) for key, values in samples.items()}
 
 
+def paired_ratios(plain, explained, rounds: int) -> list[float]:
+    """Per-round time ratio explained / plain, each round timed ABBA so both share the same load."""
+    plain(), explained()  # warm-up
+    ratios = []
+    for _ in range(rounds):
+        a1, b1, b2, a2 = _once(plain), _once(explained), _once(explained), _once(plain)
+        ratios.append((b1 + b2) / (a1 + a2))
+    return ratios
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """Lower quartile, median and upper quartile."""
+    q = torch.quantile(torch.tensor(values, dtype=torch.float64), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
+    return tuple(float(v) for v in q)
+
+
 TARGET = 1.02
 
 
-def compare(name: str, backbone: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Fastest time of the three passes and of the two poolings alone, measured interleaved."""
+def compare(name: str, backbone: torch.nn.Module, x: torch.Tensor, repeats: int, rounds: int) -> float:
+    """Paired explained/plain ratio (median of ABBA rounds), Grad-CAM, and the poolings alone."""
     channels = backbone.out_channels
     baseline = ExplainedClassifier(backbone, AveragePooling(), 2).eval()
     bla_t = ExplainedClassifier(backbone, BoundedLogitAttention(channels, gamma=0.02), 2).eval()
@@ -94,25 +117,28 @@ def compare(name: str, backbone: torch.nn.Module, x: torch.Tensor, repeats: int)
     def gradcam():
         grad_cam(baseline, x)
 
-    passes = {"plain forward": plain, "forward + BLA-T explanation": explained, "Grad-CAM": gradcam}
-    medians = fastest(passes, repeats)
-    plain_s = medians["plain forward"]
-    print(f"\n{name}: batch {tuple(x.shape)}, fastest of {repeats} interleaved repeats")
-    for key, seconds in medians.items():
-        print(f"  {key:<30} {seconds * 1000:9.2f} ms   ratio {seconds / plain_s:5.3f}")
-    ratio = medians["forward + BLA-T explanation"] / plain_s
-    print(f"  BLA-T explanation / plain forward = {ratio:.3f} (target ≤ {TARGET}: {verdict(ratio)})")
+    fast = fastest({"plain forward": plain, "Grad-CAM": gradcam}, repeats)
+    plain_s = fast["plain forward"]
+    print(f"\n{name}: batch {tuple(x.shape)}")
+    print(f"  plain forward {plain_s * 1000:9.2f} ms, Grad-CAM {fast['Grad-CAM'] * 1000:9.2f} ms "
+          f"(ratio {fast['Grad-CAM'] / plain_s:5.3f}; fastest of {repeats} rotated repeats)")
+    low, ratio, high = quartiles(paired_ratios(plain, explained, rounds))
+    print(f"  forward + BLA-T explanation / plain forward = {ratio:.4f} "
+          f"(median of {rounds} ABBA rounds, IQR {low:.4f}–{high:.4f}; target ≤ {TARGET}: {verdict(ratio)})")
 
     with torch.no_grad():
         features = backbone(x)
-    heads = fastest({"average pooling + head": lambda: pooled(baseline, features),
-                     "BLA-T pooling + head": lambda: pooled(bla_t, features)}, 50 * repeats)
-    own = heads["BLA-T pooling + head"] - heads["average pooling + head"]
-    print(f"  poolings alone, fastest of {50 * repeats}: average {heads['average pooling + head'] * 1000:.3f} ms, "
-          f"BLA-T {heads['BLA-T pooling + head'] * 1000:.3f} ms")
+    head_rounds = 50 * rounds
+    low_h, head_ratio, high_h = quartiles(paired_ratios(lambda: pooled(baseline, features),
+                                                        lambda: pooled(bla_t, features), head_rounds))
+    heads = fastest({"average": lambda: pooled(baseline, features), "bla_t": lambda: pooled(bla_t, features)},
+                    head_rounds)
+    own = heads["bla_t"] - heads["average"]
+    print(f"  poolings alone: average {heads['average'] * 1000:.3f} ms, BLA-T {heads['bla_t'] * 1000:.3f} ms "
+          f"(paired ratio {head_ratio:.3f}, IQR {low_h:.3f}–{high_h:.3f}, {head_rounds} rounds)")
     print(f"  explanation's own cost: {own * 1000:+.3f} ms = {1 + own / plain_s:.4f} × the plain forward "
           f"(target ≤ {TARGET}: {verdict(1 + own / plain_s)})")
-    return medians
+    return ratio
 
 
 def pooled(model: ExplainedClassifier, features: torch.Tensor) -> None:
@@ -129,13 +155,24 @@ def verdict(ratio: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=40, help="ABBA rounds of the paired whole-model ratio")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="thread",
+                        help="thread: this thread's CPU time (robust to other processes); wall: elapsed time")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (thread clock needs 1)")
     parser.add_argument("--small", action="store_true", help="smoke run: batches of 32 and 2 images, 2 repeats")
     args = parser.parse_args()
+    if args.clock == "thread" and args.threads != 1:
+        parser.error("--clock thread measures one thread's CPU time: use --threads 1, or --clock wall")
+    global clock
+    clock = CLOCKS[args.clock]
+    torch.set_num_threads(args.threads)
+    print(f"clock: {args.clock}, torch threads: {args.threads}")
     mnist_batch, lite0_batch, lite0_repeats = (32, 2, 2) if args.small else (512, 16, max(9, args.repeats // 2))
-    repeats = 2 if args.small else args.repeats
+    repeats, rounds = (2, 3) if args.small else (args.repeats, args.rounds)
     torch.manual_seed(0)
-    compare("MNIST CNN (paper §4.1)", MnistCNN(), torch.rand(mnist_batch, 1, 28, 28), repeats)
-    compare("EfficientNet-Lite0 (224×224)", lite0_backbone(), torch.rand(lite0_batch, 3, 224, 224), lite0_repeats)
+    compare("MNIST CNN (paper §4.1)", MnistCNN(), torch.rand(mnist_batch, 1, 28, 28), repeats, rounds)
+    compare("EfficientNet-Lite0 (224×224)", lite0_backbone(), torch.rand(lite0_batch, 3, 224, 224),
+            lite0_repeats, max(rounds // 2, 3))
 
 
 if __name__ == "__main__":

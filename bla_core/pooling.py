@@ -53,29 +53,38 @@ def positions_last(features: torch.Tensor) -> torch.Tensor | None:
 def weighted_sum(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Σ_i w_i f_i over the spatial positions: (B, C, H, W) × (B, H, W) → (B, C).
 
-    Channels-last maps (the cache's layout) take one batched matrix product over contiguous rows;
-    a backbone's (B, C, H, W) output takes a broadcast product and sum, 2–3× faster on the CPU than
-    the batched matrix product or einsum over its strided positions. The result is the same.
+    One batched matrix product over contiguous memory: (B, h·w, C) rows for a channels-last map (the
+    cache's layout), (B, C, h·w) for a backbone's contiguous output, 1.5–2× faster on the CPU than a
+    broadcast product and sum (which stays for other strides). The result is the same.
     """
+    batch = weights.shape[0]
+    flat = weights.reshape(batch, -1)
     rows = positions_last(features)
-    if rows is None:
-        return (features * weights.unsqueeze(1).to(features.dtype)).sum(dim=(2, 3))
-    return torch.bmm(weights.reshape(weights.shape[0], 1, -1).to(rows.dtype), rows).squeeze(1)
+    if rows is not None:
+        return torch.bmm(flat.unsqueeze(1).to(rows.dtype), rows).squeeze(1)
+    if features.is_contiguous():
+        columns = features.view(batch, features.shape[1], -1)
+        return torch.bmm(columns, flat.unsqueeze(2).to(columns.dtype)).squeeze(2)
+    return (features * weights.unsqueeze(1).to(features.dtype)).sum(dim=(2, 3))
 
 
 def position_scores(features: torch.Tensor, score: nn.Conv2d) -> torch.Tensor:
     """The 1×1 convolution ``score`` (one filter) at every position: (B, C, H, W) → (B, H, W).
 
-    A one-filter convolution is a weighted channel sum: as a broadcast product and sum it costs a
-    third of ``Conv2d`` on the CPU (small 1-output convolutions are slow in oneDNN).
+    A one-filter convolution is a weighted channel sum: as one matrix product over contiguous memory
+    it costs a third to a fifth of ``Conv2d`` on the CPU (small 1-output convolutions are slow in oneDNN).
     """
+    batch, channels, height, width = features.shape
+    weight = score.weight.view(1, channels).to(features.dtype)
+    bias = score.bias.to(features.dtype)
     rows = positions_last(features)
-    if rows is None:
-        weight = score.weight.view(1, -1, 1, 1).to(features.dtype)
-        return (features * weight).sum(dim=1) + score.bias.to(features.dtype)
-    batch, _, height, width = features.shape
-    values = nn.functional.linear(rows, score.weight.view(1, -1), score.bias)
-    return values.view(batch, height, width)
+    if rows is not None:
+        return nn.functional.linear(rows, weight, bias).view(batch, height, width)
+    if features.is_contiguous():
+        # bmm with the filter expanded (stride 0) avoids the copy matmul makes to fold the batch in.
+        values = torch.bmm(weight.expand(batch, 1, channels), features.view(batch, channels, height * width))
+        return (values + bias).view(batch, height, width)
+    return (features * weight.view(1, channels, 1, 1)).sum(dim=1) + bias
 
 
 class AveragePooling(nn.Module):

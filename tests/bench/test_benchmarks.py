@@ -60,7 +60,8 @@ def test_explain_overhead_bench_prints_both_ratios_for_both_models(tmp_path):
     out = run([sys.executable, "bench/explain_overhead.py", "--small"], tmp_path)
     for model in ("MNIST CNN", "EfficientNet-Lite0"):
         section = out[out.index(model):]
-        whole = re.search(r"BLA-T explanation / plain forward = ([\d.]+) \(target ≤ 1.02: (met|NOT met)\)", section)
+        whole = re.search(r"BLA-T explanation / plain forward = ([\d.]+) \(median of \d+ ABBA rounds, IQR [\d.]+–[\d.]+; "
+                          r"target ≤ 1.02: (met|NOT met)\)", section)
         own = re.search(r"explanation's own cost: [+-][\d.]+ ms = ([\d.]+) × the plain forward", section)
         assert whole and own, out
         assert float(whole.group(1)) > 0 and float(own.group(1)) > 0
