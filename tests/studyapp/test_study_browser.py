@@ -1,6 +1,7 @@
 """One participant in real Chromium (Playwright): consent → about you → instructions → questions
 (reloading once in the middle, answering by mouse and by keyboard, study.js sending the answers
-and swapping in the next question) → thank-you; then the export."""
+and swapping in the next question) → thank-you; then the export. A German browser takes a study
+that follows the browser's language in German and uses the language switch mid-study."""
 from __future__ import annotations
 
 import csv
@@ -137,3 +138,51 @@ def test_the_last_answer_leads_to_the_completion_redirect_after_it_is_stored(liv
     assert page.url == completion
     participant = Participant.objects.get(external_id="browser-3")
     assert participant.answered == 12 and participant.completed_at is not None
+
+
+def test_a_german_browser_takes_the_study_in_german_and_switches_mid_study(live_server, study: Study, browser_page, tmp_path):
+    """A study that follows the browser's language: Chromium asks for German (Accept-Language), every
+    page is German; the switch on question 3 shows it in English with the progress kept, switching
+    back continues in German; the export records ``de``."""
+    from playwright.sync_api import expect
+
+    Study.objects.filter(pk=study.pk).update(allow_browser_language=True)
+    page = browser_page
+    page.set_extra_http_headers({"Accept-Language": "de-AT,de;q=0.9,en;q=0.5"})
+    page.goto(f"{live_server.url}{study.get_absolute_url()}?PROLIFIC_PID=browser-de")
+    expect(page.locator("html")).to_have_attribute("lang", "de")
+    page.get_by_label("Ich habe die Informationen oben gelesen und bin mit der Teilnahme einverstanden.").check()
+    page.get_by_role("button", name="Starten").click()
+
+    expect(page.get_by_role("heading", name="Über Sie")).to_be_visible()
+    page.get_by_label("Weiblich").check()
+    page.get_by_label("Alter (Jahre)").fill("38")
+    page.get_by_role("group", name="Ich habe technische Erfahrung mit ML/KI:").get_by_label("Stimme zu", exact=True).check()
+    page.get_by_role("group", name="Ich habe technische Erfahrung mit XAI (erklärbarer KI):").get_by_label("Unentschieden").check()
+    page.get_by_role("button", name="Weiter").click()
+
+    expect(page.get_by_role("heading", name="Anleitung")).to_be_visible()
+    expect(page.get_by_text("Es gibt 12 Fragen.")).to_be_visible()
+    page.get_by_role("button", name="Beginnen").click()
+    for position in range(1, 13):
+        expect(page.get_by_text(f"Frage {position} von 12")).to_be_visible()
+        expect(page.locator("text=Welches System verhält sich vernünftiger?")).to_be_visible()
+        if position == 3:
+            page.get_by_role("navigation", name="Sprache").get_by_role("link", name="English").click()
+            expect(page.get_by_text("Question 3 of 12")).to_be_visible()
+            expect(page.locator("html")).to_have_attribute("lang", "en")
+            assert Participant.objects.get(external_id="browser-de").answered == 2
+            page.get_by_role("navigation", name="Language").get_by_role("link", name="Deutsch").click()
+            expect(page.get_by_text("Frage 3 von 12")).to_be_visible()
+        page.wait_for_load_state("domcontentloaded")
+        page.get_by_role("button", name="Gleich vernünftig").click()
+    expect(page.get_by_role("heading", name="Vielen Dank!")).to_be_visible()
+    expect(page.get_by_text("Alle Ihre Antworten wurden gespeichert. Vielen Dank für Ihre Teilnahme.")).to_be_visible()
+
+    participant = Participant.objects.get(external_id="browser-de")
+    assert (participant.answered, participant.language) == (12, "de")
+    out = tmp_path / "export"
+    call_command("export_responses", "--study", study.slug, "--out", str(out), stdout=io.StringIO())
+    with (out / "participants.csv").open(encoding="utf-8") as handle:
+        (person,) = list(csv.DictReader(handle))
+    assert (person["participant"], person["status"], person["language"]) == (participant.public_id, "completed", "de")
