@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Q, Sum
 
 from contracts.vocabulary import method_name, parse_question_type
 
@@ -90,11 +90,14 @@ def comparison_bars(study: Study, include_simulated: bool = False) -> list[Compa
 
 
 def _cache_key(study: Study, include_simulated: bool) -> str:
+    """Changes with every answer, exclusion, deletion and simulated flag of the study's participants."""
     answers = Answer.objects.filter(item__participant__study=study).aggregate(n=Count("id"), last=Max("id"))
-    excluded = Participant.objects.filter(study=study).aggregate(
-        n=Count("id", filter=Q(excluded=True)), last=Max("id", filter=Q(excluded=True))
-    )
-    return f"studyapp:live:{study.pk}:{int(include_simulated)}:{answers['n']}:{answers['last']}:{excluded['n']}:{excluded['last']}"
+    people = Participant.objects.filter(study=study).aggregate(
+        n=Count("id"), last=Max("id"), excluded=Count("id", filter=Q(excluded=True)),
+        excluded_sum=Sum("id", filter=Q(excluded=True)), simulated=Count("id", filter=Q(simulated=True)),
+    )  # fmt: skip
+    state = ":".join(str(v) for v in (*answers.values(), *people.values()))
+    return f"studyapp:live:{study.pk}:{int(include_simulated)}:{state}"
 
 
 def _compute_bars(study: Study, include_simulated: bool) -> list[ComparisonBar]:

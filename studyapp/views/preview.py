@@ -29,7 +29,7 @@ def _page(request: HttpRequest, template: str, context: dict, status: int = 200)
 def consent(request: HttpRequest, slug: str) -> HttpResponse:
     """The study page with its consent text, as a newcomer sees it."""
     study = study_or_403(request.user, slug)
-    form = ConsentForm(request.POST or None, study_slug=study.slug)
+    form = ConsentForm(request.POST if request.method == "POST" else None, study_slug=study.slug)
     if request.method == "POST" and form.is_valid():
         return redirect("studyapp:preview_demographics", study.slug)
     return _page(request, "studyapp/study.html", {"study": study, "form": form}, 400 if form.errors else 200)
@@ -41,7 +41,7 @@ def consent(request: HttpRequest, slug: str) -> HttpResponse:
 def demographics(request: HttpRequest, slug: str) -> HttpResponse:
     """The questions about the participant; answers are checked and dropped."""
     study = study_or_403(request.user, slug)
-    form = DemographicsForm(request.POST or None)
+    form = DemographicsForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         return redirect("studyapp:preview_instructions", study.slug)
     participant = preview_participant(study, len(preview_questions(study)))

@@ -64,7 +64,7 @@ def _new_study(request: HttpRequest, handler: BoundedUpload) -> HttpResponse:
 def study_texts(request: HttpRequest, slug: str) -> HttpResponse:
     """The study's texts and question settings in one form; the blinding audit warns about method names."""
     study = study_or_403(request.user, slug, CHANGE)
-    form = StudyTextsForm(request.POST or None, instance=study)
+    form = StudyTextsForm(request.POST if request.method == "POST" else None, instance=study)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "The study's texts and settings were saved.")
