@@ -263,3 +263,20 @@ def test_a_study_text_of_its_own_is_shown_as_written_in_every_language(client: C
     Study.objects.filter(pk=study.pk).update(language="de", consent_text="Eigene Einwilligung: bitte lesen.")
     page = client.get(study.get_absolute_url()).content.decode()
     assert "Eigene Einwilligung: bitte lesen." in page and "In dieser Studie geht es darum" not in page
+
+
+def test_the_analysis_reads_exports_with_and_without_the_language_column(study: Study, tmp_path):
+    from analysis.io import read_participants
+
+    participant = take_study(Client(HTTP_ACCEPT_LANGUAGE="de"), study)
+    out = tmp_path / "export"
+    call_command("export_responses", "--study", study.slug, "--out", str(out), stdout=io.StringIO())
+    people, _ = read_participants(out / "participants.csv")
+    assert list(zip(people["participant"], people["language"])) == [(participant.public_id, "en")]
+    with (out / "participants.csv").open(encoding="utf-8", newline="") as handle:
+        rows = [row[:-1] for row in csv.reader(handle)]  # an export from before the column
+    older = tmp_path / "older.csv"
+    with older.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    people, _ = read_participants(older)
+    assert list(people["participant"]) == [participant.public_id] and "language" not in people.columns
