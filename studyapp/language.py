@@ -6,6 +6,11 @@ language (``Study.allow_browser_language``) a newcomer gets the first supported 
 starts in is kept in ``Participant.language``; the switch changes it without touching their progress.
 A participant view activates the language for the rest of its request (``participant_page``,
 ``use_language``; no LocaleMiddleware: research pages stay English).
+
+After changing a participant text: ``cd studyapp && ../manage.py makemessages -l de --no-location``,
+translate the new entries in ``locale/de/LC_MESSAGES/django.po`` and run ``../manage.py
+compilemessages -l de`` (GNU gettext); the compiled ``django.mo`` is committed, and
+tests/studyapp/test_study_i18n.py fails while an entry is untranslated, fuzzy or not compiled.
 """
 from __future__ import annotations
 
