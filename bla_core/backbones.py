@@ -1,6 +1,6 @@
 """Feature extractors F: a module mapping images (B, 3|1, H, W) in [0, 1] to a feature map (B, C, h, w).
 
-Two kinds exist. ``mnist_cnn`` is the paper's small MNIST network, trained end to end. Every other
+Every backbone meets the :class:`Backbone` interface. Two kinds exist. ``mnist_cnn`` is the paper's small MNIST network, trained end to end. Every other
 name is a timm model: its feature map is ``forward_features``, it is frozen (``trainable = False``)
 and it normalises its input itself with the mean and std of its timm data config, so datasets hand
 every backbone the same [0, 1] images.
@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -34,13 +35,51 @@ WEIGHT_KEYWORDS = ("none", "hub", "bundled")
 RANDOM_INIT_SEED = 0
 
 
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images reach a timm backbone: straight resize to ``size`` (no crop), then normalise."""
+
+    size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """The feature extractor F as training, the feature cache and checkpoints use it.
+
+    ``trainable``: F has no pretrained weights and trains with its head (else it is frozen and
+    left out of checkpoints); ``preprocessing``: the input size F wants (``None``: the dataset's
+    images as they are); ``name`` and ``weights_id`` identify F exactly for the feature cache.
+    """
+
+    name: str
+    out_channels: int
+    trainable: bool
+    weights_id: str
+    preprocessing: Preprocessing | None
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images in [0, 1] → the feature map (B, out_channels, h, w)."""
+
+
+@torch.no_grad()
+def feature_map_shape(backbone: nn.Module, image: torch.Tensor) -> tuple[int, int, int]:
+    """(h, w, C) of F's output for one image (C, H, W), run where F already is: F is never moved."""
+    device = next(backbone.parameters()).device
+    _, channels, height, width = backbone.eval()(image.unsqueeze(0).to(device)).shape
+    return height, width, channels
+
+
 class MnistCNN(nn.Module):
     """The paper's MNIST feature extractor (§4.1): three 5×5 convolutions with 8, 16 and 16 filters,
     ReLU, 2×2 max-pooling after the first two — a 16×7×7 feature map for a 28×28 digit."""
 
+    name = "mnist_cnn"
     out_channels = 16
     trainable = True  # no pretrained weights exist: the baseline trains F end to end
-    input_size = None  # takes the dataset's images as they are
+    preprocessing = None  # takes the dataset's images as they are
     weights_id = "trained-per-run"
 
     def __init__(self, in_channels: int = 1) -> None:
@@ -58,16 +97,6 @@ class MnistCNN(nn.Module):
 
     def forward(self, x):
         return self.layers(x)
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How images reach a timm backbone: straight resize to ``size`` (no crop), then normalise."""
-
-    size: tuple[int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    interpolation: str
 
 
 class TimmBackbone(nn.Module):
@@ -99,7 +128,6 @@ class TimmBackbone(nn.Module):
             size=tuple(config["input_size"][1:]), mean=tuple(config["mean"]), std=tuple(config["std"]),
             interpolation=config["interpolation"],
         )
-        self.input_size = self.preprocessing.size
         self.register_buffer("mean", torch.tensor(config["mean"]).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config["std"]).view(1, -1, 1, 1), persistent=False)
 
@@ -238,17 +266,17 @@ def load_weights(model: nn.Module, name: str, weights: str) -> str:
     return file_sha256(path)
 
 
-def build_mnist_cnn(weights: str | None) -> nn.Module:
+def build_mnist_cnn(weights: str | None) -> MnistCNN:
     if weights is not None:
         raise BLAError("backbone 'mnist_cnn' has no pretrained weights; leave --weights out")
     return MnistCNN()
 
 
-BACKBONES: dict[str, Callable[[str | None], nn.Module]] = {"mnist_cnn": build_mnist_cnn}
+BACKBONES: dict[str, Callable[[str | None], Backbone]] = {"mnist_cnn": build_mnist_cnn}
 
 
-def build_backbone(name: str, weights: str | None = None) -> nn.Module:
-    """Build the feature extractor ``name``; it exposes ``out_channels``, ``trainable`` and ``weights_id``.
+def build_backbone(name: str, weights: str | None = None) -> Backbone:
+    """Build the feature extractor ``name`` (a :class:`Backbone`).
 
     Names outside :data:`BACKBONES` are timm models; their ``weights`` default to ``hub``.
     """

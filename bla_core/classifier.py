@@ -34,18 +34,23 @@ def check_method(method: str) -> None:
         raise BLAError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
+def check_pooling(config: PoolingConfig, positions: int) -> None:
+    """Raise a clear error when ``config`` cannot pool a feature map of ``positions`` = h·w cells."""
+    check_method(config.method)
+    if config.method == "l2x_f" and config.k > positions:
+        raise BLAError(f"L2X-F k={config.k} is larger than the {positions} positions of the feature map")
+    if config.method in ("bla_t", "bla_ph") and config.gamma is None:
+        raise BLAError(f"method {config.method!r} needs a threshold gamma")
+
+
 def build_pooling(config: PoolingConfig, channels: int, positions: int) -> nn.Module:
     """The pooling layer of ``config.method`` for a feature map with ``positions`` = h·w cells."""
-    check_method(config.method)
+    check_pooling(config, positions)
     if config.method == "baseline":
         return AveragePooling()
     if config.method == "l2x_f":
-        if config.k > positions:
-            raise BLAError(f"L2X-F k={config.k} is larger than the {positions} positions of the feature map")
         return L2XSelector(channels, k=config.k, tau=config.tau, pooling=config.l2x_pooling)
     gamma = None if config.method == "bla" else config.gamma
-    if config.method != "bla" and gamma is None:
-        raise BLAError(f"method {config.method!r} needs a threshold gamma")
     return BoundedLogitAttention(channels, theta=config.theta, gamma=gamma)
 
 

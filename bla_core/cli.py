@@ -22,7 +22,8 @@ from .l2x import TRAINING_POOLINGS  # noqa: E402
 from .faithfulness import FILLS  # noqa: E402
 from .liveness import dead_warning  # noqa: E402
 from .library_methods import LIBRARY_METHODS  # noqa: E402
-from .training import TrainConfig, resolve_device  # noqa: E402
+from .config import TrainConfig  # noqa: E402
+from .devices import resolve_device  # noqa: E402
 
 
 def training_options() -> argparse.ArgumentParser:

@@ -24,10 +24,12 @@ from .liveness import dead_warning  # noqa: E402
 from .statistics import (  # noqa: E402
     TABLE1_ORDER, WILCOXON_ZERO_METHOD, WILCOXON_ZERO_REASON, explanation_sizes, summarise, table1_marks,
 )
-from .training import (  # noqa: E402
-    FeatureSets, TrainConfig, build_model, evaluate, extract, load_run, resolve_config, save_run, train_baseline,
-    train_explainer, validate_config,
-)
+from .checkpoints import load_run, save_run  # noqa: E402
+from .config import TrainConfig, resolve_config  # noqa: E402
+from .feature_split import FeatureSets, extract  # noqa: E402
+from .loop import evaluate  # noqa: E402
+from .model_building import build_model, check_config  # noqa: E402
+from .training import train_baseline, train_explainer  # noqa: E402
 
 RESULT_COLUMNS = ["method", "run", "seed", "accuracy", "loss", "soft_accuracy", "soft_loss", "mean_explanation_size",
                   "sd_explanation_size", "min_explanation_size", "max_explanation_size", "dead_explainer"]
@@ -80,8 +82,9 @@ def run_experiment(
         raise BLAError(f"--runs must be at least 1, got {runs}")
     splits = load_dataset(base.dataset, base.data_seed, base.val_fraction)
     base = resolve_config(base, splits)
+    reference = build_model(replace(base, method="baseline"), splits, "baseline", device)
     for method in methods:
-        validate_config(replace(base, method=method), splits)
+        check_config(replace(base, method=method), splits, reference.backbone)
     out_dir = prepare_output_dir(Path(out_dir))
     if distributed.is_main():
         check_experiment_config(out_dir, {"config": asdict(base), "methods": methods, "runs": runs,
@@ -90,7 +93,8 @@ def run_experiment(
     mine = [run for run in range(runs) if run % distributed.world_size() == distributed.rank()]
     progress = tqdm(total=len(mine) * len(methods), desc=f"experiment {splits.key}", unit="model",
                     disable=distributed.progress_disabled())
-    shared_features = frozen_features(base, splits, device)
+    # A frozen pretrained F's features, extracted by all processes together (F trained per run: none).
+    shared_features = None if reference.backbone.trainable else extract(reference, splits, device, base.cache_dtype)
     for run in mine:
         todo = [m for m in methods if not is_done(run_dir(out_dir, run, m))]
         if todo:
@@ -108,15 +112,6 @@ def run_experiment(
     if distributed.is_main():
         write_reports(results, out_dir)
     return results
-
-
-def frozen_features(base: TrainConfig, splits, device: torch.device) -> FeatureSets | None:
-    """The cached features of a frozen pretrained F, extracted by all processes together; None when
-    F is trained per run (MNIST CNN)."""
-    model = build_model(replace(base, method="baseline"), splits, "baseline", device)
-    if getattr(model.backbone, "trainable", False):
-        return None
-    return extract(model, splits, device, base.cache_dtype)
 
 
 def baseline_of_run(base: TrainConfig, splits, out_dir: Path, run: int, seed: int, device: torch.device,

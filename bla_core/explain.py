@@ -18,7 +18,8 @@ from .features import stack_labels
 from .posthoc import cam, grad_cam
 from .files import prepare_output_dir, write_atomic
 from .library_methods import LIBRARY_METHODS, library_maps
-from .training import LoadedRun, for_backbone, load_run, versions
+from .checkpoints import LoadedRun, load_run, versions
+from .model_building import for_backbone
 
 BLA_METHODS = ("bla", "bla_t", "bla_ph")
 POSTHOC_METHODS = ("cam", "grad_cam", *LIBRARY_METHODS)

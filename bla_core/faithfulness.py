@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from .errors import BLAError
 from .posthoc import cam
 from .files import prepare_output_dir, write_atomic
-from .training import LoadedRun, for_backbone, load_run
+from .checkpoints import LoadedRun, load_run
+from .model_building import for_backbone
 
 FILLS = ("black", "mean", "cell")
 CORRELATIONS = ("lime_cam", "lime_bla_t")

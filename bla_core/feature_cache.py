@@ -24,17 +24,18 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from . import distributed
+from .backbones import Backbone, feature_map_shape
 from .errors import BLAError
+from .image_sets import FileImageSet, ImageSet, TensorImageSet, file_list_fingerprint
 
 FORMAT_VERSION = 1
 STORAGE_DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -45,29 +46,26 @@ def cache_root() -> Path:
     return Path(os.environ.get("BLA_CORE_CACHE") or Path.home() / ".cache" / "bla_core").expanduser()
 
 
-def dataset_fingerprint(dataset: Dataset) -> dict:
+def dataset_fingerprint(dataset: ImageSet) -> dict:
     """What identifies a split's inputs: its file list (path, size, mtime) or its in-memory pixels."""
-    paths = getattr(dataset, "paths", None)
-    if paths is not None:
-        from .image_datasets import file_list_fingerprint
-
-        return {"files": file_list_fingerprint(list(paths)), "count": len(paths),
-                "size": list(getattr(dataset, "size", ())), "interpolation": getattr(dataset, "interpolation", None)}
-    images = getattr(dataset, "images", None)
-    if images is None:
+    if isinstance(dataset, FileImageSet):
+        paths = list(dataset.paths)
+        return {"files": file_list_fingerprint(paths), "count": len(paths),
+                "size": list(dataset.size), "interpolation": dataset.interpolation}
+    if not isinstance(dataset, TensorImageSet):
         raise BLAError("the feature cache needs a dataset of files or of in-memory images")
-    pixels = images.detach().cpu().contiguous().numpy()
+    pixels = dataset.images.detach().cpu().contiguous().numpy()
     return {"pixels": hashlib.sha256(pixels.tobytes()).hexdigest(), "shape": list(pixels.shape)}
 
 
-def cache_key(backbone: nn.Module, dataset: Dataset, dtype: str) -> tuple[str, dict]:
+def cache_key(backbone: Backbone, dataset: ImageSet, dtype: str) -> tuple[str, dict]:
     """The entry name (hex) and the description it was hashed from."""
-    preprocessing = getattr(backbone, "preprocessing", None)
+    preprocessing = backbone.preprocessing
     description = {
         "format": FORMAT_VERSION,
-        "backbone": getattr(backbone, "name", type(backbone).__name__),
-        "weights": getattr(backbone, "weights_id", None),
-        "preprocessing": asdict(preprocessing) if is_dataclass(preprocessing) else None,
+        "backbone": backbone.name,
+        "weights": backbone.weights_id,
+        "preprocessing": asdict(preprocessing) if preprocessing is not None else None,
         "dataset": dataset_fingerprint(dataset),
         "dtype": dtype,
     }
@@ -84,18 +82,9 @@ class CachedFeatures:
         self.maps = torch.from_numpy(np.load(folder / "features.npy", mmap_mode="c"))
         self.pooled = torch.from_numpy(np.load(folder / "pooled.npy", mmap_mode="c"))
 
-    def __len__(self) -> int:
-        return self.maps.shape[0]
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        """(N, C, h, w), the shape the models see."""
-        n, h, w, c = self.maps.shape
-        return n, c, h, w
-
 
 @torch.no_grad()
-def extract_into(backbone: nn.Module, dataset: Dataset, target: np.ndarray, pooled: np.ndarray,
+def extract_into(backbone: Backbone, dataset: ImageSet, target: np.ndarray, pooled: np.ndarray,
                  device: torch.device, batch_size: int, desc: str) -> None:
     """Write F(x) of this process's share of the batches into ``target`` / ``pooled`` (rows in order).
 
@@ -104,7 +93,7 @@ def extract_into(backbone: nn.Module, dataset: Dataset, target: np.ndarray, pool
     """
     starts = list(range(0, len(dataset), batch_size))[distributed.rank()::distributed.world_size()]
     indices = [i for s in starts for i in range(s, min(s + batch_size, len(dataset)))]
-    workers = min(8, os.cpu_count() or 1) if getattr(dataset, "paths", None) is not None else 0
+    workers = min(8, os.cpu_count() or 1) if dataset.paths is not None else 0
     loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda")
     autocast = (torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext())
@@ -122,15 +111,7 @@ def extract_into(backbone: nn.Module, dataset: Dataset, target: np.ndarray, pool
         pooled[rows] = stored.float().mean(dim=(1, 2)).cpu().numpy()
 
 
-def feature_shape(backbone: nn.Module, dataset: Dataset) -> tuple[int, int, int]:
-    """(h, w, C) of F's output for this dataset's images (one image through F on the CPU)."""
-    device = next(backbone.parameters()).device
-    with torch.no_grad():
-        _, channels, height, width = backbone.eval()(dataset[0][0].unsqueeze(0).to(device)).shape
-    return height, width, channels
-
-
-def cached_features(backbone: nn.Module, dataset: Dataset, device: torch.device, dtype: str = "float16",
+def cached_features(backbone: Backbone, dataset: ImageSet, device: torch.device, dtype: str = "float16",
                     batch_size: int = 64, desc: str = "features") -> CachedFeatures:
     """The cache entry of (backbone, dataset): read when present (a hit), else computed and written.
 
@@ -146,7 +127,7 @@ def cached_features(backbone: nn.Module, dataset: Dataset, device: torch.device,
     if distributed.is_main():
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        height, width, channels = feature_shape(backbone, dataset)
+        height, width, channels = feature_map_shape(backbone, dataset[0][0])
         np.lib.format.open_memmap(partial / "features.npy", mode="w+", dtype=STORAGE_DTYPES[dtype],
                                   shape=(len(dataset), height, width, channels)).flush()
         np.lib.format.open_memmap(partial / "pooled.npy", mode="w+", dtype=np.float32,

@@ -11,7 +11,6 @@ list is cached, so only the first load of a dataset pays for it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -23,10 +22,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .datasets import DatasetSplits, stratified_split
 from .errors import BLAError
 from .feature_cache import cache_root
 from .files import write_json
+from .image_sets import DatasetSplits, file_list_fingerprint, stratified_split
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 DEFAULT_SIZE = (224, 224)
@@ -85,15 +84,6 @@ class ImageFileSet(Dataset):
     def resized(self, size: tuple[int, int], interpolation: str) -> "ImageFileSet":
         """The same files delivered at another input size (a backbone's data config)."""
         return replace(self, size=tuple(size), interpolation=interpolation)
-
-
-def file_list_fingerprint(paths: list[str]) -> str:
-    """SHA-256 over every file's path, size and modification time: any change to the list changes it."""
-    digest = hashlib.sha256()
-    for path in paths:
-        stat = os.stat(path)
-        digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 def decode_problem(path: str) -> str | None:

@@ -10,7 +10,7 @@ from bla_core.backbones import TimmBackbone, build_backbone
 from bla_core.cli import main
 from bla_core.datasets import load_dataset
 from bla_core.errors import BLAError
-from bla_core.training import TrainConfig, resolve_config
+from bla_core.config import TrainConfig, resolve_config
 
 
 def test_timm_backbone_gives_forward_features_and_its_data_config():
