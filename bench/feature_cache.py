@@ -28,9 +28,11 @@ from gpu_check import synthetic_folder  # noqa: E402  (same folder)
 
 from bla_core.datasets import load_dataset  # noqa: E402
 from bla_core.feature_cache import cached_features  # noqa: E402
-from bla_core.training import (  # noqa: E402
-    TrainConfig, build_model, extract, fit, fit_head, for_backbone, resolve_config, stack_labels,
-)
+from bla_core.config import TrainConfig, resolve_config  # noqa: E402
+from bla_core.feature_split import extract  # noqa: E402
+from bla_core.features import stack_labels  # noqa: E402
+from bla_core.loop import fit, fit_head  # noqa: E402
+from bla_core.model_building import build_model, for_backbone  # noqa: E402
 
 
 def seconds(work) -> float:

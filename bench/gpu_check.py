@@ -92,7 +92,10 @@ def main() -> None:
         print(f"wrote {args.images} JPEGs in {time.perf_counter() - start:.1f} s", flush=True)
 
         from bla_core.datasets import load_dataset
-        from bla_core.training import TrainConfig, build_model, extract, resolve_config, resolve_device
+        from bla_core.config import TrainConfig, resolve_config
+        from bla_core.devices import resolve_device
+        from bla_core.feature_split import extract
+        from bla_core.model_building import build_model
 
         spec = f"imagefolder:{work / 'photos'}"
         start = time.perf_counter()

@@ -33,7 +33,10 @@ import torch
 from bla_core.backbones import build_backbone
 from bla_core.classifier import ExplainedClassifier, PoolingConfig, build_pooling
 from bla_core.feature_cache import CachedFeatures
-from bla_core.training import FeatureSplit, TrainConfig, fit, fit_head, glorot_init
+from bla_core.config import TrainConfig
+from bla_core.feature_split import FeatureSplit
+from bla_core.loop import fit, fit_head
+from bla_core.model_building import glorot_init
 
 
 def synthetic_cache(folder: Path, samples: int, channels: int, dtype: str, seed: int) -> CachedFeatures:
