@@ -1,4 +1,5 @@
-"""Load and check one explanations file (the bla_core → generation contract in DESIGN.md)."""
+"""Load and check one explanations file (the bla_core → generation contract; fields in contracts/explanations.py,
+described in docs/formats.md)."""
 
 from __future__ import annotations
 
@@ -14,20 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from contracts import explanations as fields
+from contracts.explanations import MAP_KINDS, REQUIRED_FIELDS
 from generation.errors import GenerationError
 
-REQUIRED_FIELDS = (
-    "image_ids",
-    "image_paths",
-    "labels",
-    "preds",
-    "maps",
-    "method",
-    "class_names",
-    "dataset",
-    "provenance",
-)
-MAP_KINDS = ("hard", "continuous")
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -53,7 +44,7 @@ class Explanations:
     @property
     def is_hard(self) -> bool:
         """True when every map is a 0/1 selection of cells."""
-        return self.map_kind == "hard"
+        return self.map_kind == fields.HARD
 
     def reordered(self, rows: np.ndarray) -> Explanations:
         """The same explanations with rows taken in the given order (to align files by image id)."""
@@ -78,25 +69,25 @@ def load_explanations(path: str | Path) -> Explanations:
     if missing:
         raise GenerationError(f"{path}: missing field(s) {', '.join(missing)}")
 
-    dataset = _string_scalar(path, arrays, "dataset")
-    method = _string_scalar(path, arrays, "method")
-    for field, value in (("dataset", dataset), ("method", method)):
+    dataset = _string_scalar(path, arrays, fields.DATASET)
+    method = _string_scalar(path, arrays, fields.METHOD)
+    for field, value in ((fields.DATASET, dataset), (fields.METHOD, method)):
         if not _KEY_PATTERN.match(value):
             raise GenerationError(f"{path}: field '{field}' has an unusable key {value!r}")
-    image_ids = _string_vector(path, arrays, "image_ids")
+    image_ids = _string_vector(path, arrays, fields.IMAGE_IDS)
     count = len(image_ids)
     if count == 0:
         raise GenerationError(f"{path}: field 'image_ids' is empty")
     duplicates = sorted({i for i in image_ids if image_ids.count(i) > 1})
     if duplicates:
         raise GenerationError(f"{path}: field 'image_ids' repeats {duplicates[0]!r}")
-    image_paths = _string_vector(path, arrays, "image_paths", count)
-    class_names = _string_vector(path, arrays, "class_names")
+    image_paths = _string_vector(path, arrays, fields.IMAGE_PATHS, count)
+    class_names = _string_vector(path, arrays, fields.CLASS_NAMES)
     if len(class_names) < 2 or len(set(class_names)) != len(class_names):
         raise GenerationError(f"{path}: field 'class_names' must hold at least two distinct names")
-    labels = _class_vector(path, arrays, "labels", count, len(class_names))
-    preds = _class_vector(path, arrays, "preds", count, len(class_names))
-    maps = _maps(path, arrays["maps"], count)
+    labels = _class_vector(path, arrays, fields.LABELS, count, len(class_names))
+    preds = _class_vector(path, arrays, fields.PREDS, count, len(class_names))
+    maps = _maps(path, arrays[fields.MAPS], count)
     return Explanations(
         path=path,
         sha256=hashlib.sha256(raw).hexdigest(),
@@ -109,9 +100,9 @@ def load_explanations(path: str | Path) -> Explanations:
         maps=maps,
         class_names=class_names,
         map_kind=_map_kind(path, arrays, maps),
-        title=_optional_string(path, arrays, "dataset_title"),
-        task=_optional_string(path, arrays, "dataset_task"),
-        provenance=_provenance(arrays["provenance"]),
+        title=_optional_string(path, arrays, fields.DATASET_TITLE),
+        task=_optional_string(path, arrays, fields.DATASET_TASK),
+        provenance=_provenance(arrays[fields.PROVENANCE]),
     )
 
 
@@ -187,12 +178,12 @@ def _maps(path: Path, value: np.ndarray, count: int) -> np.ndarray:
 
 def _map_kind(path: Path, arrays: dict[str, np.ndarray], maps: np.ndarray) -> str:
     binary = bool(np.isin(maps, (0.0, 1.0)).all())
-    if "map_kind" not in arrays:
-        return "hard" if binary else "continuous"
-    kind = _string_scalar(path, arrays, "map_kind")
+    if fields.MAP_KIND not in arrays:
+        return fields.HARD if binary else fields.CONTINUOUS
+    kind = _string_scalar(path, arrays, fields.MAP_KIND)
     if kind not in MAP_KINDS:
         raise GenerationError(f"{path}: field 'map_kind' is {kind!r}, expected 'hard' or 'continuous'")
-    if kind == "hard" and not binary:
+    if kind == fields.HARD and not binary:
         raise GenerationError(f"{path}: field 'map_kind' says 'hard' but 'maps' holds values other than 0 and 1")
     return kind
 

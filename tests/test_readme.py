@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from contracts.columns import EXPORT_COLUMNS
+from contracts.explanations import FIELDS as EXPLANATIONS_FIELDS
 from contracts.render import RENDER_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,11 +229,20 @@ def test_readme_backup_block_runs(readme_chain):
 
 # --- docs/ holds the formats; nothing points at files outside the repository. ---
 
+def documented_keys(heading: str) -> tuple[str, ...]:
+    """The keys of the first table under a docs/formats.md heading line (e.g. "### answers.csv"), in order."""
+    text = (ROOT / "docs" / "formats.md").read_text(encoding="utf-8")
+    section = text.split(f"\n{heading}", 1)[1].split("\n#", 1)[0]
+    return tuple(re.findall(r"^\| `([a-z_]+)` \|", section, re.M))
+
+
 def documented_columns(csv_name: str) -> tuple[str, ...]:
     """Column names of a docs/formats.md data-dictionary table (### csv_name), in order."""
-    text = (ROOT / "docs" / "formats.md").read_text(encoding="utf-8")
-    section = text.split(f"### {csv_name}\n", 1)[1].split("\n#", 1)[0]
-    return tuple(re.findall(r"^\| `([a-z_]+)` \|", section, re.M))
+    return documented_keys(f"### {csv_name}\n")
+
+
+def test_formats_document_every_explanations_field_of_the_code():
+    assert documented_keys("## Explanations file") == EXPLANATIONS_FIELDS
 
 
 @pytest.mark.parametrize("csv_name", sorted(EXPORT_COLUMNS))
