@@ -15,8 +15,17 @@ from django.views.decorators.http import require_http_methods
 
 from ..access import study_or_403
 from ..forms import AnswerForm, ConsentForm, DemographicsForm
+from ..language import enter_language, newcomer_language, participant_page
+from ..models import Study
 from ..preview import preview_participant, preview_questions
 from .participant import _question_page
+
+
+def _language(request: HttpRequest, study: Study) -> HttpResponse | None:
+    """The language switch's redirect, or None with the page in the study's language (or, where the
+    study lets participants choose, the previewer's browser language or switch choice)."""
+    return enter_language(request, chosen=newcomer_language(request, study), study_language=study.language,
+                          allowed=study.allow_browser_language)  # fmt: skip
 
 
 def _page(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
@@ -24,11 +33,14 @@ def _page(request: HttpRequest, template: str, context: dict, status: int = 200)
 
 
 @never_cache
+@participant_page
 @staff_member_required
 @require_http_methods(["GET", "POST"])
 def consent(request: HttpRequest, slug: str) -> HttpResponse:
     """The study page with its consent text, as a newcomer sees it."""
     study = study_or_403(request.user, slug)
+    if switched := _language(request, study):
+        return switched
     form = ConsentForm(request.POST if request.method == "POST" else None, study_slug=study.slug)
     if request.method == "POST" and form.is_valid():
         return redirect("studyapp:preview_demographics", study.slug)
@@ -36,11 +48,14 @@ def consent(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @never_cache
+@participant_page
 @staff_member_required
 @require_http_methods(["GET", "POST"])
 def demographics(request: HttpRequest, slug: str) -> HttpResponse:
     """The questions about the participant; answers are checked and dropped."""
     study = study_or_403(request.user, slug)
+    if switched := _language(request, study):
+        return switched
     form = DemographicsForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         return redirect("studyapp:preview_instructions", study.slug)
@@ -50,11 +65,14 @@ def demographics(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @never_cache
+@participant_page
 @staff_member_required
 @require_http_methods(["GET", "POST"])
 def instructions(request: HttpRequest, slug: str) -> HttpResponse:
     """The study's instructions."""
     study = study_or_403(request.user, slug)
+    if switched := _language(request, study):
+        return switched
     participant = preview_participant(study, len(preview_questions(study)))
     if request.method == "POST":
         if not participant.sequence_length:  # a study without a bundle has no questions to show
@@ -66,11 +84,14 @@ def instructions(request: HttpRequest, slug: str) -> HttpResponse:
 # The question form has no CSRF token (as for participants); a preview answer changes nothing.
 @csrf_exempt
 @never_cache
+@participant_page
 @staff_member_required
 @require_http_methods(["GET", "POST"])
 def question(request: HttpRequest, slug: str, position: int) -> HttpResponse:
     """Question ``position`` of the preview sequence; an answer moves on to the next one."""
     study = study_or_403(request.user, slug)
+    if switched := _language(request, study):
+        return switched
     sequence = preview_questions(study)
     if not 1 <= position <= len(sequence):
         raise Http404("No such question in the preview.")
@@ -85,11 +106,14 @@ def question(request: HttpRequest, slug: str, position: int) -> HttpResponse:
 
 
 @never_cache
+@participant_page
 @staff_member_required
 @require_http_methods(["GET"])
 def done(request: HttpRequest, slug: str) -> HttpResponse:
     """The thank-you page, or a note where the study sends participants on instead."""
     study = study_or_403(request.user, slug)
+    if switched := _language(request, study):
+        return switched
     participant = preview_participant(study, len(preview_questions(study)))
     context = {"study": study, "participant": participant, "preview_redirect": study.completion_redirect_url}
     return _page(request, "studyapp/done.html", context)

@@ -280,3 +280,16 @@ def test_the_analysis_reads_exports_with_and_without_the_language_column(study: 
         csv.writer(handle).writerows(rows)
     people, _ = read_participants(older)
     assert list(people["participant"]) == [participant.public_id] and "language" not in people.columns
+
+
+def test_the_preview_shows_a_german_study_in_german(study: Study):
+    from tests.studyapp.study_helpers import researcher_client
+
+    Study.objects.filter(pk=study.pk).update(language="de", status=Study.Status.DRAFT)
+    client = researcher_client("previewer", study)
+    for name, args in (("preview", []), ("preview_demographics", []), ("preview_instructions", []),
+                       ("preview_question", [1]), ("preview_done", [])):  # fmt: skip
+        page = client.get(reverse(f"studyapp:{name}", args=[study.slug, *args]))
+        assert page.status_code == 200 and page["Content-Language"] == "de", name
+        assert texts(page.content.decode()).lang == "de" and "Vorschau: So sehen Teilnehmende" in page.content.decode()
+    assert not Participant.objects.filter(study=study).exists()
