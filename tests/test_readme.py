@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from contracts.columns import EXPORT_COLUMNS
+from contracts.columns import EXPORT_COLUMNS, REPORT_COLUMNS
 from contracts.explanations import FIELDS as EXPLANATIONS_FIELDS
 from contracts.render import RENDER_FIELDS
 
@@ -233,7 +233,7 @@ def documented_keys(heading: str) -> tuple[str, ...]:
     """The keys of the first table under a docs/formats.md heading line (e.g. "### answers.csv"), in order."""
     text = (ROOT / "docs" / "formats.md").read_text(encoding="utf-8")
     section = text.split(f"\n{heading}", 1)[1].split("\n#", 1)[0]
-    return tuple(re.findall(r"^\| `([a-z_]+)` \|", section, re.M))
+    return tuple(re.findall(r"^\| `([a-z0-9_]+)` \|", section, re.M))
 
 
 def documented_columns(csv_name: str) -> tuple[str, ...]:
@@ -245,9 +245,9 @@ def test_formats_document_every_explanations_field_of_the_code():
     assert documented_keys("## Explanations file") == EXPLANATIONS_FIELDS
 
 
-@pytest.mark.parametrize("csv_name", sorted(EXPORT_COLUMNS))
+@pytest.mark.parametrize("csv_name", sorted({**EXPORT_COLUMNS, **REPORT_COLUMNS}))
 def test_formats_document_every_export_column_of_the_code(csv_name):
-    assert documented_columns(csv_name) == EXPORT_COLUMNS[csv_name]
+    assert documented_columns(csv_name) == {**EXPORT_COLUMNS, **REPORT_COLUMNS}[csv_name]
 
 
 def test_formats_document_the_render_record_and_attention_checks():
