@@ -93,8 +93,8 @@ def _cache_key(study: Study, include_simulated: bool) -> str:
     """Changes with every answer, exclusion, deletion and simulated flag of the study's participants."""
     answers = Answer.objects.filter(item__participant__study=study).aggregate(n=Count("id"), last=Max("id"))
     people = Participant.objects.filter(study=study).aggregate(
-        n=Count("id"), last=Max("id"), excluded=Count("id", filter=Q(excluded=True)),
-        excluded_sum=Sum("id", filter=Q(excluded=True)), simulated=Count("id", filter=Q(simulated=True)),
+        n=Count("id"), last=Max("id"), n_excluded=Count("id", filter=Q(excluded=True)),
+        excluded_ids=Sum("id", filter=Q(excluded=True)), n_simulated=Count("id", filter=Q(simulated=True)),
     )  # fmt: skip
     state = ":".join(str(v) for v in (*answers.values(), *people.values()))
     return f"studyapp:live:{study.pk}:{int(include_simulated)}:{state}"

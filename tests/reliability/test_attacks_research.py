@@ -35,7 +35,7 @@ def _study_urls(study: Study, participant: Participant) -> list[str]:
     for pattern in get_resolver().url_patterns:
         for inner in getattr(pattern, "url_patterns", []):
             if isinstance(inner, URLPattern) and str(inner.pattern).startswith("research/<"):
-                values = {"slug": study.slug, "public_id": participant.public_id}
+                values = {"slug": study.slug, "public_id": participant.public_id, "position": 1}
                 urls.append(reverse(f"studyapp:{inner.name}", kwargs={k: values[k] for k in inner.pattern.regex.groupindex}))
     return urls
 
@@ -48,11 +48,11 @@ def test_a_researcher_sees_and_changes_only_their_own_studies(study, other_study
     mine, theirs = take_study(Client(), study), take_study(Client(), other_study)
     ada, bob = researcher_client("ada", study), researcher_client("bob", other_study)
     urls = _study_urls(other_study, theirs)
-    assert len(urls) == 6
+    assert len(urls) == 13
     before = _rows()
     for url in urls:
         for method in ("get", "post"):
-            assert getattr(ada, method)(url, {"reason": "x"}).status_code in (404, 405), (method, url)
+            assert getattr(ada, method)(url, {"reason": "x"}).status_code in (403, 405), (method, url)
     assert _rows() == before  # bob's participant neither excluded nor deleted
     index = ada.get(reverse("studyapp:dashboard_index")).content.decode()
     assert f"/research/{study.slug}/" in index and f"/research/{other_study.slug}/" not in index
@@ -76,7 +76,7 @@ def test_staff_without_permissions_gets_nothing_and_groups_and_superusers_see_wh
     before = _rows()
     for url in _study_urls(study, participant):
         for method in ("get", "post"):
-            assert getattr(bare, method)(url).status_code in (404, 405), (method, url)
+            assert getattr(bare, method)(url).status_code in (403, 405), (method, url)
     assert "pilot" not in bare.get(reverse("studyapp:dashboard_index")).content.decode()
     assert bare.get(reverse("admin:studyapp_participant_changelist")).status_code == 403
     assert _rows() == before
@@ -87,7 +87,7 @@ def test_staff_without_permissions_gets_nothing_and_groups_and_superusers_see_wh
     shared = Client()
     shared.force_login(colleague)
     assert shared.get(reverse("studyapp:dashboard", args=[study.slug])).status_code == 200
-    assert shared.get(reverse("studyapp:dashboard", args=[other_study.slug])).status_code == 404
+    assert shared.get(reverse("studyapp:dashboard", args=[other_study.slug])).status_code == 403
     admin = Client()
     admin.force_login(User.objects.create_superuser("root", password="x" * 12))
     assert all(admin.get(reverse("studyapp:dashboard", args=[s.slug])).status_code == 200 for s in (study, other_study))

@@ -79,3 +79,67 @@ def test_admin_pages_load(study, admin_client):
         ("admin:studyapp_bundle_changelist", []),
     ):  # fmt: skip
         assert admin_client.get(reverse(name, args=args)).status_code == 200, name
+
+
+def _study_page_urls(slug: str, public_id: str) -> list[str]:
+    """Every research URL of one study (all patterns under research/<slug>/), new pages included."""
+    from django.urls import URLPattern, get_resolver
+
+    values = {"slug": slug, "public_id": public_id, "position": 1}
+    urls = []
+    for pattern in get_resolver().url_patterns:
+        for inner in getattr(pattern, "url_patterns", []):
+            if isinstance(inner, URLPattern) and str(inner.pattern).startswith("research/<slug:slug>/"):
+                urls.append(reverse(f"studyapp:{inner.name}", kwargs={k: values[k] for k in inner.pattern.regex.groupindex}))
+    return urls
+
+
+def test_a_researcher_without_access_gets_403_on_every_page_of_the_study(study):
+    from study_helpers import researcher_client
+    from studyapp.models import Study
+
+    participant = take_study(Client(), study)
+    outsider = researcher_client("eve", Study.objects.create(slug="eves", title="Eve's"))
+    urls = _study_page_urls(study.slug, participant.public_id)
+    assert len(urls) == 13 and reverse("studyapp:preview_question", args=[study.slug, 1]) in urls
+    before = list(Participant.objects.values_list("pk", "excluded"))
+    for url in urls:
+        statuses = {method: getattr(outsider, method)(url, {"reason": "x", "status": "closed"}).status_code
+                    for method in ("get", "post")}  # fmt: skip
+        assert set(statuses.values()) <= {403, 405} and 403 in statuses.values(), (url, statuses)
+    assert list(Participant.objects.values_list("pk", "excluded")) == before
+    study.refresh_from_db()
+    assert study.status == "open"
+    assert outsider.get(reverse("studyapp:dashboard", args=["no-such-study"])).status_code == 404
+
+
+def test_a_study_from_upload_to_export(bundle_dir, media_root):
+    """upload → draft → preview (nothing recorded) → open → a participant → export."""
+    import csv
+    import io
+    import zipfile
+
+    from study_helpers import researcher_client
+    from studyapp.models import Study
+    from test_study_preview import rows, walk_preview
+    from test_study_upload import zip_folder
+
+    ada = researcher_client("ada")
+    response = ada.post(reverse("studyapp:new_study"),
+                        {"title": "Pilot", "slug": "pilot", "attention_checks": "1", "bundle": zip_folder(bundle_dir)})  # fmt: skip
+    assert response.status_code == 302
+    study = Study.objects.get(slug="pilot")
+    assert study.status == Study.Status.DRAFT
+    assert Client().post(study.get_absolute_url(), {"agree": "on"}).status_code == 403  # a draft takes nobody
+    before = rows()
+    walk_preview(ada, study)
+    assert rows() == before
+    assert ada.post(reverse("studyapp:status", args=[study.slug]), {"status": "open"}).status_code == 302
+    participant = take_study(Client(), study)
+    assert participant.completed_at is not None
+    export = ada.get(reverse("studyapp:export", args=[study.slug]))
+    with zipfile.ZipFile(io.BytesIO(export.content)) as archive:
+        people = list(csv.DictReader(io.StringIO(archive.read("participants.csv").decode("utf-8-sig"))))
+        answers = list(csv.DictReader(io.StringIO(archive.read("answers.csv").decode("utf-8-sig"))))
+    assert [p["participant"] for p in people] == [participant.public_id]
+    assert len(answers) == participant.sequence_length
