@@ -85,3 +85,34 @@ def test_an_empty_study_has_nothing_to_draw_and_a_report_message_without_flags(s
     assert "--" not in message and "/tmp" not in message and "bla-report-" not in message
     report = ada.post(reverse("studyapp:report", args=[study.slug]), {"include_simulated": "1"})
     assert report.status_code == 200 and report["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_the_live_picture_and_preview_in_chromium(live_server, study, browser_page):
+    """The SVG draws under the strict CSP at phone width; the preview link leads to the bannered consent page."""
+    from playwright.sync_api import expect
+
+    cache.clear()
+    for choices in ("AB", "E"):
+        take_study(Client(), study, choices=choices)
+    ada = researcher_client("ada", study)
+    page = browser_page
+    page.context.add_cookies([{"name": "sessionid", "value": ada.cookies["sessionid"].value, "url": live_server.url}])
+    violations = []
+    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    page.goto(f"{live_server.url}{reverse('studyapp:dashboard', args=[study.slug])}?refresh=0")
+    chart = page.locator("svg[data-live-chart]")
+    expect(chart).to_be_visible()
+    assert chart.bounding_box()["width"] <= 390
+    expect(chart.locator("g[data-comparison]")).to_have_count(3)
+    first = chart.locator("rect.first").first
+    assert page.evaluate("e => getComputedStyle(e).fill", first.element_handle()) == "rgb(31, 111, 180)"  # dashboard.css applies
+    page.get_by_role("link", name="Preview as participant").click()
+    expect(page.locator("[data-preview]")).to_be_visible()
+    page.get_by_label("I have read the information above and agree to take part.").check()
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_role("heading", name="About you")).to_be_visible()
+    expect(page.locator("[data-preview]")).to_be_visible()
+    assert violations == []
