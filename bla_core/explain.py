@@ -1,4 +1,4 @@
-"""Write the explanations file (DESIGN.md contract) of a trained run for one dataset split."""
+"""Write the explanations file (docs/formats.md) of a trained run for one dataset split."""
 from __future__ import annotations
 
 import json
@@ -21,7 +21,6 @@ from .library_methods import LIBRARY_METHODS, library_maps
 from .checkpoints import LoadedRun, load_run, versions
 from .model_building import for_backbone
 
-BLA_METHODS = ("bla", "bla_t", "bla_ph")
 POSTHOC_METHODS = ("cam", "grad_cam", *LIBRARY_METHODS)
 
 
@@ -38,27 +37,26 @@ def explanation_method(run_method: str, requested: str | None) -> str:
 
 
 @torch.no_grad()
-def built_in_maps(run: LoadedRun, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Predictions, hard masks δ and (for BLA) soft weights q of the run's own explanation module."""
+def built_in_maps(run: LoadedRun, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predictions and hard masks δ of the run's own explanation module."""
     output = run.model(images, hard=True)
-    soft = output.explanation.weights if run.config.method in BLA_METHODS else None
-    return output.logits.argmax(1), output.explanation.mask.float(), soft
+    return output.logits.argmax(1), output.explanation.mask.float()
 
 
-def posthoc_maps(run: LoadedRun, images: torch.Tensor, method: str) -> tuple[torch.Tensor, torch.Tensor, None]:
+def posthoc_maps(run: LoadedRun, images: torch.Tensor, method: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Predictions and post-hoc maps (CAM, Grad-CAM or a library method) for the predicted class."""
     if method in LIBRARY_METHODS:
-        return (*library_maps(run.model, images, method), None)
+        return library_maps(run.model, images, method)
     with torch.no_grad():
         preds = run.model(images, hard=True).logits.argmax(1)
     maps = cam(run.model, images, preds) if method == "cam" else grad_cam(run.model, images, preds)
-    return preds, maps, None
+    return preds, maps
 
 
 def image_paths(run: LoadedRun, split: str, out: Path) -> list[str]:
     """The image file of each explanation; images without a file are written as PNG beside ``out``."""
     dataset = run.splits.split(split)
-    if getattr(dataset, "paths", None) is not None:
+    if dataset.paths is not None:
         return [str(Path(p).resolve()) for p in dataset.paths]
     folder = prepare_output_dir(out.parent / "images" / run.splits.key)
     paths = []
@@ -80,19 +78,17 @@ def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, meth
     method = explanation_method(run.config.method, method)
     dataset = for_backbone(run.splits.split(split), run.model.backbone)
     prepare_output_dir(out.parent)
-    preds, maps, soft = [], [], []
-    workers = min(8, os.cpu_count() or 1) if getattr(dataset, "paths", None) is not None else 0
+    preds, maps = [], []
+    workers = min(8, os.cpu_count() or 1) if dataset.paths is not None else 0
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     for images, _ in tqdm(loader, desc=f"explain {method}", leave=False):
         images = images.to(device)
         if method in POSTHOC_METHODS:
-            p, m, s = posthoc_maps(run, images, method)
+            p, m = posthoc_maps(run, images, method)
         else:
-            p, m, s = built_in_maps(run, images)
+            p, m = built_in_maps(run, images)
         preds.append(p.cpu())
         maps.append(m.float().cpu())
-        if s is not None:
-            soft.append(s.float().cpu())
     arrays = {
         fields.IMAGE_IDS: np.array(dataset.image_ids, dtype=str),
         fields.IMAGE_PATHS: np.array(image_paths(run, split, out), dtype=str),
@@ -111,8 +107,6 @@ def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, meth
             **({"explainer": LIBRARY_METHODS[method].record(maps[0].shape[1:])} if method in LIBRARY_METHODS else {}),
         }, sort_keys=True)),
     }
-    if soft:
-        arrays[fields.SOFT_MAPS] = torch.cat(soft).numpy().astype(np.float32)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
