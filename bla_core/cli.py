@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.set_defaults(handler=cmd_experiment)
 
     explain = commands.add_parser("explain", help="write an explanations file",
-                                  description="Explain a split with a trained run and write the DESIGN.md explanations file.")
+                                  description="Explain a split with a trained run and write the explanations file "
+                                              "(its fields: docs/formats.md, 'Explanations file').")
     explain.add_argument("--run", required=True, help="run folder (holds checkpoint.pt)")
     explain.add_argument("--split", default="val", choices=("train", "val"), help="split (default: %(default)s)")
     explain.add_argument("--method", default=None, choices=("bla", "bla_t", "bla_ph", "l2x_f", "cam", "grad_cam", *LIBRARY_METHODS),

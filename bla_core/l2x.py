@@ -42,7 +42,7 @@ class L2XSelector(nn.Module):
         channels: number of feature channels C.
         k: number of positions selected (paper: 8).
         tau: factor τ applied to the noisy logits of each concrete sample, softmax((ℓ + G)·τ),
-            as specified in DESIGN.md (0.1).
+            multiplying as in the authors' code (Chen et al., 2018; 0.1).
         pooling: how training pools with the relaxed mask g (the element-wise max of k concrete
             samples, fresh Gumbel noise on every forward): ``sum`` Σ g_i f_i as the authors did
             (Σ g is about 1 at initialisation and up to k later), ``mean`` Σ g_i f_i / Σ g_i.
