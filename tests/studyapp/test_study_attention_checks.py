@@ -229,6 +229,7 @@ def test_admin_study_form_shows_and_validates_the_checks(study: Study, admin_cli
         "slug": study.slug, "title": study.title, "status": study.status, "consent_text": study.consent_text,
         "instructions": study.instructions, "questions_per_cell": "2", "attention_checks": "13",
         "completion_code": study.completion_code, "created_at_0": "2026-01-01", "created_at_1": "00:00:00",
+        "question_prompt": study.question_prompt, "completion_message": study.completion_message, "language": "en",
     }  # fmt: skip
     response = admin_client.post(url, data)
     assert response.status_code == 200 and "use at most 12 attention checks" in response.content.decode()
