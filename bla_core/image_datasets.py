@@ -60,7 +60,8 @@ def image_tensor(image: Image.Image, size: tuple[int, int], interpolation: str) 
 
 @dataclass
 class ImageFileSet(Dataset):
-    """Images read from files: ``paths`` (absolute), ``labels`` (N,), ``image_ids`` (path below the root).
+    """Images read from files (an :class:`~bla_core.image_sets.FileImageSet`): ``paths`` (absolute), ``labels``
+    (N,), ``image_ids`` (path below the root).
 
     Items are (float tensor (3, H, W) in [0, 1] at ``size``, label).
     """
