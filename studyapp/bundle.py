@@ -1,9 +1,11 @@
-"""Validate a stimulus bundle (DESIGN.md, schema 1) and import it into a study all-or-nothing.
+"""Validate a stimulus bundle (schema 1, docs/formats.md) and import it into a study all-or-nothing.
 
 Images are decoded, stripped of metadata and stored in media storage under fresh random names, so
 nothing a participant can fetch carries the bundle's file names or any text chunk of the files.
 A bundle may come from anyone: the manifest's size, its strings (no NUL, no longer than the column
-they go into) and every image's pixel count (read from its header, before decoding) are capped.
+they go into) and every image's pixel count (read from its header, before decoding) are capped. What a
+bundle is (PNG images named images/<32 hex>.png, ...) is decided by the one shared check,
+``contracts.bundle.check_manifest``; the checks here add the app's limits and decode every image.
 """
 from __future__ import annotations
 
@@ -27,8 +29,7 @@ from contracts.bundle import SCHEMA_VERSION, check_manifest
 
 from .models import Bundle, Dataset, Pair, Stimulus, Study
 
-IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpg"}
-IMAGE_SUFFIXES = {"PNG": ("png",), "JPEG": ("jpg", "jpeg")}
+IMAGE_FORMAT = "PNG"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 STORAGE_DIR = "stimuli"
@@ -113,7 +114,7 @@ def _read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
 
 
 def _check_image(root: Path, file: Any, where: str) -> tuple[str, tuple[int, int]]:
-    """The file's name inside the bundle and its pixel size, once it proved a readable PNG or JPEG."""
+    """The file's name inside the bundle and its pixel size, once it proved a readable PNG."""
     name = _string(file, where, limit=_max_length(Stimulus, "source_file"))
     path = (root / name).resolve()
     _require(
@@ -127,17 +128,13 @@ def _check_image(root: Path, file: Any, where: str) -> tuple[str, tuple[int, int
             image.verify()
         with Image.open(path) as image:
             image.load()
-            _require(image.format in IMAGE_FORMATS, f"{root / name}: image format {image.format} is not PNG or JPEG.")
+            _require(image.format == IMAGE_FORMAT, f"{root / name}: the file is a {image.format} image, not PNG "
+                                                   "(a bundle holds PNG images only; docs/formats.md).")
             size = image.size
     except Image.DecompressionBombError:
         raise BundleError(f"{root / name}: the image has far too many pixels to be decoded safely.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BundleError(f"{root / name}: not a readable image ({exc}).") from None
-    suffix = path.suffix.lower().lstrip(".")
-    _require(
-        suffix in IMAGE_SUFFIXES[image.format],
-        f"{root / name}: the file is a {image.format} image but its name ends in .{suffix}.",
-    )
     return name, size
 
 
@@ -259,27 +256,23 @@ def validate_bundle(folder: str | Path, progress: Callable[[int], None] | None =
     return ValidatedBundle(root, manifest, _content_hash(raw, root, files), tuple(files))
 
 
-def clean_image_bytes(path: Path) -> tuple[bytes, str]:
-    """Re-encode an image without metadata (text chunks, EXIF, ICC, comments); return bytes and extension."""
+def clean_image_bytes(path: Path) -> bytes:
+    """Re-encode a PNG without metadata (text chunks, EXIF, ICC, comments), keeping only its transparency."""
     with Image.open(path) as image:
         image.load()
-        fmt = image.format
         transparency = image.info.get("transparency")
         image.info = {} if transparency is None else {"transparency": transparency}
         out = io.BytesIO()
-        if fmt == "JPEG":
-            image.save(out, "JPEG", quality="keep")
-        else:
-            image.save(out, "PNG")
-    return out.getvalue(), IMAGE_FORMATS[fmt]
+        image.save(out, IMAGE_FORMAT)
+    return out.getvalue()
 
 
 def _store_images(bundle: ValidatedBundle, saved: list[str], progress: Callable[[int], None] | None) -> dict[str, str]:
     stored: dict[str, str] = {}
     for name in dict.fromkeys(bundle.files):
-        data, ext = clean_image_bytes(bundle.root / name)
+        data = clean_image_bytes(bundle.root / name)
         # Hex names: unguessable (128 bits) and, unlike base64, unable to spell cam, bla, l2x or lime.
-        stored[name] = default_storage.save(f"{STORAGE_DIR}/{secrets.token_hex(16)}.{ext}", ContentFile(data))
+        stored[name] = default_storage.save(f"{STORAGE_DIR}/{secrets.token_hex(16)}.png", ContentFile(data))
         saved.append(stored[name])
         if progress:
             progress(1)
