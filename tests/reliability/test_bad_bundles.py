@@ -85,7 +85,7 @@ def jpeg_named_png(bundle: Path) -> str:
     victim = _stimulus(bundle, 5, 0)
     with Image.open(victim) as image:
         image.convert("RGB").save(victim, "JPEG")
-    return f"{victim}: the file is a JPEG image but its name ends in .png"
+    return f"{victim}: the file is a JPEG image, not PNG"
 
 
 CASES = [corrupt_image, truncated_manifest, missing_file, duplicate_pair_id, image_of_another_size, stray_image,
