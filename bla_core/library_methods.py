@@ -28,6 +28,7 @@ IG_STEPS = 32  # Integrated Gradients: Gauss–Legendre steps; baseline: a black
 OCCLUSION_WINDOW_FRACTION = 1 / 8  # occluding square's side as a share of the image side
 LIME_SAMPLES = 200  # perturbed samples per image
 LIME_GRID = 7  # LIME's interpretable features: a LIME_GRID × LIME_GRID grid of image cells
+LIME_RIDGE_ALPHA = 1.0  # the surrogate: ridge regression, as the reference lime package (captum's Lasso zeroes small effects)
 SCORE_CAM_BATCH = 64  # masked images per forward pass
 
 Explainer = Callable[[nn.Module, nn.Module | None, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -100,7 +101,8 @@ def _integrated_gradients(net: nn.Module, _layer: nn.Module | None, images: torc
 def _saliency(net: nn.Module, _layer: nn.Module | None, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     from captum.attr import Saliency
 
-    return Saliency(net).attribute(images, target=targets, abs=True).amax(dim=1)
+    inputs = images.detach().requires_grad_(True)
+    return Saliency(net).attribute(inputs, target=targets, abs=True).amax(dim=1)
 
 
 def occlusion_window(height: int, width: int) -> tuple[int, int]:
@@ -130,10 +132,11 @@ def lime_segments(height: int, width: int, device: torch.device) -> torch.Tensor
 
 def _lime(net: nn.Module, _layer: nn.Module | None, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     from captum.attr import Lime
+    from captum._utils.models.linear_model import SkLearnRidge
 
     segments = lime_segments(images.shape[2], images.shape[3], images.device)
     mask = segments.expand(1, images.shape[1], *segments.shape)
-    lime = Lime(net)
+    lime = Lime(net, interpretable_model=SkLearnRidge(alpha=LIME_RIDGE_ALPHA))
     maps = []
     with torch.no_grad():
         for image, target in zip(images, targets):
@@ -162,7 +165,7 @@ _METHODS = (
                             "baseline": "black (0)"}),
     LibraryMethod("lime", "captum", "Lime", _lime, "mean over channels (features span all channels)",
                   settings={"n_samples": LIME_SAMPLES, "features": f"{LIME_GRID}x{LIME_GRID} grid of image cells",
-                            "interpretable_model": "captum default (SkLearnLasso alpha=0.01)",
+                            "interpretable_model": f"SkLearnRidge(alpha={LIME_RIDGE_ALPHA})",
                             "baseline": "black (0)"}),
 )
 LIBRARY_METHODS: dict[str, LibraryMethod] = {m.key: m for m in _METHODS}
