@@ -107,3 +107,22 @@ def test_round_robin_of_four_methods_from_files_to_ranking(live_server, round_ro
     ranking = pd.read_csv(ranking_path).sort_values("rank")
     assert list(ranking["method"]) == ["grad_cam", "bla_t", "cam", "l2x_f", "random(bla_t)"]
     assert (ranking["ci_low"] <= ranking["strength"]).all() and (ranking["strength"] <= ranking["ci_high"]).all()
+
+
+def test_questions_per_comparison_is_checked_before_anything_is_imported(tmp_path: Path, settings) -> None:
+    from django.core.management import CommandError
+
+    from tests.synthetic_bundle import write_synthetic_bundle
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    bundle = write_synthetic_bundle(tmp_path / "bundle", pairs_per_cell=2)  # 6 cells of 2 pairs
+    with pytest.raises(CommandError, match=r"^--questions-per-comparison 0 must be between 1 and 100\.$"):
+        call_command("import_stimuli", str(bundle), "--study", "s", "--questions-per-comparison", "0", verbosity=0)
+    with pytest.raises(CommandError, match="answers only 6 questions; use at most 6 attention checks. "
+                                           r"\(--attention-checks and --questions-per-comparison set the numbers\.\)"):
+        call_command("import_stimuli", str(bundle), "--study", "s", "--questions-per-comparison", "1",
+                     "--attention-checks", "7", verbosity=0)
+    assert not Study.objects.filter(slug="s").exists() and not (tmp_path / "media").exists()
+    call_command("import_stimuli", str(bundle), "--study", "s", "--questions-per-comparison", "3", verbosity=0,
+                 stdout=io.StringIO())
+    assert Study.objects.get(slug="s").questions_per_cell == 3
