@@ -9,6 +9,7 @@ from pathlib import Path
 
 from generation.build import BuildOptions, build_bundle
 from generation.errors import GenerationError
+from generation import import_maps
 from generation.preview import write_contact_sheet
 from generation.render import DEFAULT_STYLE, RENDER_STYLES, RESAMPLE_MODES, RenderSettings
 from generation.design import ALL_PAIRS, DESIGNS, PAPER
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build, preview and validate blinded stimulus bundles for the BLA user study.",
         epilog="Formats of the explanations file and the bundle manifest: docs/formats.md.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{build,preview,validate}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{build,preview,validate,import-maps}")
 
     build = commands.add_parser("build", help="write a stimulus bundle from explanation files",
                                 description="Choose image pairs, render both explanations on each image and "
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "that sizes agree and that no file name or image metadata "
                                                "reveals a method. Exit status 1 lists the problems.")
     validate.add_argument("bundle", type=Path, help="bundle folder")
+    import_maps.add_parser(commands)
     return parser
 
 
@@ -168,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_build(args, argv)
         if args.command == "preview":
             return _run_preview(args)
+        if args.command == "import-maps":
+            return import_maps.run(args)
         return _run_validate(args)
     except GenerationError as exc:
         print(f"error: {exc}", file=sys.stderr)
