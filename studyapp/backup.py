@@ -103,10 +103,13 @@ def backup_tag(header: bytes) -> str:
 
 
 def write_backup(out: str | Path, progress: Callable[[int], None] | None = None) -> BackupSummary:
-    """Write a backup of all study data and stimulus images to ``out`` (a temporary file, then renamed)."""
+    """Write a backup of all study data and stimulus images to ``out`` (a temporary file, then renamed);
+    its folder is created if missing."""
     target = Path(out)
-    if not target.parent.is_dir():
-        raise BackupError(f"--out {str(target)!r}: folder {str(target.parent)!r} does not exist.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupError(f"--out {str(target)!r}: cannot create folder {str(target.parent)!r} ({exc.strerror}).") from None
     with consistent_read():
         rows = {_label(m): m.objects.count() for m in MODELS}
         data = serializers.serialize(

@@ -93,7 +93,7 @@ TINY_FLAGS: dict[str, list[str]] = {
 # A block showing one of these needs what a fresh clone lacks (a GPU, a dataset, a server host),
 # is an install or a benchmark: the README marks those; the test leaves them out.
 NOT_CHAINED = ("/data/", "example.org", "bench/", "make ")
-PENDING_STUDYAPP = "backup_study_data"  # its block (backup, restore) runs in its own test below
+BACKUP_BLOCK = "backup_study_data"  # its block (backup, restore) runs in its own test below, on the chain's data
 PROJECT_ENTRIES = ("bla_core", "generation", "studyapp", "analysis", "contracts", "config",
                    "manage.py", "pyproject.toml", ".venv")
 
@@ -181,7 +181,7 @@ def readme_chain(tmp_path_factory) -> Iterator[Chain]:
     servers = []
     try:
         for block in chained_blocks():
-            if any(PENDING_STUDYAPP in line for line in block):
+            if any(BACKUP_BLOCK in line for line in block):
                 continue
             for line in block:
                 argv = tiny_argv(line, f"http://127.0.0.1:{port}")
@@ -216,10 +216,8 @@ def test_readme_chain_runs_and_makes_every_file_it_names(readme_chain):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="studyapp: backup_study_data does not create the parent "
-                   "folder of --out yet (issue 20); remove this mark when it does")
 def test_readme_backup_block_runs(readme_chain):
-    lines = [line for block in readme_blocks() for line in block if PENDING_STUDYAPP in line
+    lines = [line for block in readme_blocks() for line in block if BACKUP_BLOCK in line
              or "restore_study_data" in line]
     assert lines
     for line in lines:

@@ -17,7 +17,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--out", required=True, help="backup file to write (replaced atomically), e.g. study-2026-11-26.tar")
+        parser.add_argument("--out", required=True, help="backup file to write (replaced atomically; its folder is created), e.g. backups/study-2026-11-26.tar")
 
     def handle(self, *args: Any, **options: Any) -> None:
         quiet = options["verbosity"] == 0 or not sys.stderr.isatty()
