@@ -79,7 +79,7 @@ def test_backup_and_restore_give_back_the_same_export_and_participants_can_go_on
     half = _with_answers(study)
     before = _export(study, tmp_path / "before")
     images = _media_files(media_root)
-    backup = tmp_path / "study.tar"
+    backup = tmp_path / "backups" / "study.tar"  # a folder that does not exist yet
     out = io.StringIO()
     call_command("backup_study_data", "--out", str(backup), stdout=out)
     assert f"wrote backup {backup}: 1 studies, 3 participants, 26 answers" in out.getvalue()
@@ -100,6 +100,14 @@ def test_backup_and_restore_give_back_the_same_export_and_participants_can_go_on
     answer_current(Client(), Participant.objects.get(token=half.token), "equal")  # the half-way one goes on
     newcomer = enrol(restored, external_id="after-restore")  # fresh ids after the restored ones
     assert SequenceItem.objects.filter(participant=newcomer).count() == 12
+
+
+def test_backup_names_a_folder_it_cannot_create_and_writes_nothing(study, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CommandError, match=r"cannot create folder '.*a-file/sub' \(Not a directory\)\.$"):
+        call_command("backup_study_data", "--out", str(blocker / "sub" / "study.tar"))
+    assert blocker.read_text() == "not a folder" and not list(tmp_path.rglob("*.tar"))
 
 
 def test_restore_refuses_a_damaged_backup_and_a_full_database_and_changes_nothing(study, tmp_path, media_root):
