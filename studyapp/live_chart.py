@@ -19,7 +19,6 @@ from .models import Answer, Participant, Study
 from .report import ReportUnavailable, counted_answers, fresh_export
 
 WIDTH = 600.0
-ROW_HEIGHT = 64
 LIVE_BOOTSTRAP = 1000
 LIVE_CONFIDENCE = 0.95
 CACHE_SECONDS = 3600
@@ -46,7 +45,6 @@ class ComparisonBar:
     segments: tuple[Segment, ...]
     ci_low: float | None
     ci_high: float | None
-    y: int
 
     @property
     def ci_x(self) -> tuple[float, float] | None:
@@ -110,10 +108,10 @@ def _compute_bars(study: Study, include_simulated: bool) -> list[ComparisonBar]:
             return []
     table = preference_table(selection.answers, n_boot=LIVE_BOOTSTRAP, confidence=LIVE_CONFIDENCE)
     rows = table[table["dataset"] == ALL_DATASETS]
-    return [_bar(row, index * ROW_HEIGHT) for index, row in enumerate(rows.itertuples())]
+    return [_bar(row) for row in rows.itertuples()]
 
 
-def _bar(row: object, y: int) -> ComparisonBar:
+def _bar(row: object) -> ComparisonBar:
     first, second = parse_question_type(row.question_type)
     others = "/".join(method_name(m) for m in str(row.other_methods).split("+")) or method_name(second)
     counts = ((method_name(first), row.bla_t, "first"), ("equally reasonable", row.equal, "equal"),
@@ -125,7 +123,7 @@ def _bar(row: object, y: int) -> ComparisonBar:
         x += WIDTH * percent / 100
     return ComparisonBar(
         title=f"{method_name(first)} vs {others}", answers=int(row.n_answers), participants=int(row.n_participants),
-        segments=tuple(segments), ci_low=_percent(row.ci_low), ci_high=_percent(row.ci_high), y=y,
+        segments=tuple(segments), ci_low=_percent(row.ci_low), ci_high=_percent(row.ci_high),
     )  # fmt: skip
 
 

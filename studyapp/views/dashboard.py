@@ -21,7 +21,7 @@ from ..access import studies_for, study_or_403
 from ..blinding import study_text_leaks
 from ..export import export_zip
 from ..forms import ExclusionForm
-from ..live_chart import LIVE_CONFIDENCE, ROW_HEIGHT, comparison_bars, completion_progress
+from ..live_chart import LIVE_CONFIDENCE, comparison_bars, completion_progress
 from ..report import ReportUnavailable, study_report_html
 from ..research_forms import StudyStatusForm
 from ..models import Answer, Pair, Participant, Study
@@ -131,7 +131,6 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "counts": dict(counts),
         "started": started,
         "bars": bars,
-        "chart_height": len(bars) * ROW_HEIGHT,
         "confidence": round(100 * LIVE_CONFIDENCE),
         "include_simulated": include_simulated,
         "progress": completion_progress(study, started, counts["completed"]),
