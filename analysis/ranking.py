@@ -19,9 +19,9 @@ a linear programme says so first, and no strengths are written, with a warning.
 Confidence intervals are percentiles of a cluster bootstrap that resamples participants (all
 answers of a drawn participant, in every comparison, go together); replicates in which the
 comparison graph falls apart, or whose likelihood has no finite maximum, are skipped (and
-counted in a warning), so the intervals are conditional on a finite fit. A comparison graph that is not connected (two groups
-of methods never compared with each other) is reported: strengths then compare only within
-their group, and no rank is written.
+counted in a warning), so the intervals are conditional on a finite fit. A comparison graph
+that is not connected (two groups of methods never compared with each other) is reported:
+strengths then compare only within their group, and no rank is written.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from scipy import optimize
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from analysis.comparisons import FIRST, SECOND, TIE
+from analysis.comparisons import FIRST, TIE
 from analysis.statistics import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
 from analysis.vocabulary import RANKING_COLUMNS
 

@@ -296,10 +296,13 @@ def methods_paragraph(selection: Selection, table: pd.DataFrame,
     if not options.keep_inattentive:
         who += f", at most {options.max_failed_checks} failed attention check(s)"
     level = f"{options.confidence * 100:g}%"
+    counted = (f"We counted {len(selection.answers)} answers of "
+               f"{selection.answers.groupby(['study', 'participant']).ngroups} participants "
+               f"({who}); attention-check items never count as answers.")
+    if table.empty:  # none of the paper's BLA-T comparisons: comparisons and ranking only
+        return f"{counted} {rounding_sentence(options.decimals)}"
     return (
-        f"We counted {len(selection.answers)} answers of "
-        f"{selection.answers.groupby(['study', 'participant']).ngroups} participants ({who}); "
-        "attention-check items never count as answers. For each question type, pooled over "
+        f"{counted} For the paper's BLA-T comparisons, per question type, pooled over "
         "datasets and per dataset, we report how often BLA-T, the other method, or 'equally "
         f"reasonable' was chosen. {rounding_sentence(options.decimals)} The {level} confidence "
         f"interval of the BLA-T share is a percentile interval from a cluster bootstrap with "

@@ -24,5 +24,6 @@ def other_method_name(methods: set[str]) -> str:
 def contender_name(contender: str) -> str:
     """Readable name of a ranked method key or random control: 'Grad-CAM', 'Random (BLA-T)'."""
     if contender.startswith(f"{RANDOM_METHOD}(") and contender.endswith(")"):
-        return f"{METHOD_NAMES[RANDOM_METHOD]} ({contender_name(contender[len(RANDOM_METHOD) + 1:-1])})"
+        inner = contender[len(RANDOM_METHOD) + 1:-1]
+        return f"{METHOD_NAMES[RANDOM_METHOD]} ({contender_name(inner)})"
     return METHOD_NAMES.get(contender, contender)

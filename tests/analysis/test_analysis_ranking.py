@@ -65,7 +65,8 @@ def test_without_equal_answers_it_is_the_plain_bradley_terry_model(tmp_path):
 
 
 def test_three_methods_maximise_davidsons_likelihood(tmp_path):
-    counts = {("bla_t", "cam"): (5, 2, 2), ("cam", "l2x_f"): (3, 3, 1), ("bla_t", "l2x_f"): (2, 4, 3)}
+    counts = {("bla_t", "cam"): (5, 2, 2), ("cam", "l2x_f"): (3, 3, 1),
+              ("bla_t", "l2x_f"): (2, 4, 3)}
     answers, start = [], 0
     for (a, b), (w, l, t) in counts.items():
         answers += dealt(a, b, ["1"] * w + ["2"] * l + ["equal"] * t, start)
