@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import secrets
+import shlex
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -23,6 +26,22 @@ def new_password(user: Any) -> str:
         return password
 
 
+def database_url() -> str:
+    """The DATABASE_URL of the database this command uses (a SQLite file as an absolute path; no password)."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    user = f"{db['USER']}@" if db.get("USER") else ""
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{user}{db.get('HOST') or 'localhost'}{port}/{db['NAME']}"
+
+
+def changepassword_hint(username: str) -> str:
+    """The command line that sets a new password for ``username`` in this very database."""
+    line = f"DATABASE_URL={shlex.quote(database_url())} python manage.py changepassword {shlex.quote(username)}"
+    return line + (" (add the database's password to the URL)" if settings.DATABASES["default"].get("PASSWORD") else "")
+
+
 class Command(BaseCommand):
     help = (
         "Create a researcher login (staff, in the 'researchers' group: sees the studies they own or share) "
@@ -39,7 +58,7 @@ class Command(BaseCommand):
         if users.objects.filter(username=username).exists():
             self.stdout.write(
                 f"researcher login {username!r} already exists (its password was printed when it was created; "
-                f"set a new one with: manage.py changepassword {username})"
+                f"set a new one with: {changepassword_hint(username)})"
             )
             return
         user = users(username=username, is_staff=True, is_superuser=options["superuser"])
