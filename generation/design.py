@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from contracts.vocabulary import (
-    ANCHOR_METHOD, PAPER_COMPARISONS, is_random_control, parse_question_type, question_sides, question_type,
+    ANCHOR_METHOD, PAPER_COMPARISONS, RANDOM_METHOD, is_random_control, parse_question_type, question_sides, question_type,
     random_control, validate_method_key,
 )
 from generation.errors import GenerationError
@@ -108,6 +108,12 @@ def _controls(design: Design) -> list[str]:
     return keys
 
 
+def named_question_types(design: Design) -> set[str]:
+    """The question types the researcher named (--compare, --question-types, --controls): each must be
+    buildable for every dataset."""
+    return {*_named_question_types(design), *_controls(design)}
+
+
 def comparisons(design: Design, methods: Sequence[str]) -> list[Comparison]:
     """The comparisons of ``design`` over ``methods`` (the files' method keys, in input order).
 
@@ -122,7 +128,7 @@ def comparisons(design: Design, methods: Sequence[str]) -> list[Comparison]:
         raise GenerationError("give either --compare or --question-types, not both")
     named, controls = _named_question_types(design), _controls(design)
     for key in named + controls:
-        missing = [side for side in question_sides(key) if side != ("random",) and not set(side) & set(methods)]
+        missing = [side for side in question_sides(key) if side != (RANDOM_METHOD,) and not set(side) & set(methods)]
         if missing:
             raise GenerationError(f"the design compares {key}, but no explanations file has method "
                                   f"{' or '.join(missing[0])} (the files give {', '.join(methods)})")

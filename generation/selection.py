@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contracts.vocabulary import RANDOM_METHOD, paper_question_types, random_control, validate_method_key
-from generation.design import Comparison, Design, comparisons
+from contracts.vocabulary import RANDOM_METHOD, paper_question_types, validate_method_key
+from generation.design import Comparison, Design, comparisons, named_question_types
 from generation.errors import GenerationError
 from generation.explanations import Explanations
 
@@ -125,9 +125,11 @@ def resolve_comparisons(datasets: dict[str, DatasetInputs], design: Design) -> t
     methods = list(dict.fromkeys(m for d in datasets.values() for m in d.by_method))
     notes: list[str] = []
     chosen: list[Comparison] = []
-    for comparison in comparisons(design, methods):
+    designed = comparisons(design, methods)
+    named = named_question_types(design)
+    for comparison in designed:
         lacking = [d for d in datasets.values() if not d.supports(comparison)]
-        if lacking and (design.is_explicit or comparison.key in design_controls(design)):
+        if lacking and comparison.key in named:
             raise GenerationError(
                 f"question type {comparison.key} needs a {_sides_text(comparison, lacking[0])} explanations file "
                 f"for dataset '{lacking[0].key}', but none of the given files has one"
@@ -142,11 +144,6 @@ def resolve_comparisons(datasets: dict[str, DatasetInputs], design: Design) -> t
     if not chosen:
         raise GenerationError("the given explanation files support none of the design's comparisons")
     return chosen, notes
-
-
-def design_controls(design: Design) -> set[str]:
-    """The question types of the random-swap controls the researcher named with --controls."""
-    return {random_control(m) for m in design.controls}
 
 
 def spread(total: int, capacities: Sequence[int]) -> list[int]:
