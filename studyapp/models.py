@@ -202,7 +202,7 @@ class Study(models.Model):
 
 
 class Bundle(models.Model):
-    """A stimulus bundle (DESIGN.md) imported into a study; a study holds exactly one."""
+    """A stimulus bundle (docs/formats.md) imported into a study; a study holds exactly one."""
 
     study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="bundle")
     bundle_id = models.CharField(max_length=200)
