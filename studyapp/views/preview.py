@@ -6,6 +6,9 @@ participant, but no participant, answer or exposure is ever stored.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -28,34 +31,41 @@ def _language(request: HttpRequest, study: Study) -> HttpResponse | None:
                           allowed=study.allow_browser_language)  # fmt: skip
 
 
+def preview_step(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Make ``view(request, study, **kwargs)`` a preview page: staff only, the study they may see (403
+    otherwise), never cached, in the language the participant would get (or the switch's redirect)."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @never_cache
+        @participant_page
+        @staff_member_required
+        @require_http_methods(list(methods))
+        @wraps(view)
+        def step(request: HttpRequest, slug: str, **kwargs: object) -> HttpResponse:
+            study = study_or_403(request.user, slug)
+            return _language(request, study) or view(request, study, **kwargs)
+
+        return step
+
+    return decorate
+
+
 def _page(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
     return render(request, template, {**context, "preview_banner": True}, status=status)
 
 
-@never_cache
-@participant_page
-@staff_member_required
-@require_http_methods(["GET", "POST"])
-def consent(request: HttpRequest, slug: str) -> HttpResponse:
+@preview_step("GET", "POST")
+def consent(request: HttpRequest, study: Study) -> HttpResponse:
     """The study page with its consent text, as a newcomer sees it."""
-    study = study_or_403(request.user, slug)
-    if switched := _language(request, study):
-        return switched
     form = ConsentForm(request.POST if request.method == "POST" else None, study_slug=study.slug)
     if request.method == "POST" and form.is_valid():
         return redirect("studyapp:preview_demographics", study.slug)
     return _page(request, "studyapp/study.html", {"study": study, "form": form}, 400 if form.errors else 200)
 
 
-@never_cache
-@participant_page
-@staff_member_required
-@require_http_methods(["GET", "POST"])
-def demographics(request: HttpRequest, slug: str) -> HttpResponse:
+@preview_step("GET", "POST")
+def demographics(request: HttpRequest, study: Study) -> HttpResponse:
     """The questions about the participant; answers are checked and dropped."""
-    study = study_or_403(request.user, slug)
-    if switched := _language(request, study):
-        return switched
     form = DemographicsForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         return redirect("studyapp:preview_instructions", study.slug)
@@ -64,15 +74,9 @@ def demographics(request: HttpRequest, slug: str) -> HttpResponse:
     return _page(request, "studyapp/demographics.html", context, 400 if form.errors else 200)
 
 
-@never_cache
-@participant_page
-@staff_member_required
-@require_http_methods(["GET", "POST"])
-def instructions(request: HttpRequest, slug: str) -> HttpResponse:
+@preview_step("GET", "POST")
+def instructions(request: HttpRequest, study: Study) -> HttpResponse:
     """The study's instructions."""
-    study = study_or_403(request.user, slug)
-    if switched := _language(request, study):
-        return switched
     participant = preview_participant(study, len(preview_questions(study)))
     if request.method == "POST":
         if not participant.sequence_length:  # a study without a bundle has no questions to show
@@ -83,15 +87,9 @@ def instructions(request: HttpRequest, slug: str) -> HttpResponse:
 
 # The question form has no CSRF token (as for participants); a preview answer changes nothing.
 @csrf_exempt
-@never_cache
-@participant_page
-@staff_member_required
-@require_http_methods(["GET", "POST"])
-def question(request: HttpRequest, slug: str, position: int) -> HttpResponse:
+@preview_step("GET", "POST")
+def question(request: HttpRequest, study: Study, position: int) -> HttpResponse:
     """Question ``position`` of the preview sequence; an answer moves on to the next one."""
-    study = study_or_403(request.user, slug)
-    if switched := _language(request, study):
-        return switched
     sequence = preview_questions(study)
     if not 1 <= position <= len(sequence):
         raise Http404("No such question in the preview.")
@@ -105,15 +103,9 @@ def question(request: HttpRequest, slug: str, position: int) -> HttpResponse:
     return _question_page(request, participant, sequence, preview=True)
 
 
-@never_cache
-@participant_page
-@staff_member_required
-@require_http_methods(["GET"])
-def done(request: HttpRequest, slug: str) -> HttpResponse:
+@preview_step("GET")
+def done(request: HttpRequest, study: Study) -> HttpResponse:
     """The thank-you page, or a note where the study sends participants on instead."""
-    study = study_or_403(request.user, slug)
-    if switched := _language(request, study):
-        return switched
     participant = preview_participant(study, len(preview_questions(study)))
     context = {"study": study, "participant": participant, "preview_redirect": study.completion_redirect_url}
     return _page(request, "studyapp/done.html", context)
