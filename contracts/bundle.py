@@ -1,4 +1,4 @@
-"""What a stimulus bundle's manifest is (DESIGN.md schema 1): its names and the one structural check.
+"""What a stimulus bundle's manifest is (schema 1, docs/formats.md): its names and the one structural check.
 
 Both ``generation validate`` and the study app's ``import_stimuli`` run ``check_manifest``; each stage
 layers only its own limits on top (the generator's PNG checks, the app's size and pixel caps).

@@ -1,4 +1,4 @@
-"""Columns of the study export's CSV files (DESIGN.md), in the order they are written."""
+"""Columns of the study export's CSV files (docs/formats.md), in the order they are written."""
 from __future__ import annotations
 
 EXPECTED_CHOICE = "expected_choice"

@@ -1,4 +1,4 @@
-"""The manifest's ``render`` record: how every stimulus of a bundle was drawn (DESIGN.md)."""
+"""The manifest's ``render`` record: how every stimulus of a bundle was drawn (docs/formats.md)."""
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,4 @@
-"""The study export of DESIGN.md: ``answers.csv`` and ``participants.csv``, for the command and the dashboard.
+"""The study export (docs/formats.md): ``answers.csv`` and ``participants.csv``, for the command and the dashboard.
 
 Beside them ``export_manifest.json`` records each file's SHA-256, size and row count and the row counts
 the database held at the same moment; ``verify_export`` checks a folder against it.

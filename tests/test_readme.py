@@ -263,6 +263,15 @@ def test_no_pointer_outside_the_repository(path):
     assert not re.search(r"(?<!docs/)DESIGN\.md", text)
 
 
+def test_no_code_outside_bla_core_points_outside_the_repository():
+    """Docstrings and --help texts of the stages, contracts and benches point at docs/, not at notes a clone lacks."""
+    files = [p for folder in ("studyapp", "generation", "analysis", "contracts", "config", "bench", "scripts")
+             for p in sorted((ROOT / folder).rglob("*")) if p.suffix in (".py", ".sh")]
+    offenders = [str(p.relative_to(ROOT)) for p in files
+                 if re.search(r"(?<!docs/)DESIGN\.md|closing note|shared folder", p.read_text(encoding="utf-8"))]
+    assert files and offenders == []
+
+
 def test_docs_the_readme_links_exist():
     links = re.findall(r"\]\((docs/[^)#]+)\)", (ROOT / "README.md").read_text(encoding="utf-8"))
     assert "docs/formats.md" in links and "docs/benchmarks.md" in links

@@ -1,4 +1,4 @@
-"""Build small export CSVs (DESIGN.md columns) with exactly chosen counts, for the tests."""
+"""Build small export CSVs (docs/formats.md columns) with exactly chosen counts, for the tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``manage.py export_responses --study SLUG --out DIR``: write answers.csv and participants.csv (DESIGN.md)."""
+"""``manage.py export_responses --study SLUG --out DIR``: write answers.csv and participants.csv (docs/formats.md)."""
 from __future__ import annotations
 
 from typing import Any
