@@ -14,12 +14,16 @@ import pandas as pd
 import pytest
 from django.core.management import call_command
 from django.db import connections
+from django.test import Client
+from django.urls import reverse
 
 import analysis.cli
 import generation.cli
+from studyapp.blinding import find_leaks, forbidden_terms
 from studyapp.models import Pair, SequenceItem, Study
 from studyapp.simulation import run_participants, simulation_marker
 from tests.generation.conftest import add_method_file, make_fixture
+from tests.studyapp.study_helpers import DEMOGRAPHICS, answer_current, start
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -104,6 +108,20 @@ def test_round_robin_of_four_methods_from_files_to_ranking(live_server, round_ro
     ranking = pd.read_csv(report / "ranking.csv").sort_values("rank")
     assert list(ranking["method"]) == ["grad_cam", "bla_t", "cam", "l2x_f", "random(bla_t)"]
     assert (ranking["ci_low"] <= ranking["strength"]).all() and (ranking["strength"] <= ranking["ci_high"]).all()
+
+    # One more participant in the test client: no question page names a method, question type or pair.
+    client, terms = Client(), forbidden_terms(study)
+    participant = start(client, study)
+    assert client.post(reverse("studyapp:demographics", args=[participant.token]), DEMOGRAPHICS).status_code == 302
+    assert client.post(reverse("studyapp:instructions", args=[participant.token])).status_code == 302
+    assert {"grad_cam", "grad-cam", "bla_t_vs_grad_cam", "random"} <= terms
+    for _ in range(participant.sequence_length):
+        url = client.get(reverse("studyapp:resume", args=[participant.token]))["Location"]
+        page = client.get(url)
+        assert page.status_code == 200 and find_leaks(page.content.decode(), terms) == [], url
+        answer_current(client, participant, "equal")
+    participant.refresh_from_db()
+    assert participant.completed_at is not None
 
 
 def test_questions_per_comparison_is_checked_before_anything_is_imported(tmp_path: Path, settings) -> None:
