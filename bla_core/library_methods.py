@@ -30,6 +30,7 @@ LIME_SAMPLES = 200  # perturbed samples per image
 LIME_GRID = 7  # LIME's interpretable features: a LIME_GRID × LIME_GRID grid of image cells
 LIME_RIDGE_ALPHA = 1.0  # the surrogate: ridge regression, as the reference lime package (captum's Lasso zeroes small effects)
 SCORE_CAM_BATCH = 64  # masked images per forward pass
+INPUT_GRADIENT_CHUNK = 16  # images per call of the methods that back-propagate through the backbone
 
 Explainer = Callable[[nn.Module, nn.Module | None, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -156,9 +157,9 @@ _METHODS = (
     LibraryMethod("layer_cam", "grad-cam", "LayerCAM", _grad_cam_family("LayerCAM"), _CAM_CHANNELS),
     LibraryMethod("hires_cam", "grad-cam", "HiResCAM", _grad_cam_family("HiResCAM"), _CAM_CHANNELS),
     LibraryMethod("integrated_gradients", "captum", "IntegratedGradients", _integrated_gradients,
-                  "sum over channels (completeness: the map sums to logit(x) - logit(black))",
+                  "sum over channels (completeness: the map sums to logit(x) - logit(black))", chunk=INPUT_GRADIENT_CHUNK,
                   settings={"n_steps": IG_STEPS, "method": "gausslegendre", "baseline": "black image (0)"}),
-    LibraryMethod("saliency", "captum", "Saliency", _saliency, "max over channels of |gradient|",
+    LibraryMethod("saliency", "captum", "Saliency", _saliency, "max over channels of |gradient|", chunk=INPUT_GRADIENT_CHUNK,
                   settings={"abs": True}),
     LibraryMethod("occlusion", "captum", "Occlusion", _occlusion, "mean over channels (windows span all channels)",
                   settings={"window_fraction": OCCLUSION_WINDOW_FRACTION, "stride": "half the window",
