@@ -34,8 +34,7 @@ def find_participant(study: Study, external_id: str | None) -> Participant | Non
 
 
 def enrol(
-    study: Study, *, external_id: str | None = None, simulated: bool = False, preview: bool = False,
-    only_new: bool = False, language: str = "",
+    study: Study, *, external_id: str | None = None, simulated: bool = False, only_new: bool = False, language: str = "",
 ) -> Participant:
     """Return the participant for ``external_id`` or create a new one with their stored sequence.
 
@@ -54,7 +53,7 @@ def enrol(
     try:
         with transaction.atomic():
             locked = Study.objects.select_for_update().get(pk=study.pk)
-            if locked.status != Study.Status.OPEN and not preview:
+            if locked.status != Study.Status.OPEN:
                 raise StudyUnavailable(f"study is {locked.status}")
             if locked.is_full():
                 raise StudyUnavailable("study is full")

@@ -61,7 +61,7 @@ def _participant_language(request: HttpRequest, participant: Participant) -> Htt
 
 
 def _is_preview(request: HttpRequest, study: Study) -> bool:
-    """A draft study is open to its own researchers, to try it out."""
+    """A draft study's own researchers try it out in the preview, which records nothing (views/preview.py)."""
     return study.status == Study.Status.DRAFT and request.user.has_perm("studyapp.view_study", study)
 
 
@@ -95,6 +95,8 @@ def _external_id(request: HttpRequest) -> str | None:
 def study_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The study link: information and consent; a returning visitor goes straight to their next step."""
     study = get_object_or_404(Study, slug=slug)
+    if _is_preview(request, study):
+        return redirect("studyapp:preview", study.slug)
     external_id = _external_id(request)
     returning = _returning(request, study, external_id)
     language = newcomer_language(request, study)
@@ -106,11 +108,10 @@ def study_page(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect(next_url(returning))
     if find_participant(study, external_id) is not None:
         return _unavailable(request, study, status=409, reason="started")
-    preview = _is_preview(request, study)
     if request.method == "POST":
         form = ConsentForm(request.POST, study_slug=study.slug)
         if form.is_valid():
-            verdict = None if form.cleaned_data["sim"] or preview else check_enrolment(request)
+            verdict = None if form.cleaned_data["sim"] else check_enrolment(request)
             if verdict is not None and not verdict.allowed:
                 response = _unavailable(request, study, status=429, reason="busy")
                 response["Retry-After"] = str(verdict.retry_after_s)
@@ -120,7 +121,6 @@ def study_page(request: HttpRequest, slug: str) -> HttpResponse:
                     study,
                     external_id=form.cleaned_data["external_id"],
                     simulated=form.cleaned_data["sim"],
-                    preview=preview,
                     only_new=True,
                     language=language,
                 )
@@ -136,13 +136,13 @@ def study_page(request: HttpRequest, slug: str) -> HttpResponse:
             return response
         status = 400
     else:
-        if not (study.status == Study.Status.OPEN or preview) or study.is_full():
+        if study.status != Study.Status.OPEN or study.is_full():
             return _unavailable(request, study)
         form = ConsentForm(
             initial={"external_id": external_id or "", "sim": request.GET.get("sim", "")[:300]}, study_slug=study.slug
         )
         status = 200
-    return render(request, "studyapp/study.html", {"study": study, "form": form, "preview": preview}, status=status)
+    return render(request, "studyapp/study.html", {"study": study, "form": form}, status=status)
 
 
 @never_cache

@@ -127,9 +127,11 @@ def test_staff_can_preview_a_draft(client, study, django_user_model):
     staff.groups.add(researcher_group())
     study.researchers.add(staff)  # only the study's own researchers preview it
     client.force_login(staff)
-    page = client.get(study.get_absolute_url())
-    assert "Preview" in page.content.decode()
-    assert client.post(study.get_absolute_url(), {"agree": "on"}).status_code == 302
+    preview = reverse("studyapp:preview", args=[study.slug])
+    assert client.get(study.get_absolute_url())["Location"] == preview  # the preview records nothing
+    assert client.post(study.get_absolute_url(), {"agree": "on"})["Location"] == preview
+    assert "data-preview" in client.get(preview).content.decode()
+    assert Participant.objects.count() == 0
 
 
 def client_class_fresh():
