@@ -4,7 +4,7 @@ Preference bars show relative frequencies; every bar carries its percentage, pri
 same rule as ``preferences.csv`` (:mod:`analysis.percentages`), and the BLA-T bar a whisker
 for its bootstrap confidence interval. Demographic figures show counts of the participants
 the analysis counted. Two data-quality figures show the side-A share of decisive answers and
-the BLA-T share by quarter of the sequence. For any study, the ranking figure draws every
+the method-1 share by quarter of the sequence. For any study, the ranking figure draws every
 method's Bradley–Terry strength with its bootstrap interval, and the preference matrix each
 method's share of the answers against every other (rounded like the CSVs). Figures 4 and 7 are
 drawn only when the study has the paper's BLA-T comparisons. Each figure is written as PNG and
@@ -207,11 +207,11 @@ def side_a_figure(checks: SampleChecks) -> Figure:
 
 
 def positions_figure(checks: SampleChecks) -> Figure:
-    """BLA-T share of answers in each quarter of the sequence, with CI whiskers."""
+    """Method-1 share of answers in each quarter of the sequence, with CI whiskers."""
     fig, axes = panel_grid(1, 1, width=3.2, height=2.2, suptitle=False)
     ax = axes[0, 0]
     rows = checks.positions
-    share = rows["bla_t_share"].to_numpy()
+    share = rows["method_1_share"].to_numpy()
     whiskers = np.nan_to_num([share - rows["ci_low"].to_numpy(),
                               rows["ci_high"].to_numpy() - share])
     ax.errorbar(rows["quarter"], share, yerr=whiskers, marker="o", color=_COLOURS[0],
@@ -223,8 +223,8 @@ def positions_figure(checks: SampleChecks) -> Figure:
     ax.set_xlim(0.5, 4.9)
     ax.set_ylim(0, 1)
     ax.set_xlabel("Quarter of each participant's sequence")
-    ax.set_ylabel("BLA-T share of answers")
-    ax.set_title("BLA-T share by position (fatigue, learning)", fontsize=9)
+    ax.set_ylabel("Method-1 share of answers")
+    ax.set_title("Method 1 (BLA-T in the paper) by position", fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     return fig
 

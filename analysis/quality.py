@@ -9,7 +9,8 @@ failed attention checks leave a participant out (:mod:`analysis.selection`).
 
 For the counted sample: the side-A share of all decisive answers with a participant-level
 bootstrap CI (a warning when it excludes 1/2: people pressed one side more, whatever it
-showed), and the BLA-T share in each quarter of a participant's sequence (fatigue, learning).
+showed), and the method-1 share (the first method of each answer's comparison ``{a}_vs_{b}``:
+BLA-T in the paper's) in each quarter of a participant's sequence (fatigue, learning).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from analysis.io import PARTICIPANT_KEY, Export
 from analysis.percentages import DEFAULT_DECIMALS, format_percent
 from analysis.selection import Selection
 from analysis.statistics import DEFAULT_CONFIDENCE, cluster_bootstrap_ci
-from analysis.vocabulary import BLA_T, CHOICES
+from analysis.comparisons import FIRST, oriented
+from analysis.vocabulary import CHOICES
 
 DEFAULT_SPEEDER_MS = 1000.0
 DEFAULT_STRAIGHT_LINE_SHARE = 0.9
@@ -37,8 +39,8 @@ QUALITY_COLUMNS: tuple[str, ...] = (
     "study", "participant", "status", "simulated", "counted", "left_out", "answers",
     "median_response_ms", "side_a_pct", "longest_run", "checks_given", "checks_passed", "flags",
 )
-POSITION_COLUMNS: tuple[str, ...] = ("quarter", "answers", "bla_t", "bla_t_share", "ci_low",
-                                     "ci_high")
+POSITION_COLUMNS: tuple[str, ...] = ("quarter", "answers", "method_1", "method_1_share",
+                                     "ci_low", "ci_high")
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def longest_runs(answers: pd.DataFrame) -> pd.Series:
 
 def sample_checks(selection: Selection, checks: pd.DataFrame, n_boot: int, seed: int,
                   confidence: float = DEFAULT_CONFIDENCE) -> SampleChecks:
-    """Side-A share and BLA-T share by quarter of the sequence, with participant-level CIs.
+    """Side-A share and method-1 share by quarter of the sequence, with participant-level CIs.
 
     A participant's quarter of an answer is ⌊4 · (position − 1) / last position⌋, the last
     position counting attention checks too, so each person's sequence is split evenly.
@@ -148,7 +150,7 @@ def sample_checks(selection: Selection, checks: pd.DataFrame, n_boot: int, seed:
     quarter = (answers["position"].to_numpy() - 1) * QUARTERS // last
     is_a = (answers["choice"] == "A").to_numpy()
     decisive = (answers["choice"] != "equal").to_numpy()
-    is_bla = (answers["outcome"] == BLA_T).to_numpy()
+    is_first = (oriented(answers)["result"] == FIRST).to_numpy()
 
     def per_person(weights: np.ndarray, cells: np.ndarray, n_cells: int) -> np.ndarray:
         flat = np.bincount(person * n_cells + cells, weights=weights,
@@ -157,7 +159,7 @@ def sample_checks(selection: Selection, checks: pd.DataFrame, n_boot: int, seed:
 
     zero = np.zeros(len(answers), dtype=np.int64)
     hits = np.hstack([per_person(is_a.astype(float), zero, 1),
-                      per_person(is_bla.astype(float), quarter, QUARTERS)])
+                      per_person(is_first.astype(float), quarter, QUARTERS)])
     totals = np.hstack([per_person(decisive.astype(float), zero, 1),
                         per_person(np.ones(len(answers)), quarter, QUARTERS)])
     # One cell at a time: few distinct count profiles each, so the bootstrap stays cheap.
@@ -166,8 +168,8 @@ def sample_checks(selection: Selection, checks: pd.DataFrame, n_boot: int, seed:
                                                 confidence) for k in range(hits.shape[1])])
     sums, counts = hits.sum(axis=0), totals.sum(axis=0)
     positions = pd.DataFrame([
-        {"quarter": k + 1, "answers": int(counts[k + 1]), "bla_t": int(sums[k + 1]),
-         "bla_t_share": sums[k + 1] / counts[k + 1], "ci_low": intervals[k + 1, 0],
+        {"quarter": k + 1, "answers": int(counts[k + 1]), "method_1": int(sums[k + 1]),
+         "method_1_share": sums[k + 1] / counts[k + 1], "ci_low": intervals[k + 1, 0],
          "ci_high": intervals[k + 1, 1]}
         for k in range(QUARTERS) if counts[k + 1] > 0], columns=list(POSITION_COLUMNS))
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -48,7 +48,8 @@ FIGURE_CAPTIONS: dict[str, str] = {
     "side_a": "Side bias: each counted participant's share of decisive answers on System A, "
               "and the share over all their decisive answers with its participant-level "
               "bootstrap confidence interval.",
-    "positions": "Fatigue and learning: BLA-T share of the answers in each quarter of a "
+    "positions": "Fatigue and learning: share of the answers choosing the first method of "
+                 "their comparison (BLA-T in the paper's) in each quarter of a "
                  "participant's sequence, with participant-level bootstrap confidence "
                  "intervals.",
     "ranking": "Ranking of the methods by human preference: Bradley–Terry strengths (Davidson's "
@@ -357,8 +358,8 @@ def quality_html(quality: pd.DataFrame, checks: SampleChecks, figures: dict[str,
             + ("the interval excludes 50%: a side bias." if checks.warnings()
                else "the interval includes 50%: no side bias detected."))
     quarters = "".join(
-        f"<tr><td>{r.quarter}</td><td>{r.answers}</td><td>{r.bla_t}</td>"
-        f"<td>{100 * r.bla_t_share:.1f}%</td>"
+        f"<tr><td>{r.quarter}</td><td>{r.answers}</td><td>{r.method_1}</td>"
+        f"<td>{100 * r.method_1_share:.1f}%</td>"
         f"<td>{100 * r.ci_low:.1f}–{100 * r.ci_high:.1f}%</td></tr>"
         for r in checks.positions.itertuples())
     return (
@@ -370,7 +371,7 @@ def quality_html(quality: pd.DataFrame, checks: SampleChecks, figures: dict[str,
         "<table><thead><tr><th>Flag</th><th>Rule</th><th>Participants</th><th>Of them counted"
         f"</th></tr></thead><tbody>{flag_rows}</tbody></table>"
         f"<p>{esc(side)}</p>"
-        "<table><thead><tr><th>Quarter</th><th>Answers</th><th>BLA-T</th><th>BLA-T share</th>"
+        "<table><thead><tr><th>Quarter</th><th>Answers</th><th>Method 1</th><th>Method-1 share</th>"
         f"<th>{options.confidence * 100:g}% CI</th></tr></thead><tbody>{quarters}</tbody>"
         "</table>" + figures_html({key: figures[key] for key in QUALITY_FIGURES}))
 

@@ -2,6 +2,8 @@
 participant-clustered tests; exports of any methods load; a study without BLA-T has no
 preferences.csv."""
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -118,3 +120,7 @@ def test_a_study_without_bla_t_has_comparisons_and_a_ranking_but_no_paper_table(
     assert "Random (LIME)" in markdown and "Davidson" in markdown
     matrix = (tmp_path / "out" / "preference_matrix.svg").read_text()
     assert "56.2%" in matrix and "25.0%" in matrix  # grad_cam over cam, cam over grad_cam
+    # The position trend counts each comparison's method 1: 9 grad_cam of 16 + 9 lime of 12.
+    page = re.sub(r"\s+", " ", (tmp_path / "out" / "report.html").read_text())
+    quarters = re.findall(r"<tr><td>[1-4]</td><td>(\d+)</td><td>(\d+)</td>", page)
+    assert [sum(int(q[k]) for q in quarters) for k in (0, 1)] == [28, 18]
