@@ -11,6 +11,8 @@ from torch import nn
 
 from bla_core import cam, grad_cam
 from bla_core.cli import main
+from bla_core.errors import BLAError
+from bla_core.explain import explanation_method
 from bla_core.library_methods import LIBRARY_METHODS, LogitNetwork, library_maps, lime_segments
 from generation.explanations import load_explanations
 
@@ -87,6 +89,13 @@ def test_library_maps_explain_the_predicted_class_and_keep_the_mode(linear_basel
     logits, black = linear_baseline(x).logits, linear_baseline(torch.zeros_like(x)).logits
     assert torch.allclose(maps.sum(dim=(1, 2)), (logits - black).gather(1, preds[:, None]).squeeze(1), atol=1e-4)
     assert not linear_baseline.training
+
+
+def test_any_run_may_use_a_library_method_but_cam_needs_a_baseline():
+    assert explanation_method("bla_t", "score_cam") == "score_cam"
+    assert explanation_method("baseline", "integrated_gradients") == "integrated_gradients"
+    with pytest.raises(BLAError, match="cam from a baseline run, or one of grad_cam, grad_cam_pp, score_cam"):
+        explanation_method("l2x_f", "cam")
 
 
 def test_lime_segments_tile_the_image_in_a_grid():
