@@ -32,7 +32,7 @@ def _research_urls(study: Study, participant: Participant) -> list[str]:
         for inner in getattr(pattern, "url_patterns", []):
             if isinstance(inner, URLPattern) and str(inner.pattern).startswith("research/"):
                 names = inner.pattern.regex.groupindex
-                values = {"slug": study.slug, "public_id": participant.public_id}
+                values = {"slug": study.slug, "public_id": participant.public_id, "position": 1}
                 urls.append(reverse(f"studyapp:{inner.name}", kwargs={k: values[k] for k in names}))
     return urls
 

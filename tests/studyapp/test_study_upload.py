@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import stat
 import zipfile
 from pathlib import Path
@@ -171,3 +172,19 @@ def test_file_parts_stay_refused_on_every_other_form(study):
     upload.name = "x.zip"
     response = researcher_client("ada", study).post(reverse("studyapp:texts", args=[study.slug]), {"title": "t", "f": upload})
     assert response.status_code == 400
+
+
+def test_the_upload_and_the_study_forms_need_their_csrf_token(study, bundle_dir, media_root):
+    ada = researcher_client("ada", study)
+    ada.handler.enforce_csrf_checks = True
+    assert post(ada, zip_folder(bundle_dir)).status_code == 403
+    assert not Study.objects.filter(slug="fresh").exists()
+    assert ada.post(reverse("studyapp:status", args=[study.slug]), {"status": "closed"}).status_code == 403
+    assert ada.post(reverse("studyapp:texts", args=[study.slug]), {"title": "x"}).status_code == 403
+    study.refresh_from_db()
+    assert study.status == Study.Status.OPEN and study.title == "Pilot study"
+    page = ada.get(reverse("studyapp:new_study")).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = ada.post(reverse("studyapp:new_study"), {"title": "Fresh", "slug": "fresh", "attention_checks": "0",
+                                                        "bundle": zip_folder(bundle_dir), "csrfmiddlewaretoken": token})  # fmt: skip
+    assert response.status_code == 302 and Study.objects.filter(slug="fresh").exists()
