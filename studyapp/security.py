@@ -1,5 +1,6 @@
 """Security headers for every response (a strict Content-Security-Policy on the study's own pages),
-and the refusal of file uploads, which no page of the site takes.
+and the refusal of file uploads everywhere but the bundle upload (views/research.py swaps in
+upload.BoundedUpload for that one view).
 
 Participant pages load only their own script, stylesheet and images, so the policy allows nothing
 else: no inline script or style, no frames, no foreign hosts. The admin's pages, which Django
