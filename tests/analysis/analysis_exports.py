@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import math
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from analysis.report import ReportOptions, ReportResult, build_report
 from contracts.columns import EXPECTED_CHOICE, PARTICIPANT_COLUMNS, REQUIRED_ANSWER_COLUMNS
 from contracts.vocabulary import ATTENTION_CHECK, QUESTION_TYPES
 
@@ -112,3 +115,10 @@ def sign_flip_p(differences: list[int]) -> float:
         null = step
     observed = abs(sum(differences))
     return sum(weight for total, weight in null.items() if abs(total) >= observed)
+
+
+def report_on_export(folder: Path, write: Callable[[Path], tuple[Path, Path]], **options: Any) -> ReportResult:
+    """The report of the export that ``write`` makes in ``folder/export``, written to ``folder/out``
+    (200 bootstrap draws: enough for the tests' checks; ``options`` go to ReportOptions)."""
+    answers_csv, participants_csv = write(folder / "export")
+    return build_report(answers_csv, participants_csv, folder / "out", ReportOptions(n_boot=200, **options))

@@ -10,7 +10,7 @@ from analysis.io import InputError, load_export
 from analysis.quality import QualityThresholds
 from analysis.report import ReportOptions, build_report
 from analysis.selection import select
-from analysis_exports import answer_row, check_row, participant_row, write_export
+from analysis_exports import answer_row, check_row, participant_row, report_on_export, write_export
 
 # Positions 1–10 with attention checks at 3 and 8: the answers' quarters are 1,1,2,2,3,3,4,4.
 ANSWER_POSITIONS = (1, 2, 4, 5, 6, 7, 9, 10)
@@ -41,9 +41,7 @@ def study_rows():
 
 
 def report(tmp_path, **options):
-    answers_csv, participants_csv = write_export(tmp_path / "export", *study_rows())
-    return build_report(answers_csv, participants_csv, tmp_path / "out",
-                        ReportOptions(n_boot=200, **options))
+    return report_on_export(tmp_path, lambda folder: write_export(folder, *study_rows()), **options)
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,9 @@ import pytest
 
 from analysis.cli import main
 from analysis.io import load_export
-from analysis.report import ReportOptions, build_report
 from analysis.selection import select
 from analysis.statistics import preference_table
-from analysis_exports import answer_row, participant_row, write_export
+from analysis_exports import answer_row, participant_row, report_on_export, write_export
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,9 +37,7 @@ def mixed_export(folder: Path) -> tuple[Path, Path]:
 
 
 def run_report(tmp_path, **options):
-    answers_csv, participants_csv = mixed_export(tmp_path / "export")
-    return build_report(answers_csv, participants_csv, tmp_path / "out",
-                        ReportOptions(n_boot=200, **options))
+    return report_on_export(tmp_path, mixed_export, **options)
 
 
 @pytest.fixture(scope="module")
