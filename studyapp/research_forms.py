@@ -45,7 +45,8 @@ class StudyTextsForm(forms.ModelForm):
 
     completion_redirect_url = forms.URLField(
         required=False, max_length=500, assume_scheme="https",
-        help_text="Where to send participants after the last answer (e.g. Prolific); empty shows the completion message.",
+        help_text="Where to send participants after the last answer (e.g. Prolific); "
+        "empty shows the completion message.",
     )  # fmt: skip
 
     class Meta:

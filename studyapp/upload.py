@@ -53,7 +53,7 @@ class BoundedUpload(TemporaryFileUploadHandler):
 
     def handle_raw_input(self, input_data: IO[bytes], META: dict, content_length: int, boundary: bytes,
                          encoding: str | None = None) -> None:  # fmt: skip
-        # The body holds the file plus a few small form fields; one far past the limit is refused unread.
+        # The body holds the file and a few small fields: far past the limit, its file is skipped (never stored).
         self.too_large = content_length > self.limit + 64 * 1024
         return None
 
@@ -82,10 +82,12 @@ def member_problems(archive: zipfile.ZipFile) -> list[str]:
     max_members, max_bytes = int(settings.STUDY_UPLOAD_MAX_MEMBERS), int(settings.STUDY_UPLOAD_MAX_UNPACKED_BYTES)
     problems = []
     if len(members) > max_members:
-        problems.append(f"The zip holds {len(members):,} entries; at most {max_members:,} are allowed (STUDY_UPLOAD_MAX_MEMBERS).")
+        problems.append(f"The zip holds {len(members):,} entries; at most {max_members:,} are allowed "
+                        "(STUDY_UPLOAD_MAX_MEMBERS).")  # fmt: skip
     declared = sum(member.file_size for member in members)
     if declared > max_bytes:
-        problems.append(f"The zip unpacks to {declared:,} bytes; at most {max_bytes:,} are allowed (STUDY_UPLOAD_MAX_UNPACKED_BYTES).")
+        problems.append(f"The zip unpacks to {declared:,} bytes; at most {max_bytes:,} are allowed "
+                        "(STUDY_UPLOAD_MAX_UNPACKED_BYTES).")  # fmt: skip
     for member in members:
         problem = _member_problem(member)
         if problem:
@@ -199,7 +201,9 @@ def create_study(upload: IO[bytes], choice: NewStudy, owner: AbstractBaseUser) -
             raise UploadRefused([problem])
         try:
             with transaction.atomic():
-                study = Study.objects.create(slug=choice.slug, title=choice.title, attention_checks=choice.attention_checks)
+                study = Study.objects.create(
+                    slug=choice.slug, title=choice.title, attention_checks=choice.attention_checks
+                )
                 import_bundle(bundle, study.slug, title=choice.title)
                 study.researchers.add(owner)
         except IntegrityError:

@@ -51,7 +51,8 @@ def _new_study(request: HttpRequest, handler: BoundedUpload) -> HttpResponse:
             except UploadRefused as refused:
                 problems = refused.problems
             else:
-                messages.success(request, f"Study {study.slug!r} was created as a draft; check its texts, preview it, then open it.")
+                messages.success(request, f"Study {study.slug!r} was created as a draft; "
+                                          "check its texts, preview it, then open it.")  # fmt: skip
                 return redirect("studyapp:dashboard", study.slug)
     else:
         form = NewStudyForm()
