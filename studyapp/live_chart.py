@@ -79,6 +79,8 @@ def _percent(text: object) -> float | None:
 
 def comparison_bars(study: Study, include_simulated: bool = False) -> list[ComparisonBar]:
     """The live bars of the study (answers of participants not excluded, finished or not)."""
+    if not Answer.objects.filter(item__participant__study=study).exists():
+        return []  # nothing to draw, and no need to load the analysis stack for it
     key = _cache_key(study, include_simulated)
     bars = cache.get(key)
     if bars is None:
