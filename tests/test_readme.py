@@ -213,6 +213,12 @@ def test_readme_chain_runs_and_makes_every_file_it_names(readme_chain):
     assert len(people) == 3 and all(p["simulated"] == "true" for p in people)
     page = (folder / "reports" / "pilot" / "report.html").read_text()
     assert "every counted participant is simulated (all 3 are bots)" in page
+    # "Compare your own methods": four methods, all pairs plus BLA-T's random control, ranked.
+    mine = json.loads((folder / "stimuli_out" / "mine" / "manifest.json").read_text())
+    assert len({pair["question_type"] for pair in mine["pairs"]}) == 7
+    with (folder / "reports" / "mine" / "ranking.csv").open() as handle:
+        ranked = {row["method"] for row in csv.DictReader(handle)}
+    assert ranked == {"bla_t", "grad_cam", "grad_cam_pp", "integrated_gradients", "random(bla_t)"}
 
 
 @pytest.mark.slow
