@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -144,9 +145,10 @@ class Chain:
     seconds: dict[str, float]
 
 
-def run_line(argv: list[str], chain: Chain, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_line(argv: list[str], chain: Chain, timeout: float = 900,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     started = time.monotonic()
-    done = subprocess.run(argv, cwd=chain.folder, env=chain.env, capture_output=True, text=True,
+    done = subprocess.run(argv, cwd=chain.folder, env={**chain.env, **(env or {})}, capture_output=True, text=True,
                           timeout=timeout)
     chain.seconds[" ".join(argv[2:5])] = time.monotonic() - started
     return done
@@ -223,12 +225,16 @@ def test_readme_chain_runs_and_makes_every_file_it_names(readme_chain):
 
 @pytest.mark.slow
 def test_readme_backup_block_runs(readme_chain):
-    lines = [line for block in readme_blocks() for line in block if BACKUP_BLOCK in line
-             or "restore_study_data" in line]
-    assert lines
-    for line in lines:
-        done = run_line(tiny_argv(line, ""), readme_chain, timeout=300)
+    (block,) = [block for block in readme_blocks() if any(BACKUP_BLOCK in line for line in block)]
+    assert any("restore_study_data" in line for line in block)
+    for line in block:
+        argv = tiny_argv(line, "")
+        assignments = [word for word in argv if re.match(r"^[A-Z_][A-Z0-9_]*=", word)]
+        env = dict(word.split("=", 1) for word in assignments)  # a line's VAR=value prefix, as a shell reads it
+        done = run_line(argv[len(assignments):], readme_chain, timeout=300, env=env)
         assert done.returncode == 0, f"{line}\n exit {done.returncode}: {done.stderr[-2000:]}"
+    with sqlite3.connect(readme_chain.folder / "restored.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM studyapp_answer").fetchone()[0] > 0
 
 
 # --- docs/ holds the formats; nothing points at files outside the repository. ---
