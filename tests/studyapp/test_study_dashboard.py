@@ -114,7 +114,7 @@ def test_a_researcher_without_access_gets_403_on_every_page_of_the_study(study):
 
 
 def test_a_study_from_upload_to_export(bundle_dir, media_root):
-    """upload → draft → preview (nothing recorded) → open → a participant → export."""
+    """upload → draft → German texts → preview (nothing recorded) → open → a participant in German → export."""
     import csv
     import io
     import zipfile
@@ -122,6 +122,7 @@ def test_a_study_from_upload_to_export(bundle_dir, media_root):
     from study_helpers import researcher_client
     from studyapp.models import Study
     from test_study_preview import rows, walk_preview
+    from test_study_texts import settings_of
     from test_study_upload import zip_folder
 
     ada = researcher_client("ada")
@@ -131,15 +132,19 @@ def test_a_study_from_upload_to_export(bundle_dir, media_root):
     study = Study.objects.get(slug="pilot")
     assert study.status == Study.Status.DRAFT
     assert Client().post(study.get_absolute_url(), {"agree": "on"}).status_code == 403  # a draft takes nobody
+    assert ada.post(reverse("studyapp:texts", args=[study.slug]), settings_of(study, language="de")).status_code == 302
     before = rows()
     walk_preview(ada, study)
     assert rows() == before
     assert ada.post(reverse("studyapp:status", args=[study.slug]), {"status": "open"}).status_code == 302
-    participant = take_study(Client(), study)
+    participant_client = Client()
+    assert '<html lang="de"' in participant_client.get(study.get_absolute_url()).content.decode()
+    participant = take_study(participant_client, study)
     assert participant.completed_at is not None
+    assert participant.language == "de"
     export = ada.get(reverse("studyapp:export", args=[study.slug]))
     with zipfile.ZipFile(io.BytesIO(export.content)) as archive:
         people = list(csv.DictReader(io.StringIO(archive.read("participants.csv").decode("utf-8-sig"))))
         answers = list(csv.DictReader(io.StringIO(archive.read("answers.csv").decode("utf-8-sig"))))
-    assert [p["participant"] for p in people] == [participant.public_id]
+    assert [(p["participant"], p["language"]) for p in people] == [(participant.public_id, "de")]
     assert len(answers) == participant.sequence_length
