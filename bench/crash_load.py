@@ -120,7 +120,7 @@ def _kill(server: Server) -> None:
 
 
 def _check_export(env: dict[str, str], database_url: str, out: Path, bots: list, result: CrashResult) -> None:
-    from studyapp.export import verify_export
+    from studyapp.operations.export import verify_export
 
     manage(env, "export_responses", "--study", SLUG, "--out", str(out))
     result.export_problems = verify_export(out)
@@ -162,7 +162,7 @@ def run_crash_load(
     """
     from django.conf import settings
 
-    from studyapp.simulation import simulation_marker
+    from studyapp.simulated.participants import simulation_marker
     from tests.synthetic_bundle import write_synthetic_bundle
 
     database = f"bla_crash_{os.getpid()}_{secrets.token_hex(3)}"

@@ -3,7 +3,7 @@
 The transport is deliberately lean (``http.client`` on one kept-alive connection per bot): in a load
 test the bots share the machine's cores with the server, so every millisecond of client CPU is taken
 from the server being measured. :class:`TimedParticipant` is the app's participant bot
-(``studyapp.simulation``) with every request and answer timed and, optionally, a fixed answer schedule;
+(``studyapp.simulated.participants``) with every request and answer timed and, optionally, a fixed answer schedule;
 :func:`summarize` turns the reports into throughput and latency percentiles.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from studyapp.simulation import (
+from studyapp.simulated.participants import (
     BotReport,
     Response,
     SimulatedParticipant,

@@ -238,10 +238,10 @@ def main() -> int:
         import django
 
         django.setup()
-        from studyapp.models import Study
         from http_client import run_timed_participants, steady_window
 
-        from studyapp.simulation import simulation_marker
+        from studyapp.models import Study
+        from studyapp.simulated.participants import simulation_marker
 
         Study.objects.filter(slug="load").update(questions_per_cell=args.questions_per_cell, attention_checks=0)
         server.start()

@@ -53,7 +53,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 # Persistent connections without Django's health check (a SELECT 1 before every request, a fifth of
 # a question page's time under load); the participant hot path replaces a dropped connection itself
-# (studyapp.flow.question_participant), other views fail once and Django then drops the connection.
+# (studyapp.participation.flow.question_participant), other views fail once and Django then drops the connection.
 DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take the write lock up front (no upgrade deadlocks under concurrent
@@ -68,7 +68,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Participant pages come in these languages (studyapp/locale); each study picks one or lets the
-# browser choose (studyapp.language activates it per page, so no LocaleMiddleware); research pages stay English.
+# browser choose (studyapp.participation.language activates it per page, so no LocaleMiddleware); research pages stay English.
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
 TIME_ZONE = "UTC"
@@ -88,7 +88,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "admin:login"
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "studyapp.access.StudyAccessBackend"]
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "studyapp.console.access.StudyAccessBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"django.contrib.auth.password_validation.{name}"}
     for name in ("UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",

@@ -1,7 +1,7 @@
 """Admin pages: studies are edited here; imported stimuli and answers are shown read-only.
 
-Every page shows only the rows of studies the user may see (studyapp.access), and the login is
-throttled (studyapp.login).
+Every page shows only the rows of studies the user may see (studyapp.console.access), and the login is
+throttled (studyapp.console.login).
 """
 from __future__ import annotations
 
@@ -12,9 +12,18 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .access import can_access, visible
-from .login import ThrottledLoginForm
-from .models import Answer, Bundle, Dataset, Pair, Participant, SequenceItem, Stimulus, Study
+from studyapp.console.access import can_access, visible
+from studyapp.console.login import ThrottledLoginForm
+from studyapp.models import (
+    Answer,
+    Bundle,
+    Dataset,
+    Pair,
+    Participant,
+    SequenceItem,
+    Stimulus,
+    Study,
+)
 
 admin.site.login_form = ThrottledLoginForm
 

@@ -21,7 +21,7 @@ from django.db.models import F, Model
 from django.http import HttpRequest
 from django.utils import timezone
 
-from .models import EnrolmentThrottle, LoginFailure
+from studyapp.models import EnrolmentThrottle, LoginFailure
 
 
 @dataclass(frozen=True)

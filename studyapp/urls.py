@@ -1,7 +1,8 @@
 """URLs of the study app. Participant URLs carry only the study slug, the participant token and positions."""
 from django.urls import path, re_path, register_converter
 
-from .views import dashboard, participant, preview, research
+from studyapp.console.views import dashboard, preview, research
+from studyapp.participation import views as participant
 
 
 class TokenConverter:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django import template
 
-from ..language import shown_text
+from studyapp.participation.language import shown_text
 
 register = template.Library()
 register.filter("shown", shown_text)

@@ -19,9 +19,9 @@ from django.urls import reverse
 
 import analysis.cli
 import generation.cli
-from studyapp.blinding import find_leaks, forbidden_terms
 from studyapp.models import Pair, SequenceItem, Study
-from studyapp.simulation import run_participants, simulation_marker
+from studyapp.participation.blinding import find_leaks, forbidden_terms
+from studyapp.simulated.participants import run_participants, simulation_marker
 from tests.generation.conftest import add_method_file, make_fixture
 from tests.studyapp.study_helpers import DEMOGRAPHICS, answer_current, start
 

@@ -16,13 +16,12 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
+from study_helpers import researcher_client, take_study
 
 from analysis.io import load_export
 from analysis.report import ReportOptions, build_report
-from studyapp.export import FORMULA_STARTS, spreadsheet_safe
 from studyapp.models import Bundle, Participant, Study
-
-from study_helpers import researcher_client, take_study
+from studyapp.operations.export import FORMULA_STARTS, spreadsheet_safe
 
 pytestmark = pytest.mark.django_db
 
@@ -244,6 +243,6 @@ def test_the_report_button_shows_a_message_when_the_report_cannot_be_built(study
     def broken(*args, **kwargs):
         raise ValueError("'yerr' must not contain negative values")
 
-    monkeypatch.setattr("studyapp.views.dashboard.study_report_html", broken)
+    monkeypatch.setattr("studyapp.console.views.dashboard.study_report_html", broken)
     response = client.post(reverse("studyapp:report", args=[study.slug]), follow=True)
     assert response.status_code == 200 and "No report: the analysis failed" in response.content.decode()

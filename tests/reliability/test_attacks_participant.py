@@ -7,11 +7,10 @@ import io
 import pytest
 from django.test import Client
 from django.urls import URLPattern, get_resolver, reverse
-
-from studyapp.flow import ExternalIdTaken, enrol
-from studyapp.models import Answer, Participant, Study
-
 from study_helpers import DEMOGRAPHICS, answer_current, form_value, researcher_client, start
+
+from studyapp.models import Answer, Participant, Study
+from studyapp.participation.flow import ExternalIdTaken, enrol
 
 pytestmark = pytest.mark.django_db
 

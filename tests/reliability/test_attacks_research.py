@@ -12,12 +12,11 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import URLPattern, get_resolver, reverse
-
-from studyapp.access import researcher_group
-from studyapp.bundle import import_bundle, validate_bundle
-from studyapp.models import Participant, Study
-
 from study_helpers import researcher_client, take_study
+
+from studyapp.console.access import researcher_group
+from studyapp.models import Participant, Study
+from studyapp.operations.bundle import import_bundle, validate_bundle
 
 pytestmark = pytest.mark.django_db
 

@@ -15,10 +15,10 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image, PngImagePlugin
 
-from studyapp.blinding import find_leaks, forbidden_terms
-from studyapp.bundle import BundleError, import_bundle, validate_bundle
 from studyapp.models import Study
-from studyapp.simulation import parse_page
+from studyapp.operations.bundle import BundleError, import_bundle, validate_bundle
+from studyapp.participation.blinding import find_leaks, forbidden_terms
+from studyapp.simulated.participants import parse_page
 
 pytestmark = pytest.mark.django_db
 LINK = re.compile(r'(?:src|href|action)="(/[^"]*)"')

@@ -16,12 +16,11 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
-
-from studyapp.export import verify_export
-from studyapp.flow import enrol
-from studyapp.models import Answer, Participant, SequenceItem, Study
-
 from study_helpers import answer_current, take_study
+
+from studyapp.models import Answer, Participant, SequenceItem, Study
+from studyapp.operations.export import verify_export
+from studyapp.participation.flow import enrol
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,11 +11,10 @@ from django.test import Client
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from studyapp.forms import shown_stamp
-from studyapp.models import Answer, EnrolmentThrottle, Participant, SequenceItem, Study
-
 from study_helpers import answer_current, start, take_study
+
+from studyapp.models import Answer, EnrolmentThrottle, Participant, SequenceItem, Study
+from studyapp.participation.forms import shown_stamp
 
 pytestmark = pytest.mark.django_db
 

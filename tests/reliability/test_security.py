@@ -15,11 +15,17 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 from django.urls import URLPattern, get_resolver, reverse
+from study_helpers import (
+    DEMOGRAPHICS,
+    answer_current,
+    form_value,
+    researcher_client,
+    start,
+    take_study,
+)
 
 from studyapp.models import Answer, EnrolmentThrottle, Participant, Study
-from studyapp.simulation import simulation_marker
-
-from study_helpers import DEMOGRAPHICS, answer_current, form_value, researcher_client, start, take_study
+from studyapp.simulated.participants import simulation_marker
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]

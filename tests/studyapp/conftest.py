@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from studyapp.bundle import import_bundle, validate_bundle
 from studyapp.models import Study
+from studyapp.operations.bundle import import_bundle, validate_bundle
 from tests.synthetic_bundle import write_synthetic_bundle
 
 

@@ -57,7 +57,7 @@ def researcher_client(username: str, *studies: Study) -> Client:
     """A logged-in researcher (staff, in the researchers group, as create_researcher makes) of ``studies``."""
     from django.contrib.auth.models import User
 
-    from studyapp.access import researcher_group
+    from studyapp.console.access import researcher_group
 
     user = User.objects.create_user(username, password="x" * 12, is_staff=True)
     user.groups.add(researcher_group())

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from studyapp.blinding import find_leaks, forbidden_terms
 from studyapp.models import Participant, Study
+from studyapp.participation.blinding import find_leaks, forbidden_terms
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -18,15 +18,14 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-
-from studyapp.backup import backup_tag
-from studyapp.design import PairOption, SequenceError, pair_exposure, plan_sequence
-from studyapp.export import verify_export
-from studyapp.flow import StudyUnavailable, enrol
-from studyapp.models import Answer, Participant, SequenceItem, Study
-from studyapp.simulation import instructed_choice, run_participants, simulation_marker
-
 from study_helpers import DEMOGRAPHICS, answer_current, form_value, start, take_study
+
+from studyapp.models import Answer, Participant, SequenceItem, Study
+from studyapp.operations.backup import backup_tag
+from studyapp.operations.export import verify_export
+from studyapp.participation.design import PairOption, SequenceError, pair_exposure, plan_sequence
+from studyapp.participation.flow import StudyUnavailable, enrol
+from studyapp.simulated.participants import instructed_choice, run_participants, simulation_marker
 
 pytestmark = pytest.mark.django_db
 

@@ -8,12 +8,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
-
-from studyapp.blinding import find_leaks, forbidden_terms, study_text_leaks
-from studyapp.models import Study
-from studyapp.protocol import INLINE, NEXT_HEADER, PAGE_HEADER
-
 from study_helpers import DEMOGRAPHICS, form_value
+
+from studyapp.models import Study
+from studyapp.participation.blinding import find_leaks, forbidden_terms, study_text_leaks
+from studyapp.participation.protocol import INLINE, NEXT_HEADER, PAGE_HEADER
 
 pytestmark = pytest.mark.django_db
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
-
-from studyapp.design import pair_exposure
-from studyapp.flow import enrol
-from studyapp.models import Answer, Participant, SequenceItem
-
 from study_helpers import take_study
+
+from studyapp.models import Answer, Participant, SequenceItem
+from studyapp.participation.design import pair_exposure
+from studyapp.participation.flow import enrol
 
 pytestmark = pytest.mark.django_db
 
@@ -96,6 +95,7 @@ def _study_page_urls(slug: str, public_id: str) -> list[str]:
 
 def test_a_researcher_without_access_gets_403_on_every_page_of_the_study(study):
     from study_helpers import researcher_client
+
     from studyapp.models import Study
 
     participant = take_study(Client(), study)
@@ -120,10 +120,11 @@ def test_a_study_from_upload_to_export(bundle_dir, media_root):
     import zipfile
 
     from study_helpers import researcher_client
-    from studyapp.models import Study
     from test_study_preview import rows, walk_preview
     from test_study_texts import settings_of
     from test_study_upload import zip_folder
+
+    from studyapp.models import Study
 
     ada = researcher_client("ada")
     response = ada.post(reverse("studyapp:new_study"),

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from studyapp.design import PairOption, plan_sequence
-from studyapp.flow import enrol
 from studyapp.models import Pair, Participant, Study
+from studyapp.participation.design import PairOption, plan_sequence
+from studyapp.participation.flow import enrol
 
 
 def _options(cells: dict[tuple[str, str], list[str]]) -> list[PairOption]:

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
-
-from studyapp.export import iso_utc
-from studyapp.flow import enrol, questions, record_answer
-from studyapp.models import Participant
-
 from study_helpers import take_study
+
+from studyapp.models import Participant
+from studyapp.operations.export import iso_utc
+from studyapp.participation.flow import enrol, questions, record_answer
 
 pytestmark = pytest.mark.django_db
 

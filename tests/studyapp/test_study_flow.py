@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-
-from studyapp.access import researcher_group
-from studyapp.models import Answer, Participant, Study
-
 from study_helpers import DEMOGRAPHICS, answer_current, form_value, start, take_study
+
+from studyapp.console.access import researcher_group
+from studyapp.models import Answer, Participant, Study
 
 pytestmark = pytest.mark.django_db
 

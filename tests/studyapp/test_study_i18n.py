@@ -15,8 +15,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from studyapp.language import accepted_language, supported
 from studyapp.models import DEFAULT_QUESTION_PROMPT, Participant, Study, validate_question_prompt
+from studyapp.participation.language import accepted_language, supported
 from tests.studyapp.study_helpers import DEMOGRAPHICS, answer_current, form_value, start, take_study
 
 LOCALE = Path(__file__).resolve().parents[2] / "studyapp" / "locale"

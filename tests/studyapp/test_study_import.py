@@ -123,7 +123,7 @@ def test_corrupt_image_and_broken_json_are_refused(bundle_dir, media_root):
 
 
 def test_failure_during_import_rolls_back_rows_and_files(bundle_dir, media_root, monkeypatch):
-    import studyapp.bundle as bundle_module
+    import studyapp.operations.bundle as bundle_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")

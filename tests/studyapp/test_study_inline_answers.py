@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
+from study_helpers import DEMOGRAPHICS, form_value, start
 
 from studyapp.models import Answer, Participant, Study
-from studyapp.protocol import INLINE, NEXT_HEADER, PAGE_HEADER
-
-from study_helpers import DEMOGRAPHICS, form_value, start
+from studyapp.participation.protocol import INLINE, NEXT_HEADER, PAGE_HEADER
 
 pytestmark = pytest.mark.django_db
 INLINE_HEADERS = {NEXT_HEADER: INLINE}

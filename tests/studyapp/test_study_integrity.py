@@ -7,11 +7,10 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
-
-from studyapp.flow import enrol, questions, record_answer
-from studyapp.models import Answer, Participant, SequenceItem
-
 from study_helpers import DEMOGRAPHICS, answer_current, form_value, start
+
+from studyapp.models import Answer, Participant, SequenceItem
+from studyapp.participation.flow import enrol, questions, record_answer
 
 pytestmark = pytest.mark.django_db
 

@@ -7,15 +7,14 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
+from study_helpers import researcher_client, take_study
 
 from analysis.io import load_export
 from analysis.selection import select
 from analysis.statistics import ALL_DATASETS, preference_table
-from studyapp.export import write_export
-from studyapp.live_chart import LIVE_BOOTSTRAP, LIVE_CONFIDENCE, WIDTH
+from studyapp.console.live_chart import LIVE_BOOTSTRAP, LIVE_CONFIDENCE, WIDTH
 from studyapp.models import Participant, Study
-
-from study_helpers import researcher_client, take_study
+from studyapp.operations.export import write_export
 
 pytestmark = pytest.mark.django_db
 

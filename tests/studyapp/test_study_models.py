@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
-from studyapp.flow import enrol
 from studyapp.models import Answer, Participant, SequenceItem, Study
+from studyapp.participation.flow import enrol
 
 pytestmark = pytest.mark.django_db
 

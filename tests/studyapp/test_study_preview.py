@@ -6,11 +6,10 @@ import re
 import pytest
 from django.test import Client
 from django.urls import reverse
-
-from studyapp.blinding import find_leaks, forbidden_terms
-from studyapp.models import Answer, EnrolmentThrottle, Participant, SequenceItem, Study
-
 from study_helpers import DEMOGRAPHICS, form_value, researcher_client
+
+from studyapp.models import Answer, EnrolmentThrottle, Participant, SequenceItem, Study
+from studyapp.participation.blinding import find_leaks, forbidden_terms
 
 pytestmark = pytest.mark.django_db
 BANNER = "data-preview"

@@ -7,12 +7,11 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-
-from studyapp.flow import questions
-from studyapp.models import Answer, Participant, Study
-from studyapp.protocol import INLINE, NEXT_HEADER, PAGE_HEADER
-
 from study_helpers import DEMOGRAPHICS, answer_current, form_value, start
+
+from studyapp.models import Answer, Participant, Study
+from studyapp.participation.flow import questions
+from studyapp.participation.protocol import INLINE, NEXT_HEADER, PAGE_HEADER
 
 
 def _ready(client: Client, study: Study) -> Participant:

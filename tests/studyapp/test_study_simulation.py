@@ -1,6 +1,6 @@
 """Simulated participants over real HTTP (live server): forms, cookies, CSRF; nothing lost, bots marked.
 
-The app's bot (studyapp.simulation) and the benches' timed bot on a kept-alive connection (bench/http_client.py).
+The app's bot (studyapp.simulated.participants) and the benches' timed bot on a kept-alive connection (bench/http_client.py).
 """
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from studyapp.models import Answer, Participant, Study
-from studyapp.simulation import SimulatedParticipant, instructed_choice, parse_page, run_participants, simulation_marker
+from studyapp.simulated.participants import (
+    SimulatedParticipant,
+    instructed_choice,
+    parse_page,
+    run_participants,
+    simulation_marker,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from http_client import TimedParticipant, run_timed_participants  # noqa: E402

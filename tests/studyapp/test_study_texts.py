@@ -4,11 +4,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
-
-from studyapp.models import DEFAULT_QUESTION_PROMPT, Study
-from studyapp.research_forms import STUDY_TEXT_FIELDS
-
 from study_helpers import DEMOGRAPHICS, researcher_client, start
+
+from studyapp.console.forms import STUDY_TEXT_FIELDS
+from studyapp.models import DEFAULT_QUESTION_PROMPT, Study
 
 pytestmark = pytest.mark.django_db
 

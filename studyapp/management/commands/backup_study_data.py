@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from studyapp.backup import BackupError, write_backup
+from studyapp.operations.backup import BackupError, write_backup
 
 
 class Command(BaseCommand):

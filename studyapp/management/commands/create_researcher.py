@@ -12,7 +12,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandParser
 
-from studyapp.access import researcher_group
+from studyapp.console.access import researcher_group
 
 
 def new_password(user: Any) -> str:

@@ -5,8 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from studyapp.export import write_export
 from studyapp.models import Study
+from studyapp.operations.export import write_export
 
 
 class Command(BaseCommand):

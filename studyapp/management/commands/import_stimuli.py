@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from studyapp.bundle import BundleError, ValidatedBundle, import_bundle, validate_bundle
 from studyapp.models import Study, attention_check_problem, questions_per_participant
+from studyapp.operations.bundle import BundleError, ValidatedBundle, import_bundle, validate_bundle
 
 MAX_PER_PARTICIPANT = 100  # the bound of Study.questions_per_cell and Study.attention_checks
 

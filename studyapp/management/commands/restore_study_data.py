@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.base import DeserializationError
 from django.db import DatabaseError
 
-from studyapp.backup import BackupError, restore_backup
+from studyapp.operations.backup import BackupError, restore_backup
 
 
 class Command(BaseCommand):

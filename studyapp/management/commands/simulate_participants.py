@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from studyapp.models import Study
-from studyapp.policies import parse_policy
-from studyapp.simulation import run_participants, simulation_marker
+from studyapp.simulated.participants import run_participants, simulation_marker
+from studyapp.simulated.policies import parse_policy
 
 
 class Command(BaseCommand):

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .export import write_export
-from .models import Study
+from studyapp.models import Study
+from studyapp.operations.export import write_export
 
 if TYPE_CHECKING:
     from analysis.selection import Selection

@@ -16,12 +16,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from ..access import study_or_403
-from ..forms import AnswerForm, ConsentForm, DemographicsForm
-from ..language import enter_language, newcomer_language, participant_page
-from ..models import Study
-from ..preview import preview_participant, preview_questions
-from .participant import _question_page
+from studyapp.console.access import study_or_403
+from studyapp.console.preview import preview_participant, preview_questions
+from studyapp.models import Study
+from studyapp.participation.forms import AnswerForm, ConsentForm, DemographicsForm
+from studyapp.participation.language import enter_language, newcomer_language, participant_page
+from studyapp.participation.views import _question_page
 
 
 def _language(request: HttpRequest, study: Study) -> HttpResponse | None:

@@ -26,7 +26,7 @@ from http.cookiejar import CookieJar
 from typing import Any, Protocol
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from .protocol import INLINE, NEXT_HEADER, PAGE_HEADER
+from studyapp.participation.protocol import INLINE, NEXT_HEADER, PAGE_HEADER
 
 Chooser = Callable[[str, int, random.Random], str]
 """Picks ``A``, ``B`` or ``equal`` for (participant token, position, the bot's generator)."""
@@ -485,6 +485,6 @@ def run_participants(
 
 def simulation_marker(study_slug: str) -> str:
     """The signed marker that makes the server store a bot with ``simulated=True`` (needs SECRET_KEY)."""
-    from .forms import simulated_stamp
+    from studyapp.participation.forms import simulated_stamp
 
     return simulated_stamp(study_slug)

@@ -6,7 +6,7 @@ from typing import Any
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
-from .throttle import clear_login_failures, login_lockout, record_login_failure
+from studyapp.throttle import clear_login_failures, login_lockout, record_login_failure
 
 LOCKED_MESSAGE = (
     "Too many failed logins for this account or from your network. Please try again in %(minutes)d "

@@ -26,8 +26,7 @@ from django.db import transaction
 from PIL import Image, UnidentifiedImageError
 
 from contracts.bundle import SCHEMA_VERSION, check_manifest
-
-from .models import Bundle, Dataset, Pair, Stimulus, Study
+from studyapp.models import Bundle, Dataset, Pair, Stimulus, Study
 
 IMAGE_FORMAT = "PNG"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -15,8 +15,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from ..bundle import STORAGE_DIR
-from ..flow import (
+from studyapp.models import Participant, Study
+from studyapp.operations.bundle import STORAGE_DIR
+from studyapp.participation.flow import (
     ExternalIdTaken,
     Question,
     StudyUnavailable,
@@ -29,12 +30,16 @@ from ..flow import (
     questions,
     record_answer,
 )
-from ..forms import AnswerForm, ConsentForm, DemographicsForm, shown_stamp
-from ..language import enter_language, newcomer_language, participant_page, shown_text
-from ..models import Participant, Study
-from ..protocol import INLINE, NEXT_HEADER, PAGE_HEADER
-from ..texts import question_prompt_html
-from ..throttle import check_enrolment
+from studyapp.participation.forms import AnswerForm, ConsentForm, DemographicsForm, shown_stamp
+from studyapp.participation.language import (
+    enter_language,
+    newcomer_language,
+    participant_page,
+    shown_text,
+)
+from studyapp.participation.protocol import INLINE, NEXT_HEADER, PAGE_HEADER
+from studyapp.participation.texts import question_prompt_html
+from studyapp.throttle import check_enrolment
 
 COOKIE_SALT = "studyapp.participant-cookie"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 60

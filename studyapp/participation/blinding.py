@@ -9,9 +9,7 @@ import re
 from collections.abc import Iterable
 
 from contracts.blinding import METHOD_WORDS
-
-from .models import Pair, Stimulus, Study
-
+from studyapp.models import Pair, Stimulus, Study
 
 
 def forbidden_terms(study: Study) -> set[str]:

@@ -1,4 +1,4 @@
-"""Forms for every participant and researcher input; all validation happens here."""
+"""Forms of the participant's pages (consent, about you, an answer); all their validation happens here."""
 from __future__ import annotations
 
 import time
@@ -8,7 +8,7 @@ from django import forms
 from django.core import signing
 from django.utils.translation import gettext_lazy as _
 
-from .models import Answer, Participant
+from studyapp.models import Answer, Participant
 
 SHOWN_SALT = "studyapp.question-shown"
 SIMULATED_SALT = "studyapp.simulated-participant"
@@ -112,9 +112,3 @@ class AnswerForm(forms.Form):
         if client_ms is not None and client_ms <= server_ms + 1000:
             return client_ms
         return server_ms
-
-
-class ExclusionForm(forms.Form):
-    """Why a researcher excludes a participant (kept in the participant record)."""
-
-    reason = forms.CharField(required=False, max_length=300)

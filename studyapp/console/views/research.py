@@ -1,7 +1,7 @@
 """Research pages that change a study: create one from an uploaded bundle, edit its texts, open and close it.
 
 Creating needs ``studyapp.add_study``; the other pages need ``studyapp.change_study`` on the study
-(studyapp.access): 403 for a study that is not the researcher's.
+(studyapp.console.access): 403 for a study that is not the researcher's.
 """
 from __future__ import annotations
 
@@ -13,11 +13,17 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ..access import study_or_403
-from ..blinding import study_text_leaks
-from ..models import Study
-from ..research_forms import NewStudyForm, StudyStatusForm, StudyTextsForm
-from ..upload import BoundedUpload, NewStudy, UploadRefused, create_study, size_problem
+from studyapp.console.access import study_or_403
+from studyapp.console.forms import NewStudyForm, StudyStatusForm, StudyTextsForm
+from studyapp.console.upload import (
+    BoundedUpload,
+    NewStudy,
+    UploadRefused,
+    create_study,
+    size_problem,
+)
+from studyapp.models import Study
+from studyapp.participation.blinding import study_text_leaks
 
 CHANGE = "studyapp.change_study"
 

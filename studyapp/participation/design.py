@@ -18,7 +18,14 @@ from dataclasses import dataclass, replace
 
 from django.db.models import Count, Q
 
-from .models import ATTENTION_CHECK_CHOICE, Pair, Participant, SequenceItem, Stimulus, attention_check_problem
+from studyapp.models import (
+    ATTENTION_CHECK_CHOICE,
+    Pair,
+    Participant,
+    SequenceItem,
+    Stimulus,
+    attention_check_problem,
+)
 
 Cell = tuple[str, str]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import random
 
-from .flow import Question
-from .models import ATTENTION_CHECK_CHOICE, Pair, Participant, Study
+from studyapp.models import ATTENTION_CHECK_CHOICE, Pair, Participant, Study
+from studyapp.participation.flow import Question
 
 
 def preview_questions(study: Study) -> tuple[Question, ...]:

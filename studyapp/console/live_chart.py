@@ -14,9 +14,8 @@ from django.core.cache import cache
 from django.db.models import Count, Max, Q, Sum
 
 from contracts.vocabulary import method_name, parse_question_type
-
-from .models import Answer, Participant, Study
-from .report import ReportUnavailable, counted_answers, fresh_export
+from studyapp.console.report import ReportUnavailable, counted_answers, fresh_export
+from studyapp.models import Answer, Participant, Study
 
 WIDTH = 600.0
 LIVE_BOOTSTRAP = 1000

@@ -24,7 +24,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import translation
 from django.utils.translation import gettext
 
-from .models import DEFAULT_COMPLETION_MESSAGE, DEFAULT_CONSENT, DEFAULT_INSTRUCTIONS, DEFAULT_QUESTION_PROMPT
+from studyapp.models import (
+    DEFAULT_COMPLETION_MESSAGE,
+    DEFAULT_CONSENT,
+    DEFAULT_INSTRUCTIONS,
+    DEFAULT_QUESTION_PROMPT,
+)
 
 SWITCH_PARAM = "lang"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 60

@@ -1,6 +1,6 @@
 """Researcher pages (staff login): study overview, exclusion and deletion of participants, export download.
 
-Each page shows only a study the researcher may see (studyapp.access); any other is a 404.
+Each page shows only a study the researcher may see (studyapp.console.access); any other is a 404.
 """
 from __future__ import annotations
 
@@ -17,14 +17,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ..access import studies_for, study_or_403
-from ..blinding import study_text_leaks
-from ..export import export_zip
-from ..forms import ExclusionForm
-from ..live_chart import LIVE_CONFIDENCE, comparison_bars, completion_progress
-from ..report import ReportUnavailable, study_report_html
-from ..research_forms import StudyStatusForm
-from ..models import Answer, Pair, Participant, Study
+from studyapp.console.access import studies_for, study_or_403
+from studyapp.console.forms import ExclusionForm, StudyStatusForm
+from studyapp.console.live_chart import LIVE_CONFIDENCE, comparison_bars, completion_progress
+from studyapp.console.report import ReportUnavailable, study_report_html
+from studyapp.models import Answer, Pair, Participant, Study
+from studyapp.operations.export import export_zip
+from studyapp.participation.blinding import study_text_leaks
 
 REFRESH_SECONDS = 15
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from .design import SequenceError, create_sequence, pair_options
-from .models import Answer, Choice, Participant, SequenceItem, Study
+from studyapp.models import Answer, Choice, Participant, SequenceItem, Study
+from studyapp.participation.design import SequenceError, create_sequence, pair_options
 
 
 class StudyUnavailable(Exception):

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
-from .models import SequenceItem
-from .simulation import CHOICES, Chooser, random_choice
+from studyapp.models import SequenceItem
+from studyapp.simulated.participants import CHOICES, Chooser, random_choice
 
 
 @dataclass(frozen=True)

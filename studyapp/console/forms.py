@@ -1,4 +1,5 @@
-"""Forms of the research pages: a new study from an uploaded bundle, a study's texts and settings, its status."""
+"""Forms of the research console: a new study from an uploaded bundle, a study's texts and settings, its
+status, a participant's exclusion."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,8 +7,8 @@ from typing import Any
 from django import forms
 from django.core.validators import MinValueValidator, RegexValidator
 
-from .bundle import SLUG_PATTERN
-from .models import Study
+from studyapp.models import Study
+from studyapp.operations.bundle import SLUG_PATTERN
 
 RESERVED_SLUGS = {"new"}  # research/new/ creates a study
 STUDY_TEXT_FIELDS = (
@@ -81,3 +82,9 @@ class StudyStatusForm(forms.Form):
         if status == Study.Status.OPEN and not hasattr(self.study, "bundle"):
             raise forms.ValidationError("The study has no stimulus bundle yet; it cannot open.")
         return status
+
+
+class ExclusionForm(forms.Form):
+    """Why a researcher excludes a participant (kept in the participant record)."""
+
+    reason = forms.CharField(required=False, max_length=300)

@@ -17,7 +17,16 @@ from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from .models import Answer, Bundle, Dataset, Pair, Participant, SequenceItem, Stimulus, Study
+from studyapp.models import (
+    Answer,
+    Bundle,
+    Dataset,
+    Pair,
+    Participant,
+    SequenceItem,
+    Stimulus,
+    Study,
+)
 
 # How each model reaches its study, as a query path ("" for the study itself).
 STUDY_PATHS: dict[type[models.Model], str] = {

@@ -37,9 +37,17 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from contracts.files import atomic_binary
-
-from .export import consistent_read, iso_utc
-from .models import Answer, Bundle, Dataset, Pair, Participant, SequenceItem, Stimulus, Study
+from studyapp.models import (
+    Answer,
+    Bundle,
+    Dataset,
+    Pair,
+    Participant,
+    SequenceItem,
+    Stimulus,
+    Study,
+)
+from studyapp.operations.export import consistent_read, iso_utc
 
 FORMAT = "bla-study-backup"
 VERSION = 2  # 2: sizes in the header and an authentication tag; 1 (unsigned) restores only with trust_unsigned
@@ -98,6 +106,7 @@ def _add(archive: tarfile.TarFile, name: str, data: bytes, listing: dict[str, di
 
 def backup_tag(header: bytes) -> str:
     """The authentication tag of a backup's header: HMAC-SHA256 under the operator's backup key."""
+    # The old module path stays in the key: every backup made so far is signed with it.
     key = settings.STUDY_BACKUP_KEY or f"studyapp.backup:{settings.SECRET_KEY}"
     return hmac.new(hashlib.sha256(key.encode()).digest(), header, hashlib.sha256).hexdigest()
 

@@ -20,8 +20,7 @@ from django.utils import timezone
 
 from contracts.columns import ANSWER_COLUMNS, EXPORT_COLUMNS, PARTICIPANT_COLUMNS
 from contracts.files import atomic_binary
-
-from .models import ATTENTION_CHECK, Answer, Participant, Study
+from studyapp.models import ATTENTION_CHECK, Answer, Participant, Study
 
 EXPORT_FILES = tuple(EXPORT_COLUMNS)
 # A text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").

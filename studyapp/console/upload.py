@@ -26,9 +26,8 @@ from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
 from django.db import IntegrityError, transaction
 
 from contracts.bundle import MANIFEST_NAME, check_manifest
-
-from .bundle import BundleError, ValidatedBundle, import_bundle, validate_bundle
-from .models import Study, attention_check_problem, questions_per_participant
+from studyapp.models import Study, attention_check_problem, questions_per_participant
+from studyapp.operations.bundle import BundleError, ValidatedBundle, import_bundle, validate_bundle
 
 COPY_CHUNK = 1024 * 1024
 IGNORED_TOP_LEVEL = {"__MACOSX"}

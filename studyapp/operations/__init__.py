@@ -1,0 +1,1 @@
+"""Data operations on studies: importing a stimulus bundle, exporting answers, backup and restore."""

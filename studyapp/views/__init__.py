@@ -1,1 +1,0 @@
-"""Views of the study app: ``participant`` (the volunteers' pages) and ``dashboard`` (the researcher's)."""
