@@ -139,3 +139,31 @@ def test_the_answer_buttons_work_by_keyboard_and_name_only_their_answer(live_ser
     expect(page).to_have_url(re.compile(r"/q/2/$"))
     participant = Participant.objects.get(external_id="keyboard-1")
     assert list(participant.items.filter(answer__isnull=False).values_list("position", "answer__choice")) == [(1, "B")]
+
+
+@pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 360, "height": 740}],
+                         ids=["390x844", "360x740"])
+def test_on_a_phone_the_two_explanations_are_side_by_side_without_scrolling(
+        live_server, study: Study, browser_page, viewport):
+    """A participant compares System A with System B: on a phone both panels sit in one row, at the same
+    height and size, wholly inside the first screen of the question page; the image above them too."""
+    from playwright.sync_api import expect
+
+    page = browser_page
+    page.set_viewport_size(viewport)
+    page.goto(f"{live_server.url}{study.get_absolute_url()}?PROLIFIC_PID=phone-{viewport['width']}")
+    page.locator("input[name=agree]").check()
+    page.locator("form button[type=submit]").click()
+    enter_demographics(page)
+    page.locator("form button.primary").click()
+    expect(page).to_have_url(re.compile(r"/q/1/$"))
+    page.wait_for_function("() => [...document.querySelectorAll('.systems img')].every(i => i.complete && i.naturalWidth > 0)")
+
+    original, a, b = (page.locator(".systems figure").nth(i).bounding_box() for i in range(3))
+    assert page.evaluate("() => window.scrollY") == 0
+    assert a["y"] == b["y"] and a["width"] == b["width"] and a["height"] == b["height"]
+    assert a["x"] + a["width"] <= b["x"]  # A left of B, not overlapping
+    for box in (original, a, b):
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]
+        assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], (box, viewport)
+    assert original["y"] + original["height"] <= a["y"]
