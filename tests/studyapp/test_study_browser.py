@@ -15,22 +15,40 @@ from studyapp.models import Participant, Study
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
+ENGLISH = {"agree": "I have read the information above and agree to take part.", "start": "Start",
+           "about_you": "About you", "gender": "Female", "age": "Age (years)",
+           "ml": ("I have technical experience with ML/AI:", "Agree"),
+           "xai": ("I have technical experience with XAI (explainable AI):", "Undecided"),
+           "continue": "Continue", "instructions": "Instructions"}
+GERMAN = {"agree": "Ich habe die Informationen oben gelesen und bin mit der Teilnahme einverstanden.",
+          "start": "Starten", "about_you": "Über Sie", "gender": "Weiblich", "age": "Alter (Jahre)",
+          "ml": ("Ich habe technische Erfahrung mit ML/KI:", "Stimme zu"),
+          "xai": ("Ich habe technische Erfahrung mit XAI (erklärbarer KI):", "Unentschieden"),
+          "continue": "Weiter", "instructions": "Anleitung"}
+
+
+def consent_and_about_you(page, labels: dict, age: str) -> None:
+    """Consent and the about-you page as a participant does it, by the labels a screen reader hears
+    (in the page's language), up to the instructions."""
+    from playwright.sync_api import expect
+
+    page.get_by_label(labels["agree"]).check()
+    page.get_by_role("button", name=labels["start"]).click()
+    expect(page.get_by_role("heading", name=labels["about_you"])).to_be_visible()
+    page.get_by_label(labels["gender"]).check()
+    page.get_by_label(labels["age"]).fill(age)
+    for group, answer in (labels["ml"], labels["xai"]):
+        page.get_by_role("group", name=group).get_by_label(answer, exact=True).check()
+    page.get_by_role("button", name=labels["continue"]).click()
+    expect(page.get_by_role("heading", name=labels["instructions"])).to_be_visible()
+
+
 def test_participant_takes_the_study_in_chromium(live_server, study: Study, browser_page, tmp_path):
     from playwright.sync_api import expect
 
     page = browser_page
     page.goto(f"{live_server.url}{study.get_absolute_url()}?PROLIFIC_PID=browser-1")
-    page.get_by_label("I have read the information above and agree to take part.").check()
-    page.get_by_role("button", name="Start").click()
-
-    expect(page.get_by_role("heading", name="About you")).to_be_visible()
-    page.get_by_label("Female").check()
-    page.get_by_label("Age (years)").fill("29")
-    page.get_by_role("group", name="I have technical experience with ML/AI:").get_by_label("Agree", exact=True).check()
-    page.get_by_role("group", name="I have technical experience with XAI (explainable AI):").get_by_label("Undecided").check()
-    page.get_by_role("button", name="Continue").click()
-
-    expect(page.get_by_role("heading", name="Instructions")).to_be_visible()
+    consent_and_about_you(page, ENGLISH, age="29")
     page.get_by_role("button", name="Begin").click()
 
     answer_posts = []
@@ -151,17 +169,7 @@ def test_a_german_browser_takes_the_study_in_german_and_switches_mid_study(live_
     page.set_extra_http_headers({"Accept-Language": "de-AT,de;q=0.9,en;q=0.5"})
     page.goto(f"{live_server.url}{study.get_absolute_url()}?PROLIFIC_PID=browser-de")
     expect(page.locator("html")).to_have_attribute("lang", "de")
-    page.get_by_label("Ich habe die Informationen oben gelesen und bin mit der Teilnahme einverstanden.").check()
-    page.get_by_role("button", name="Starten").click()
-
-    expect(page.get_by_role("heading", name="Über Sie")).to_be_visible()
-    page.get_by_label("Weiblich").check()
-    page.get_by_label("Alter (Jahre)").fill("38")
-    page.get_by_role("group", name="Ich habe technische Erfahrung mit ML/KI:").get_by_label("Stimme zu", exact=True).check()
-    page.get_by_role("group", name="Ich habe technische Erfahrung mit XAI (erklärbarer KI):").get_by_label("Unentschieden").check()
-    page.get_by_role("button", name="Weiter").click()
-
-    expect(page.get_by_role("heading", name="Anleitung")).to_be_visible()
+    consent_and_about_you(page, GERMAN, age="38")
     expect(page.get_by_text("Es gibt 12 Fragen.")).to_be_visible()
     page.get_by_role("button", name="Beginnen").click()
     for position in range(1, 13):
