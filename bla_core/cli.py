@@ -20,7 +20,7 @@ from . import distributed  # noqa: E402
 from .errors import BLAError  # noqa: E402
 from .l2x import TRAINING_POOLINGS  # noqa: E402
 from .faithfulness import FILLS  # noqa: E402
-from .liveness import dead_warning  # noqa: E402
+from .liveness import BLA_STARTS, dead_warning  # noqa: E402
 from .library_methods import LIBRARY_METHODS  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .devices import resolve_device  # noqa: E402
@@ -54,6 +54,10 @@ def training_options() -> argparse.ArgumentParser:
     group.add_argument("--l2x-pooling", default="sum", choices=TRAINING_POOLINGS,
                        help="L2X-F training pooling of the relaxed mask g: sum Σ g_i f_i as the authors, or mean "
                             "Σ g_i f_i / Σ g_i (default: %(default)s)")
+    group.add_argument("--bla-start", default=None, choices=BLA_STARTS,
+                       help="start of the BLA modules' 1×1 convolution: centred (θ·g at unit SD, half the logits at "
+                            "the bound), small (the same at SD 0.1) or paper (Glorot, zero bias) (default: centred "
+                            "end to end, small on frozen features; README, 'Dead explanation modules')")
     group.add_argument("--data-seed", type=int, default=0, help="seed of the train/validation split (default: %(default)s)")
     group.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default: %(default)s)")
     group.add_argument("--cache-dtype", default="float16", choices=("float16", "float32"),
@@ -67,7 +71,7 @@ def config_from(args: argparse.Namespace, method: str, seed: int) -> TrainConfig
         dataset=args.dataset, method=method, seed=seed, data_seed=args.data_seed, val_fraction=args.val_fraction,
         backbone=args.backbone, weights=args.weights, epochs=args.epochs, baseline_epochs=args.baseline_epochs,
         batch_size=args.batch_size, lr=args.lr, theta=args.theta, gamma_factor=args.gamma_factor, k=args.k, tau=args.tau,
-        l2x_pooling=args.l2x_pooling, cache_dtype=args.cache_dtype,
+        l2x_pooling=args.l2x_pooling, bla_start=args.bla_start, cache_dtype=args.cache_dtype,
     )
 
 

@@ -12,6 +12,7 @@ from .errors import BLAError
 from .feature_cache import STORAGE_DTYPES
 from .image_sets import DatasetSplits
 from .l2x import TRAINING_POOLINGS
+from .liveness import check_start
 
 
 @dataclass
@@ -35,6 +36,7 @@ class TrainConfig:
     k: int = 8
     tau: float = 0.1
     l2x_pooling: str = "sum"  # L2X-F training pooling: sum (the authors') or mean
+    bla_start: str | None = None  # start of a BLA module (liveness.BLA_STARTS); None: its regime's default
     dropout: float = 0.2
     cache_dtype: str = "float16"  # storage of cached frozen features
 
@@ -47,6 +49,7 @@ class TrainConfig:
             raise BLAError(f"the learning rate must be positive, got {self.lr}")
         if self.l2x_pooling not in TRAINING_POOLINGS:
             raise BLAError(f"unknown L2X-F pooling {self.l2x_pooling!r}; use {' or '.join(TRAINING_POOLINGS)}")
+        check_start(self.bla_start)
         if self.cache_dtype not in STORAGE_DTYPES:
             raise BLAError(f"unknown feature cache dtype {self.cache_dtype!r}; use float16 or float32")
 

@@ -16,12 +16,12 @@ from .config import TrainConfig
 from .feature_split import FeatureSplit, batches
 from .features import stack_images, stack_labels
 from .image_sets import DatasetSplits
-from .liveness import centre_bounded_logits, gradient_size, is_dead
+from .liveness import gradient_size, is_dead, regime_start, start_bla
 from .model_building import for_backbone
 from .pooling import AveragePooling
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
-INITIALISATION_BATCH = 256  # training images whose logits centre the BLA bias (liveness.centre_bounded_logits)
+INITIALISATION_BATCH = 256  # training images whose logits start the BLA module (liveness.start_bla)
 EVALUATION_BATCH = 128  # rows per evaluation batch: 32 MB of float32 maps stay in the CPU's cache (1.7× 1,024)
 
 
@@ -98,7 +98,7 @@ def fit_end_to_end(model: ExplainedClassifier, splits: DatasetSplits, config: Tr
     model.train()
     images = stack_images(for_backbone(splits.train, model.backbone)).to(device)
     with torch.no_grad():
-        centre_bounded_logits(model.pooling, model.backbone(images[:INITIALISATION_BATCH]))
+        start_bla(model.pooling, model.backbone(images[:INITIALISATION_BATCH]), regime_start(config.bla_start, True))
     return fit(model, list(model.parameters()), images.__getitem__, stack_labels(splits.train),
                config, epochs, device, desc, watch=explanation_parameters(model))
 

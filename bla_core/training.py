@@ -19,7 +19,7 @@ from .errors import BLAError
 from .feature_split import FeatureSets, extract
 from .files import prepare_output_dir
 from .image_sets import DatasetSplits
-from .liveness import centre_bounded_logits
+from .liveness import regime_start, start_bla
 from .loop import INITIALISATION_BATCH, Metrics, evaluate, fit_end_to_end, fit_head
 from .model_building import build_model, check_config, trains_end_to_end
 
@@ -83,7 +83,8 @@ def train_explainer(
         trainable += list(model.head.parameters())
     model.train()
     first_rows = torch.arange(min(INITIALISATION_BATCH, len(features.train)), device=device)
-    centre_bounded_logits(model.pooling, features.train.gather(first_rows, device, pooled=False))
+    start_bla(model.pooling, features.train.gather(first_rows, device, pooled=False),
+              regime_start(config.bla_start, end_to_end=False))
     gradient = fit_head(model, trainable, features.train, config, config.epochs, device, config.method)
     model.eval()
     return TrainedExplainer(model, features, gradient)

@@ -60,7 +60,7 @@ def plant_dead_module(pooling, features):
 
 
 def test_a_dead_explanation_module_is_flagged_at_the_end_of_train(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("bla_core.loop.centre_bounded_logits", plant_dead_module)
+    monkeypatch.setattr("bla_core.liveness.centre_bounded_logits", plant_dead_module)
     out = tmp_path / "dead"
     assert main(["train", "--method", "bla_t", "--epochs", "2", "--out", str(out)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
