@@ -19,6 +19,7 @@ from .image_sets import DatasetSplits
 from .liveness import gradient_size, is_dead, regime_start, start_bla
 from .model_building import for_backbone
 from .pooling import AveragePooling
+from .selectivity import assess
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
 INITIALISATION_BATCH = 256  # training images whose logits start the BLA module (liveness.start_bla)
@@ -28,7 +29,9 @@ EVALUATION_BATCH = 128  # rows per evaluation batch: 32 MB of float32 maps stay 
 @dataclass
 class Metrics:
     """Validation metrics: accuracy and loss of the hard explanation (reported) and of the soft one,
-    the hard explanation's size over the images, and whether the explanation module is dead."""
+    the hard explanation's size over the images (in cells and as a share of the grid), whether the
+    explanation module is dead, and whether the explanation is selective (bla_core.selectivity;
+    None for a baseline, which has no module to judge)."""
 
     accuracy: float
     loss: float
@@ -38,9 +41,16 @@ class Metrics:
     sd_explanation_size: float
     min_explanation_size: int
     max_explanation_size: int
+    median_explanation_size: float
+    grid_cells: int
+    mean_explanation_share: float  # mean size / grid_cells
+    median_explanation_share: float
+    large_mask_images: float  # share of images selecting more than selectivity.LARGE_MASK_SHARE of the grid
     n_val: int
     dead_explainer: bool = False
     module_gradient: float | None = None  # summed |gradient| of the explanation module at the first step
+    selective: bool | None = None
+    unselective_reasons: tuple[str, ...] = ()  # keys of selectivity.REASONS
 
 
 def fit(
@@ -106,7 +116,7 @@ def fit_end_to_end(model: ExplainedClassifier, splits: DatasetSplits, config: Tr
 @torch.no_grad()
 def evaluate(model: ExplainedClassifier, split: FeatureSplit, device: torch.device,
              module_gradient: float | None = None) -> Metrics:
-    """Hard and soft accuracy and loss, explanation sizes and liveness on precomputed features.
+    """Hard and soft accuracy and loss, explanation sizes, liveness and selectivity on precomputed features.
 
     ``module_gradient`` is the explanation module's first-step gradient size from training.
     """
@@ -123,16 +133,27 @@ def evaluate(model: ExplainedClassifier, split: FeatureSplit, device: torch.devi
         sizes.append(mask.flatten(1).sum(1).cpu() if mask is not None else torch.full((len(index),), positions))
     hard_all, soft_all, size_all = torch.cat(hard_logits), torch.cat(soft_logits), torch.cat(sizes).float()
     variable_size = isinstance(model.pooling, BoundedLogitAttention)
+    accuracy = (hard_all.argmax(1) == labels).float().mean().item()
+    soft_accuracy = (soft_all.argmax(1) == labels).float().mean().item()
+    dead = not uses_pooled(model) and is_dead(size_all, positions, variable_size, module_gradient)
+    verdict = assess(size_all.numpy(), positions, accuracy, soft_accuracy, dead, has_module=not uses_pooled(model))
     return Metrics(
-        accuracy=(hard_all.argmax(1) == labels).float().mean().item(),
+        accuracy=accuracy,
         loss=nnf.cross_entropy(hard_all, labels).item(),
-        soft_accuracy=(soft_all.argmax(1) == labels).float().mean().item(),
+        soft_accuracy=soft_accuracy,
         soft_loss=nnf.cross_entropy(soft_all, labels).item(),
         mean_explanation_size=size_all.mean().item(),
         sd_explanation_size=size_all.std(correction=0).item(),
         min_explanation_size=int(size_all.min().item()),
         max_explanation_size=int(size_all.max().item()),
+        median_explanation_size=verdict.median_explanation_size,
+        grid_cells=positions,
+        mean_explanation_share=verdict.mean_explanation_share,
+        median_explanation_share=verdict.median_explanation_share,
+        large_mask_images=verdict.large_mask_images,
         n_val=len(labels),
-        dead_explainer=not uses_pooled(model) and is_dead(size_all, positions, variable_size, module_gradient),
+        dead_explainer=dead,
         module_gradient=module_gradient,
+        selective=verdict.selective,
+        unselective_reasons=verdict.unselective_reasons,
     )

@@ -5,7 +5,7 @@ explanation method are checked against the baseline's feature map before anythin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ from .image_sets import DatasetSplits
 from .liveness import regime_start, start_bla
 from .loop import INITIALISATION_BATCH, Metrics, evaluate, fit_end_to_end, fit_head
 from .model_building import build_model, check_config, trains_end_to_end
+from .selectivity import from_metrics, unselective_warning, warn
 
 
 def train_baseline(config: TrainConfig, splits: DatasetSplits, device: torch.device,
@@ -137,4 +138,6 @@ def train_run(config: TrainConfig, out_dir: Path, device: torch.device,
     trained = train_explainer(config, splits, baseline, features, device)
     metrics = evaluate(trained.model, trained.features.val, device, trained.module_gradient)
     save_run(out_dir, trained.model, config, splits, metrics)
+    if metrics.selective is False:
+        warn(unselective_warning(config.method, config.seed, str(out_dir), from_metrics(asdict(metrics))))
     return metrics
