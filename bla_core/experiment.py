@@ -21,6 +21,7 @@ from .datasets import load_dataset  # noqa: E402
 from .errors import BLAError  # noqa: E402
 from .files import prepare_output_dir, write_atomic, write_json  # noqa: E402
 from .liveness import dead_warning  # noqa: E402
+from .selectivity import from_metrics, unselective_warning, warn  # noqa: E402
 from .statistics import (  # noqa: E402
     TABLE1_ORDER, WILCOXON_ZERO_METHOD, WILCOXON_ZERO_REASON, explanation_sizes, summarise, table1_marks,
 )
@@ -32,7 +33,10 @@ from .model_building import build_model, check_config  # noqa: E402
 from .training import train_baseline, train_explainer  # noqa: E402
 
 RESULT_COLUMNS = ["method", "run", "seed", "accuracy", "loss", "soft_accuracy", "soft_loss", "mean_explanation_size",
-                  "sd_explanation_size", "min_explanation_size", "max_explanation_size", "dead_explainer"]
+                  "sd_explanation_size", "min_explanation_size", "max_explanation_size", "dead_explainer",
+                  "median_explanation_size", "grid_cells", "mean_explanation_share", "median_explanation_share",
+                  "large_mask_images", "selective",
+                  "unselective_reasons"]
 DEAD_MARK = "‡"
 
 
@@ -111,6 +115,8 @@ def run_experiment(
     results = collect_results(out_dir, methods, runs)
     if distributed.is_main():
         write_reports(results, out_dir)
+        for line in unselective_run_warnings(results, out_dir):
+            warn(line)
     return results
 
 
@@ -128,13 +134,16 @@ def baseline_of_run(base: TrainConfig, splits, out_dir: Path, run: int, seed: in
 
 
 def collect_results(out_dir: Path, methods: list[str], runs: int) -> pd.DataFrame:
-    """One row per (method, run) from the runs' ``metrics.json`` files."""
+    """One row per (method, run) from the runs' ``metrics.json`` files; the reasons of an unselective
+    run space-separated, and columns a run of an older version did not record left empty (unknown)."""
     rows = []
     for method in methods:
         for run in range(runs):
             metrics = json.loads((run_dir(out_dir, run, method) / "metrics.json").read_text())
+            if "unselective_reasons" in metrics:
+                metrics["unselective_reasons"] = " ".join(metrics["unselective_reasons"])
             rows.append({"run": run, **metrics})
-    return pd.DataFrame(rows)[RESULT_COLUMNS]
+    return pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
 
 
 SIZE_NOTE = ("explanation size: cells of the hard explanation, mean over runs of each run's mean ± SD over "
@@ -178,13 +187,41 @@ def summary_markdown(results: pd.DataFrame, dataset: str) -> str:
             f"| {row.method} | {row.runs} | {row.accuracy_mean:.4f} ± {row.accuracy_sem:.4f}{dead_cell(size)} "
             f"| {size_cell(size)} | {row.loss_mean:.4f} ± {row.loss_sem:.4f} | {mw} | {wx} | {int(size['dead_runs'])} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + unselective_lines(results)) + "\n"
 
 
 def dead_run_warnings(results: pd.DataFrame) -> list[str]:
     """One warning line per dead run of ``results``."""
     dead = results[results["dead_explainer"].astype(bool)]
     return [dead_warning(row.method, int(row.seed), row.mean_explanation_size) for row in dead.itertuples()]
+
+
+def unselective_runs(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``results`` whose explanation is judged not selective (bla_core.selectivity)."""
+    if "selective" not in results:
+        return results.iloc[0:0]
+    return results[results["selective"].map(lambda value: value is False or value == "False")]
+
+
+def unselective_run_warnings(results: pd.DataFrame, out_dir: Path) -> list[str]:
+    """One warning line per unselective run of ``results``, naming its run folder."""
+    return [unselective_warning(row["method"], int(row["seed"]), str(run_dir(out_dir, int(row["run"]), row["method"])),
+                                from_metrics(row.to_dict()))
+            for _, row in unselective_runs(results).iterrows()]
+
+
+def unselective_lines(results: pd.DataFrame) -> list[str]:
+    """summary.md's list of unselective runs and their reasons (nothing when every run is selective)."""
+    flagged = unselective_runs(results)
+    if flagged.empty:
+        return []
+    lines = ["", f"## Unselective runs: {len(flagged)}", "",
+             "Their hard explanations do not select (bla_core/selectivity.py; `generation build` refuses their "
+             "explanations without `--allow-unselective`):", ""]
+    for _, row in flagged.iterrows():
+        reasons = "; ".join(from_metrics(row.to_dict()).reason_texts())
+        lines.append(f"- {row['method']}, run {int(row['run'])} (seed {int(row['seed'])}): {reasons}")
+    return lines
 
 
 def table_methods(methods: list[str]) -> list[str]:

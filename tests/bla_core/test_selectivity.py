@@ -3,6 +3,7 @@ what train writes and warns for a run whose module is forced unselective."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -84,3 +85,19 @@ def test_train_records_sizes_and_the_verdict_and_warns_on_stderr(tmp_path, capsy
         unselective_warning("bla_t", 4, str(out), from_metrics(metrics))]
     baseline = json.loads((out / "baseline" / "metrics.json").read_text())
     assert baseline["selective"] is None and baseline["unselective_reasons"] == []
+
+
+def test_experiment_flags_an_unselective_run_in_results_summary_and_stderr(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("bla_core.liveness.centre_bounded_logits", plant_dead_module)
+    torch.set_num_threads(1)
+    out = tmp_path / "exp"
+    assert main(["experiment", "--methods", "baseline,bla_t", "--runs", "1", "--epochs", "1", "--first-seed", "17",
+                 "--out", str(out)]) == 0
+    results = pd.read_csv(out / "results.csv").set_index("method")
+    assert not results.loc["bla_t", "selective"] and results.loc["bla_t", "unselective_reasons"] == "dead large_masks"
+    assert pd.isna(results.loc["baseline", "selective"]) and results.loc["bla_t", "mean_explanation_share"] == 1.0
+    summary = (out / "summary.md").read_text()
+    assert "## Unselective runs: 1" in summary and "- bla_t, run 0 (seed 17): its explanation module is dead" in summary
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        f"warning: the bla_t explanation of seed 17 ({out / 'runs' / 'run-000' / 'bla_t'}) is not selective: ")
