@@ -20,6 +20,7 @@ from .files import prepare_output_dir, write_atomic
 from .library_methods import LIBRARY_METHODS, library_maps
 from .checkpoints import LoadedRun, load_run, versions
 from .model_building import for_backbone
+from .selectivity import assess, unselective_warning, warn
 
 POSTHOC_METHODS = ("cam", "grad_cam", *LIBRARY_METHODS)
 
@@ -41,6 +42,21 @@ def built_in_maps(run: LoadedRun, images: torch.Tensor) -> tuple[torch.Tensor, t
     """Predictions and hard masks δ of the run's own explanation module."""
     output = run.model(images, hard=True)
     return output.logits.argmax(1), output.explanation.mask.float()
+
+
+def run_selectivity(run_dir: Path, run: LoadedRun, labels: np.ndarray, preds: np.ndarray, soft_preds: np.ndarray,
+                    masks: np.ndarray) -> dict:
+    """The selectivity verdict of the run's own hard explanations of these images (the explanations
+    file's ``selectivity`` field); the dead flag comes from the run's metrics.json, False when absent."""
+    metrics_path = Path(run_dir) / "metrics.json"
+    dead = bool(json.loads(metrics_path.read_text()).get("dead_explainer")) if metrics_path.is_file() else False
+    verdict = assess(masks.reshape(len(masks), -1).sum(1), masks[0].size, float((preds == labels).mean()),
+                     float((soft_preds == labels).mean()), dead)
+    if verdict.selective is False:
+        warn(unselective_warning(run.config.method, run.config.seed, str(run_dir), verdict))
+    return {"selective": verdict.selective, "reasons": list(verdict.unselective_reasons),
+            "reason_texts": verdict.reason_texts(), "run": str(Path(run_dir).resolve()), "seed": run.config.seed,
+            **{key: value for key, value in asdict(verdict).items() if key not in ("selective", "unselective_reasons")}}
 
 
 def posthoc_maps(run: LoadedRun, images: torch.Tensor, method: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,7 +94,7 @@ def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, meth
     method = explanation_method(run.config.method, method)
     dataset = for_backbone(run.splits.split(split), run.model.backbone)
     prepare_output_dir(out.parent)
-    preds, maps = [], []
+    preds, maps, soft_preds = [], [], []
     workers = min(8, os.cpu_count() or 1) if dataset.paths is not None else 0
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     for images, _ in tqdm(loader, desc=f"explain {method}", leave=False):
@@ -87,12 +103,17 @@ def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, meth
             p, m = posthoc_maps(run, images, method)
         else:
             p, m = built_in_maps(run, images)
+            with torch.no_grad():
+                soft_preds.append(run.model(images, hard=False).logits.argmax(1).cpu())
         preds.append(p.cpu())
         maps.append(m.float().cpu())
+    labels = stack_labels(dataset).numpy().astype(np.int64)
+    verdict = {} if method in POSTHOC_METHODS else {fields.SELECTIVITY: np.array(json.dumps(run_selectivity(
+        run_dir, run, labels, torch.cat(preds).numpy(), torch.cat(soft_preds).numpy(), torch.cat(maps).numpy())))}
     arrays = {
         fields.IMAGE_IDS: np.array(dataset.image_ids, dtype=str),
         fields.IMAGE_PATHS: np.array(image_paths(run, split, out), dtype=str),
-        fields.LABELS: stack_labels(dataset).numpy().astype(np.int64),
+        fields.LABELS: labels,
         fields.PREDS: torch.cat(preds).numpy().astype(np.int64),
         fields.MAPS: torch.cat(maps).numpy().astype(np.float32),
         fields.METHOD: np.array(method),
@@ -106,6 +127,7 @@ def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, meth
             "config": asdict(run.config), "split": split, "seed": run.config.seed, "versions": versions(),
             **({"explainer": LIBRARY_METHODS[method].record(maps[0].shape[1:])} if method in LIBRARY_METHODS else {}),
         }, sort_keys=True)),
+        **verdict,
     }
 
     def write(tmp: Path) -> None:

@@ -13,9 +13,13 @@ PROVENANCE = "provenance"
 MAP_KIND = "map_kind"
 DATASET_TITLE = "dataset_title"
 DATASET_TASK = "dataset_task"
+SELECTIVITY = "selectivity"
+"""JSON object: the verdict on a run's own hard explanations (bla_core/selectivity.py) — ``selective``
+(true/false), ``reasons`` (keys), ``reason_texts``, ``run``, ``seed`` and the mask sizes. Absent (older
+files, post-hoc maps such as CAM) means unknown, not unselective."""
 
 REQUIRED_FIELDS: tuple[str, ...] = (IMAGE_IDS, IMAGE_PATHS, LABELS, PREDS, MAPS, METHOD, CLASS_NAMES, DATASET, PROVENANCE)
-OPTIONAL_FIELDS: tuple[str, ...] = (MAP_KIND, DATASET_TITLE, DATASET_TASK)
+OPTIONAL_FIELDS: tuple[str, ...] = (MAP_KIND, DATASET_TITLE, DATASET_TASK, SELECTIVITY)
 FIELDS: tuple[str, ...] = (*REQUIRED_FIELDS, *OPTIONAL_FIELDS)
 
 HARD, CONTINUOUS = "hard", "continuous"

@@ -46,6 +46,7 @@ class BuildOptions:
     overwrite: bool = False
     workers: int = 2
     argv: tuple[str, ...] = ()
+    allow_unselective: bool = False
 
     @property
     def study_design(self) -> Design:
@@ -105,6 +106,8 @@ def build_bundle(options: BuildOptions, progress: bool = False) -> BuildResult:
         raise GenerationError(f"--workers {options.workers} must be at least 1")
     check_writable(options.out, options.overwrite, "bundle")
     files = [load_explanations(path) for path in options.explanation_files]
+    if not options.allow_unselective:
+        _refuse_unselective(files)
     datasets = group_by_dataset(files)
     _check_wording_keys(datasets, options)
     wording = {key: dataset_wording(d, options.titles, options.tasks) for key, d in datasets.items()}
@@ -127,6 +130,18 @@ def build_bundle(options: BuildOptions, progress: bool = False) -> BuildResult:
         if problems:
             raise GenerationError(f"the new bundle failed its own check ({problems[0]}); nothing was written")
     return BuildResult(options.out, manifest, notes)
+
+
+def _refuse_unselective(files: Sequence[Explanations]) -> None:
+    """Refuse the explanations of a run whose hard explanation does not select (issue 25): a study of
+    them would ask people to judge background."""
+    for ex in files:
+        if ex.unselective:
+            verdict = ex.selectivity or {}
+            reasons = "; ".join(verdict.get("reason_texts") or verdict.get("reasons") or ())
+            raise GenerationError(
+                f"{ex.path}: the explanations of run {verdict.get('run', '?')} (seed {verdict.get('seed', '?')}) are "
+                f"not selective ({reasons}); nothing was written — pass --allow-unselective to build from them anyway")
 
 
 def _file(tokens: TokenSource) -> str:

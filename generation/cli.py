@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--alpha", type=float, default=0.5, help="weight of the explanation colour in the blend (default: %(default)s)")
     build.add_argument("--workers", type=_positive_int, default=2, help="rendering processes (1: render in this process) (default: %(default)s)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    build.add_argument("--allow-unselective", action="store_true",
+                       help="build from explanations their run judged not selective (mask over half the grid on "
+                            "most images, hard accuracy far below soft, or a dead module); refused by default")
 
     preview = commands.add_parser("preview", help="draw a contact sheet of a bundle",   description="Draw one row per pair (image, both sides, method names, classes) "
                                               "for a researcher to eyeball.")
@@ -127,7 +130,7 @@ def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
         compare=tuple(args.compare), design=args.design, controls=args.controls,
         per_type=args.per_type, seed=args.seed, include_misclassified=args.include_misclassified,
         titles=dict(args.title), tasks=dict(args.task), render=render, overwrite=args.overwrite,
-        workers=args.workers, argv=tuple(argv),
+        workers=args.workers, argv=tuple(argv), allow_unselective=args.allow_unselective,
     )
     result = build_bundle(options, progress=True)
     for note in result.notes:

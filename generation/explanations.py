@@ -40,6 +40,12 @@ class Explanations:
     title: str | None
     task: str | None
     provenance: Any
+    selectivity: dict[str, Any] | None = None  # the run's verdict; None: unknown (older file, post-hoc maps)
+
+    @property
+    def unselective(self) -> bool:
+        """True only when the file says its run's hard explanations are not selective."""
+        return self.selectivity is not None and self.selectivity.get("selective") is False
 
     @property
     def is_hard(self) -> bool:
@@ -103,7 +109,17 @@ def load_explanations(path: str | Path) -> Explanations:
         title=_optional_string(path, arrays, fields.DATASET_TITLE),
         task=_optional_string(path, arrays, fields.DATASET_TASK),
         provenance=_provenance(arrays[fields.PROVENANCE]),
+        selectivity=_selectivity(path, arrays),
     )
+
+
+def _selectivity(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    if fields.SELECTIVITY not in arrays:
+        return None
+    value = _provenance(arrays[fields.SELECTIVITY])
+    if not isinstance(value, dict) or value.get("selective") not in (True, False, None):
+        raise GenerationError(f"{path}: field 'selectivity' must be a JSON object with 'selective' true or false")
+    return value
 
 
 def _read_npz(path: Path, raw: bytes) -> dict[str, np.ndarray]:

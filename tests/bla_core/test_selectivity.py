@@ -9,6 +9,7 @@ import torch
 
 from bla_core.attention import BoundedLogitAttention
 from bla_core.cli import main
+from contracts.explanations import SELECTIVITY
 from bla_core.selectivity import (ACCURACY_GAP, DEAD, HARD_BELOW_SOFT, LARGE_MASKS, assess, from_metrics,
                                   unselective_warning)
 
@@ -85,6 +86,19 @@ def test_train_records_sizes_and_the_verdict_and_warns_on_stderr(tmp_path, capsy
         unselective_warning("bla_t", 4, str(out), from_metrics(metrics))]
     baseline = json.loads((out / "baseline" / "metrics.json").read_text())
     assert baseline["selective"] is None and baseline["unselective_reasons"] == []
+
+    # explain records the verdict on the explained images, and generation build refuses the file
+    npz = tmp_path / "bla_t.npz"
+    assert main(["explain", "--run", str(out), "--out", str(npz)]) == 0
+    with np.load(npz) as arrays:
+        verdict = json.loads(str(arrays[SELECTIVITY]))
+    assert verdict["selective"] is False and verdict["reasons"] == [DEAD, LARGE_MASKS] and verdict["seed"] == 4
+    assert verdict["run"] == str(out.resolve()) and verdict["mean_explanation_share"] == 1.0
+    assert any(line.startswith("warning: the bla_t explanation of seed 4") for line in capsys.readouterr().err.splitlines())
+    cam = tmp_path / "cam.npz"
+    assert main(["explain", "--run", str(out / "baseline"), "--out", str(cam)]) == 0
+    with np.load(cam) as arrays:
+        assert SELECTIVITY not in arrays.files  # post-hoc maps: no verdict (unknown)
 
 
 def test_experiment_flags_an_unselective_run_in_results_summary_and_stderr(tmp_path, capsys, monkeypatch):
