@@ -20,7 +20,7 @@ from . import distributed  # noqa: E402
 from .errors import BLAError  # noqa: E402
 from .l2x import TRAINING_POOLINGS  # noqa: E402
 from .faithfulness import FILLS  # noqa: E402
-from .liveness import BLA_STARTS, dead_warning  # noqa: E402
+from .liveness import BLA_STARTS  # noqa: E402
 from .library_methods import LIBRARY_METHODS  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .devices import resolve_device  # noqa: E402
@@ -82,15 +82,15 @@ def cmd_train(args: argparse.Namespace) -> str:
                         Path(args.baseline) if args.baseline else None)
     if metrics is None:
         return ""
-    summary = (f"{args.method}: hard accuracy {metrics.accuracy:.4f}, loss {metrics.loss:.4f}, mean explanation size "
-               f"{metrics.mean_explanation_size:.1f} — wrote {args.out}/checkpoint.pt and metrics.json")
-    if metrics.dead_explainer:
-        summary += "\n" + dead_warning(args.method, args.seed, metrics.mean_explanation_size)
-    return summary
+    # an unselective (or dead) run has already said so on stderr (bla_core/selectivity.py)
+    return (f"{args.method}: hard accuracy {metrics.accuracy:.4f}, loss {metrics.loss:.4f}, explanation size mean "
+            f"{metrics.mean_explanation_size:.1f} / median {metrics.median_explanation_size:g} of "
+            f"{metrics.grid_cells} cells ({metrics.mean_explanation_share:.0%}) — wrote {args.out}/checkpoint.pt "
+            "and metrics.json")
 
 
 def cmd_experiment(args: argparse.Namespace) -> str:
-    from .experiment import dead_run_warnings, parse_methods, run_experiment, run_experiments
+    from .experiment import parse_methods, run_experiment, run_experiments
 
     methods = parse_methods(args.methods)
     base = config_from(args, "baseline", args.first_seed)
@@ -98,13 +98,11 @@ def cmd_experiment(args: argparse.Namespace) -> str:
         specs = [spec.strip() for spec in args.datasets.split(",") if spec.strip()]
         results = run_experiments(base, specs, methods, args.runs, Path(args.out), resolve_device(args.device),
                                   args.first_seed)
-        warnings = [line for frame in results.values() for line in dead_run_warnings(frame)]
-        return "\n".join([f"{sum(map(len, results.values()))} models on {len(results)} datasets over {args.runs} "
-                          f"runs — wrote {args.out}/<dataset>/results.csv and {args.out}/table1.md, table1.csv, "
-                          "figure3.png", *warnings])
+        return (f"{sum(map(len, results.values()))} models on {len(results)} datasets over {args.runs} "
+                f"runs — wrote {args.out}/<dataset>/results.csv and {args.out}/table1.md, table1.csv, figure3.png")
     results = run_experiment(base, methods, args.runs, Path(args.out), resolve_device(args.device), args.first_seed)
-    return "\n".join([f"{len(results)} models over {args.runs} runs — wrote {args.out}/results.csv, summary.md, "
-                      "table1.md, table1.csv, figure3.png", *dead_run_warnings(results)])
+    return (f"{len(results)} models over {args.runs} runs — wrote {args.out}/results.csv, summary.md, "
+            "table1.md, table1.csv, figure3.png")
 
 
 def cmd_faithfulness(args: argparse.Namespace) -> str:

@@ -20,7 +20,6 @@ from .classifier import ExplainedClassifier, check_method  # noqa: E402
 from .datasets import load_dataset  # noqa: E402
 from .errors import BLAError  # noqa: E402
 from .files import prepare_output_dir, write_atomic, write_json  # noqa: E402
-from .liveness import dead_warning  # noqa: E402
 from .selectivity import from_metrics, unselective_warning, warn  # noqa: E402
 from .statistics import (  # noqa: E402
     TABLE1_ORDER, WILCOXON_ZERO_METHOD, WILCOXON_ZERO_REASON, explanation_sizes, summarise, table1_marks,
@@ -188,12 +187,6 @@ def summary_markdown(results: pd.DataFrame, dataset: str) -> str:
             f"| {size_cell(size)} | {row.loss_mean:.4f} ± {row.loss_sem:.4f} | {mw} | {wx} | {int(size['dead_runs'])} |"
         )
     return "\n".join(lines + unselective_lines(results)) + "\n"
-
-
-def dead_run_warnings(results: pd.DataFrame) -> list[str]:
-    """One warning line per dead run of ``results``."""
-    dead = results[results["dead_explainer"].astype(bool)]
-    return [dead_warning(row.method, int(row.seed), row.mean_explanation_size) for row in dead.itertuples()]
 
 
 def unselective_runs(results: pd.DataFrame) -> pd.DataFrame:

@@ -91,9 +91,3 @@ def is_dead(sizes: torch.Tensor, positions: int, variable_size: bool, first_grad
     uniform = variable_size and bool((sizes == positions).all())
     return uniform or first_gradient == 0.0
 
-
-def dead_warning(method: str, seed: int, mean_size: float) -> str:
-    """The warning line printed for a dead run."""
-    return (f"warning: the {method} explanation module of seed {seed} is dead (mean hard explanation size "
-            f"{mean_size:.1f} cells: every cell of every image, or no gradient at the first step); its numbers "
-            "are those of average pooling, not of an explanation")

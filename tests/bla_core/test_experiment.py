@@ -120,7 +120,7 @@ def test_table1_markdown_has_the_paper_format():
 
 
 def test_summary_reports_sizes_dead_runs_and_the_wilcoxon_zero_handling():
-    from bla_core.experiment import dead_run_warnings, summary_markdown
+    from bla_core.experiment import summary_markdown
 
     results = constructed({"baseline": [0.9, 0.9, 0.9], "bla_t": [0.9, 0.8, 0.9]}, {"bla_t": [4.0, 49.0, 6.0]})
     text = summary_markdown(results, "mnist38")
@@ -128,10 +128,6 @@ def test_summary_reports_sizes_dead_runs_and_the_wilcoxon_zero_handling():
     assert "| bla_t | 3 | 0.8667 ± 0.0333 ‡ 1 dead | 19.7 ± 25.4 (1–49) |" in text
     assert text.count("| 1 |\n") == 1 and "| baseline | 3 | 0.9000 ± 0.0000 | 49.0 ± 0.0 (49–49) |" in text
     assert "`zsplit`" in text and "split evenly between positive and negative ranks" in text
-    assert dead_run_warnings(results) == [
-        "warning: the bla_t explanation module of seed 1 is dead (mean hard explanation size 49.0 cells: every "
-        "cell of every image, or no gradient at the first step); its numbers are those of average pooling, "
-        "not of an explanation"]
 
 
 def test_the_paper_protocol_on_photos_from_the_feature_cache(photo_folder, tmp_path, isolated_cache):

@@ -63,8 +63,9 @@ def test_a_dead_explanation_module_is_flagged_at_the_end_of_train(tmp_path, caps
     monkeypatch.setattr("bla_core.liveness.centre_bounded_logits", plant_dead_module)
     out = tmp_path / "dead"
     assert main(["train", "--method", "bla_t", "--epochs", "2", "--out", str(out)]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith("warning: the bla_t explanation module of seed 0 is dead (mean hard explanation size 49.0")
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: the bla_t explanation of seed 0")
+    assert "its explanation module is dead" in warnings[0]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["dead_explainer"] and metrics["module_gradient"] == 0.0
     assert metrics["min_explanation_size"] == metrics["max_explanation_size"] == 49
