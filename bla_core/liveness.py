@@ -90,4 +90,3 @@ def is_dead(sizes: torch.Tensor, positions: int, variable_size: bool, first_grad
     when its hard explanation selects all ``positions`` cells of every validation image."""
     uniform = variable_size and bool((sizes == positions).all())
     return uniform or first_gradient == 0.0
-
