@@ -20,7 +20,7 @@ from .classifier import ExplainedClassifier, check_method  # noqa: E402
 from .datasets import load_dataset  # noqa: E402
 from .errors import BLAError  # noqa: E402
 from .files import prepare_output_dir, write_atomic, write_json  # noqa: E402
-from .selectivity import from_metrics, unselective_warning, warn  # noqa: E402
+from .selectivity import from_metrics, is_unselective, unselective_warning, warn  # noqa: E402
 from .statistics import (  # noqa: E402
     TABLE1_ORDER, WILCOXON_ZERO_METHOD, WILCOXON_ZERO_REASON, explanation_sizes, summarise, table1_marks,
 )
@@ -193,7 +193,7 @@ def unselective_runs(results: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``results`` whose explanation is judged not selective (bla_core.selectivity)."""
     if "selective" not in results:
         return results.iloc[0:0]
-    return results[results["selective"].map(lambda value: value is False or value == "False")]
+    return results[results["selective"].map(is_unselective)]
 
 
 def unselective_run_warnings(results: pd.DataFrame, out_dir: Path) -> list[str]:
@@ -271,7 +271,7 @@ def table1_csv(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
         frames.append(table.assign(dataset=name))
     table = pd.concat(frames, ignore_index=True)
     return table[["dataset", "metric", "method", "runs", "mean", "sem", "p_reference", "p_left", "dagger", "star",
-                  "size_mean", "size_sd", "size_min", "size_max", "dead_runs"]]
+                  "size_mean", "size_sd", "size_min", "size_max", "dead_runs", "unselective_runs"]]
 
 
 def plot_figure3(results: dict[str, pd.DataFrame], path: Path) -> None:

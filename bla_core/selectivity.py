@@ -111,6 +111,12 @@ def unselective_warning(method: str, seed: int, where: str, verdict: Selectivity
             + "; ".join(verdict.reason_texts()))
 
 
+def is_unselective(value: object) -> bool:
+    """A stored ``selective`` value (metrics.json bool, or results.csv text) that says "not selective";
+    missing or empty means unknown, never unselective."""
+    return value is False or value == "False" or (isinstance(value, (bool, np.bool_)) and not value)
+
+
 def warn(line: str) -> None:
     """Print a warning line on stderr, where it is seen even when the summary goes to a file."""
     print(line, file=sys.stderr, flush=True)

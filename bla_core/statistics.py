@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .selectivity import is_unselective
+
 
 def mean_and_sem(values: pd.Series) -> tuple[float, float]:
     """Mean and standard error of the mean (0 for a single value)."""
@@ -62,14 +64,17 @@ def summarise(results: pd.DataFrame, metric: str = "accuracy", reference: str = 
 
 def explanation_sizes(results: pd.DataFrame) -> pd.DataFrame:
     """Per method (index): mean over runs of the mean hard explanation size, its SD over runs, the
-    smallest and largest explanation of any image, and the number of dead runs."""
+    smallest and largest explanation of any image, and the numbers of dead and of unselective runs
+    (bla_core.selectivity; 0 where the results carry no verdict)."""
     grouped = results.groupby("method", sort=False)
+    verdicts = results["selective"] if "selective" in results else pd.Series(None, index=results.index, dtype=object)
     return pd.DataFrame({
         "size_mean": grouped["mean_explanation_size"].mean(),
         "size_sd": grouped["mean_explanation_size"].std(ddof=1).fillna(0.0),
         "size_min": grouped["min_explanation_size"].min(),
         "size_max": grouped["max_explanation_size"].max(),
         "dead_runs": grouped["dead_explainer"].sum().astype(int),
+        "unselective_runs": verdicts.map(is_unselective).groupby(results["method"], sort=False).sum().astype(int),
     })
 
 

@@ -115,3 +115,13 @@ def test_experiment_flags_an_unselective_run_in_results_summary_and_stderr(tmp_p
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and warnings[0].startswith(
         f"warning: the bla_t explanation of seed 17 ({out / 'runs' / 'run-000' / 'bla_t'}) is not selective: ")
+
+
+def test_statistics_count_unselective_runs_and_unknown_is_not_unselective():
+    from bla_core.statistics import explanation_sizes
+
+    results = pd.DataFrame({"method": ["bla_t"] * 3 + ["l2x_f"], "mean_explanation_size": [4.0, 30.0, 5.0, 8.0],
+                            "min_explanation_size": [1, 20, 2, 8], "max_explanation_size": [9, 40, 9, 8],
+                            "dead_explainer": [False] * 4, "selective": [True, False, None, "False"]})
+    assert explanation_sizes(results)["unselective_runs"].to_dict() == {"bla_t": 1, "l2x_f": 1}
+    assert explanation_sizes(results.drop(columns="selective"))["unselective_runs"].to_dict() == {"bla_t": 0, "l2x_f": 0}
