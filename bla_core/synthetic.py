@@ -134,12 +134,14 @@ def evidence_image(kind: str, shape: str, rng: np.random.Generator,
 def write_evidence_folder(out: Path, kind: str, per_class: int, seed: int, size: int = 224) -> EvidenceFolder:
     """Write ``per_class`` PNG images per class of ``kind`` into ``out`` and their boxes to
     ``out/boxes.json``; the same arguments always write the same pixels."""
+    if kind not in KINDS:
+        raise BLAError(f"unknown evidence folder kind {kind!r}; choose one of {', '.join(KINDS)}")
     if per_class < 1:
         raise BLAError(f"per_class must be at least 1, got {per_class}")
     if size < 32:
         raise BLAError(f"size must be at least 32 pixels, got {size}")
     out = Path(out)
-    rng = np.random.default_rng([seed, KINDS.index(kind) if kind in KINDS else -1])
+    rng = np.random.default_rng([seed, KINDS.index(kind)])
     boxes = {}
     for index in range(per_class):
         for shape in CLASS_SHAPES:
