@@ -5,6 +5,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from studyapp.conf import from_environment
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me")
@@ -94,10 +96,6 @@ AUTH_PASSWORD_VALIDATORS = [
     for name in ("UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",
                  "NumericPasswordValidator")
 ]  # fmt: skip
-# Failed logins per account and per client (IP network) in one window before logins are refused.
-LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
-LOGIN_CLIENT_FAILURE_LIMIT = int(os.environ.get("LOGIN_CLIENT_FAILURE_LIMIT", "20"))
-LOGIN_LOCKOUT_S = int(os.environ.get("LOGIN_LOCKOUT_S", "900"))
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -105,30 +103,15 @@ CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
-# Participants one client (IP network) may start per window; labs behind one NAT may need more.
-STUDY_ENROL_LIMIT = int(os.environ.get("STUDY_ENROL_LIMIT", "30"))
-STUDY_ENROL_WINDOW_S = int(os.environ.get("STUDY_ENROL_WINDOW_S", "600"))
-# Reverse proxies in front of the app whose X-Forwarded-For entries are trusted (0: use REMOTE_ADDR).
-STUDY_PROXY_COUNT = int(os.environ.get("STUDY_PROXY_COUNT", "0"))
-
 # Request bodies: the site's forms are small and take no files (a file part is refused, never spooled).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(256 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 FILE_UPLOAD_HANDLERS = ["studyapp.security.NoFileUploads"]
 
-# Stimulus bundle imports: images larger than this are refused before they are decoded.
-STUDY_IMPORT_MAX_PIXELS = int(os.environ.get("STUDY_IMPORT_MAX_PIXELS", str(16_000_000)))
-STUDY_IMPORT_MAX_SIDE = int(os.environ.get("STUDY_IMPORT_MAX_SIDE", "4096"))
-STUDY_IMPORT_MAX_MANIFEST_BYTES = int(os.environ.get("STUDY_IMPORT_MAX_MANIFEST_BYTES", str(10 * 1024 * 1024)))
-# Bundles uploaded as a .zip on the research pages (the only view that takes a file): the zip's size,
-# what it unpacks to, and how many members it may hold.
-STUDY_UPLOAD_MAX_BYTES = int(os.environ.get("STUDY_UPLOAD_MAX_BYTES", str(200 * 1024 * 1024)))
-STUDY_UPLOAD_MAX_UNPACKED_BYTES = int(os.environ.get("STUDY_UPLOAD_MAX_UNPACKED_BYTES", str(1024 * 1024 * 1024)))
-STUDY_UPLOAD_MAX_MEMBERS = int(os.environ.get("STUDY_UPLOAD_MAX_MEMBERS", "20000"))
-
-# Backups carry an HMAC-SHA256 tag under this key (default: derived from SECRET_KEY); a server
-# restoring another server's backup needs the same STUDY_BACKUP_KEY.
-STUDY_BACKUP_KEY = os.environ.get("STUDY_BACKUP_KEY", "")
+# The app's STUDY_* and LOGIN_* settings (enrolment and login throttles, trusted proxies, import and
+# upload limits, the backup key): defaults, meanings and valid values in studyapp/conf.py, checked
+# by `manage.py check` (studyapp/checks.py); an environment variable of the same name sets each.
+globals().update(from_environment(os.environ))
 
 LOGGING = {
     "version": 1,

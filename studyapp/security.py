@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse
+
+from studyapp.conf import study_settings
 
 CONTENT_SECURITY_POLICY = {
     "default-src": "'none'",
@@ -31,7 +32,7 @@ PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=
 
 def content_security_policy() -> str:
     """The policy header value (``STUDY_CSP`` in settings replaces single directives)."""
-    directives = {**CONTENT_SECURITY_POLICY, **getattr(settings, "STUDY_CSP", {})}
+    directives = {**CONTENT_SECURITY_POLICY, **study_settings().study_csp}
     return "; ".join(f"{name} {value}" for name, value in directives.items() if value)
 
 

@@ -21,6 +21,7 @@ from django.db.models import F, Model
 from django.http import HttpRequest
 from django.utils import timezone
 
+from studyapp.conf import study_settings
 from studyapp.models import EnrolmentThrottle, LoginFailure
 
 
@@ -34,7 +35,7 @@ class Verdict:
 
 def client_ip(request: HttpRequest) -> str:
     """The client's address: ``REMOTE_ADDR``, or the entry the last trusted proxy added to X-Forwarded-For."""
-    proxies = int(getattr(settings, "STUDY_PROXY_COUNT", 0))
+    proxies = study_settings().study_proxy_count
     if proxies > 0:
         hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
         if len(hops) >= proxies:
@@ -86,23 +87,24 @@ def _count(model: type[Model], key_field: str, key: str, window_s: int, now: dat
 
 def check_enrolment(request: HttpRequest) -> Verdict:
     """Count one start by this client in the current window; refuse once ``STUDY_ENROL_LIMIT`` is passed."""
-    window_s = int(settings.STUDY_ENROL_WINDOW_S)
-    now = timezone.now()
+    limits, now = study_settings(), timezone.now()
+    window_s = limits.study_enrol_window_s
     count = _count(EnrolmentThrottle, "client", client_key(request), window_s, now)
-    return Verdict(allowed=count <= int(settings.STUDY_ENROL_LIMIT), retry_after_s=_retry_after(now, window_s))
+    return Verdict(allowed=count <= limits.study_enrol_limit, retry_after_s=_retry_after(now, window_s))
 
 
 def _login_keys(request: HttpRequest | None, username: str) -> dict[str, int]:
     """The counters a login attempt falls under, with the failures each may have."""
-    keys = {account_key(username): int(settings.LOGIN_FAILURE_LIMIT)}
+    limits = study_settings()
+    keys = {account_key(username): limits.login_failure_limit}
     if request is not None:
-        keys[client_key(request, "login-client")] = int(settings.LOGIN_CLIENT_FAILURE_LIMIT)
+        keys[client_key(request, "login-client")] = limits.login_client_failure_limit
     return keys
 
 
 def login_lockout(request: HttpRequest | None, username: str) -> Verdict:
     """Whether this account and client may try to log in now (reads the counters, adds nothing)."""
-    window_s, now = int(settings.LOGIN_LOCKOUT_S), timezone.now()
+    window_s, now = study_settings().login_lockout_s, timezone.now()
     keys = _login_keys(request, username)
     counts = LoginFailure.objects.filter(key__in=keys, window_start=_window_start(now, window_s))
     locked = any(count >= keys[key] for key, count in counts.values_list("key", "count"))
@@ -111,7 +113,7 @@ def login_lockout(request: HttpRequest | None, username: str) -> Verdict:
 
 def record_login_failure(request: HttpRequest | None, username: str) -> None:
     """Count one failed login against the account and the client."""
-    window_s, now = int(settings.LOGIN_LOCKOUT_S), timezone.now()
+    window_s, now = study_settings().login_lockout_s, timezone.now()
     for key in _login_keys(request, username):
         _count(LoginFailure, "key", key, window_s, now)
 

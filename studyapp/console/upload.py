@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
 from django.db import IntegrityError, transaction
 
 from contracts.bundle import MANIFEST_NAME, check_manifest
+from studyapp.conf import study_settings
 from studyapp.models import Study, attention_check_problem, questions_per_participant
 from studyapp.operations.bundle import BundleError, ValidatedBundle, import_bundle, validate_bundle
 
@@ -46,7 +46,7 @@ class BoundedUpload(TemporaryFileUploadHandler):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.limit = int(settings.STUDY_UPLOAD_MAX_BYTES)
+        self.limit = study_settings().study_upload_max_bytes
         self.received = 0
         self.too_large = False
 
@@ -72,13 +72,14 @@ class BoundedUpload(TemporaryFileUploadHandler):
 
 def size_problem() -> str:
     """The sentence for a zip larger than the upload limit."""
-    return f"The file is larger than {int(settings.STUDY_UPLOAD_MAX_BYTES):,} bytes (STUDY_UPLOAD_MAX_BYTES)."
+    return f"The file is larger than {study_settings().study_upload_max_bytes:,} bytes (STUDY_UPLOAD_MAX_BYTES)."
 
 
 def member_problems(archive: zipfile.ZipFile) -> list[str]:
     """Every reason to refuse the zip's members before any of them is unpacked."""
     members = archive.infolist()
-    max_members, max_bytes = int(settings.STUDY_UPLOAD_MAX_MEMBERS), int(settings.STUDY_UPLOAD_MAX_UNPACKED_BYTES)
+    limits = study_settings()
+    max_members, max_bytes = limits.study_upload_max_members, limits.study_upload_max_unpacked_bytes
     problems = []
     if len(members) > max_members:
         problems.append(f"The zip holds {len(members):,} entries; at most {max_members:,} are allowed "
@@ -112,7 +113,7 @@ def _member_problem(member: zipfile.ZipInfo) -> str | None:
 
 def unpack(archive: zipfile.ZipFile, folder: Path) -> None:
     """Write the checked members under ``folder``, stopping the moment the real total passes the limit."""
-    budget = int(settings.STUDY_UPLOAD_MAX_UNPACKED_BYTES)
+    budget = limit = study_settings().study_upload_max_unpacked_bytes
     for member in archive.infolist():
         target = folder / PurePosixPath(member.filename.replace("\\", "/"))
         if member.is_dir():
@@ -124,7 +125,7 @@ def unpack(archive: zipfile.ZipFile, folder: Path) -> None:
                 budget -= len(chunk)
                 if budget < 0:
                     raise UploadRefused([
-                        f"The zip unpacks to more than {int(settings.STUDY_UPLOAD_MAX_UNPACKED_BYTES):,} bytes "
+                        f"The zip unpacks to more than {limit:,} bytes "
                         "(STUDY_UPLOAD_MAX_UNPACKED_BYTES)."
                     ])  # fmt: skip
                 out.write(chunk)

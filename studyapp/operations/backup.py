@@ -37,6 +37,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from contracts.files import atomic_binary
+from studyapp.conf import study_settings
 from studyapp.models import (
     Answer,
     Bundle,
@@ -107,7 +108,7 @@ def _add(archive: tarfile.TarFile, name: str, data: bytes, listing: dict[str, di
 def backup_tag(header: bytes) -> str:
     """The authentication tag of a backup's header: HMAC-SHA256 under the operator's backup key."""
     # The old module path stays in the key: every backup made so far is signed with it.
-    key = settings.STUDY_BACKUP_KEY or f"studyapp.backup:{settings.SECRET_KEY}"
+    key = study_settings().study_backup_key or f"studyapp.backup:{settings.SECRET_KEY}"
     return hmac.new(hashlib.sha256(key.encode()).digest(), header, hashlib.sha256).hexdigest()
 
 

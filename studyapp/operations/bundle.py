@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from PIL import Image, UnidentifiedImageError
 
 from contracts.bundle import SCHEMA_VERSION, check_manifest
+from studyapp.conf import study_settings
 from studyapp.models import Bundle, Dataset, Pair, Stimulus, Study
 
 IMAGE_FORMAT = "PNG"
@@ -99,7 +99,7 @@ def _read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
     _require(root.is_dir(), f"{root}: bundle folder does not exist.")
     path = root / "manifest.json"
     _require(path.is_file(), f"{path}: manifest.json is missing.")
-    limit = int(settings.STUDY_IMPORT_MAX_MANIFEST_BYTES)
+    limit = study_settings().study_import_max_manifest_bytes
     size = path.stat().st_size
     _require(size <= limit, f"{path}: the manifest is {size:,} bytes; at most {limit:,} are allowed (STUDY_IMPORT_MAX_MANIFEST_BYTES).")
     raw = path.read_bytes()
@@ -140,7 +140,8 @@ def _check_image(root: Path, file: Any, where: str) -> tuple[str, tuple[int, int
 def _check_pixels(size: tuple[int, int], path: Path) -> None:
     """Refuse an image larger than the import limits, from the size its header declares."""
     width, height = size
-    side, pixels = int(settings.STUDY_IMPORT_MAX_SIDE), int(settings.STUDY_IMPORT_MAX_PIXELS)
+    limits = study_settings()
+    side, pixels = limits.study_import_max_side, limits.study_import_max_pixels
     _require(
         max(width, height) <= side and width * height <= pixels,
         f"{path}: the image is {width}x{height} pixels; at most {side} a side and {pixels:,} pixels are allowed "
