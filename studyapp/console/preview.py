@@ -36,7 +36,5 @@ def preview_questions(study: Study) -> tuple[Question, ...]:
 
 
 def preview_participant(study: Study, length: int, answered: int = 0) -> Participant:
-    """An unsaved participant with the counters and study texts the participant templates read."""
-    participant = Participant(study=study, sequence_length=length, answered=answered)
-    participant.study_title, participant.question_prompt = study.title, study.question_prompt
-    return participant
+    """An unsaved participant with the counters the participant templates read."""
+    return Participant(study=study, sequence_length=length, answered=answered)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import Http404
@@ -143,6 +144,28 @@ def mark_instructions_read(participant: Participant) -> None:
     participant.instructions_at = participant.instructions_at or now
 
 
+@dataclass(frozen=True)
+class StudyTexts:
+    """What a question page shows of its study: title and prompt, and the language rules it follows."""
+
+    title: str
+    question_prompt: str
+    language: str
+    allow_browser_language: bool
+
+    @classmethod
+    def of(cls, study: Study) -> StudyTexts:
+        """The texts of a study already loaded (the researcher's preview)."""
+        return cls(study.title, study.question_prompt, study.language, study.allow_browser_language)
+
+
+class QuestionVisit(NamedTuple):
+    """A participant on a question page (only the fields it needs) and their study's texts."""
+
+    participant: Participant
+    texts: StudyTexts
+
+
 # In model field order, as Model.from_db expects for a subset of the fields.
 QUESTION_FIELDS = tuple(
     f.attname
@@ -152,9 +175,8 @@ QUESTION_FIELDS = tuple(
 )
 
 
-def question_participant(token: str) -> Participant:
-    """The participant with only the fields a question page and an answer need, plus the study's
-    ``study_title``, ``question_prompt``, ``study_language`` and ``allow_browser_language``.
+def question_participant(token: str) -> QuestionVisit:
+    """The participant with only the fields a question page and an answer need, and its study's texts.
 
     One indexed query written out by hand: building the same select with the ORM costs several
     times the CPU, and this runs for every question shown and every answer given. It is also the
@@ -178,9 +200,8 @@ def question_participant(token: str) -> Participant:
     if row is None:
         raise Http404("No such participant.")
     participant = Participant.from_db(connection.alias, QUESTION_FIELDS, row[:-4])
-    participant.study_title, participant.question_prompt, participant.study_language = row[-4:-1]
-    participant.allow_browser_language = bool(row[-1])
-    return participant
+    title, prompt, language, allow_browser_language = row[-4:]
+    return QuestionVisit(participant, StudyTexts(title, prompt, language, bool(allow_browser_language)))
 
 
 def fetch_one(sql: str, params: list) -> tuple | None:

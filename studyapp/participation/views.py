@@ -20,6 +20,7 @@ from studyapp.operations.bundle import STORAGE_DIR
 from studyapp.participation.flow import (
     ExternalIdTaken,
     Question,
+    StudyTexts,
     StudyUnavailable,
     enrol,
     find_participant,
@@ -211,9 +212,9 @@ def question(request: HttpRequest, token: str, position: int) -> HttpResponse:
     answers (``X-Study-Next: inline``), which get the next question page in the same response
     and its URL in ``X-Study-Page``: one request per answer instead of two.
     """
-    participant = question_participant(token)
-    switched = enter_language(request, chosen=participant.language, study_language=participant.study_language,
-                              allowed=participant.allow_browser_language, participant=participant)  # fmt: skip
+    participant, texts = question_participant(token)
+    switched = enter_language(request, chosen=participant.language, study_language=texts.language,
+                              allowed=texts.allow_browser_language, participant=participant)  # fmt: skip
     if switched is not None:
         return switched
     current = participant.answered + 1
@@ -223,34 +224,33 @@ def question(request: HttpRequest, token: str, position: int) -> HttpResponse:
         return redirect("studyapp:done", participant.token)
     sequence = questions(participant.token)
     if request.method != "POST":
-        return _question_page(request, participant, sequence)
+        return _question_page(request, participant, texts, sequence)
     form = AnswerForm(request.POST, item_pk=sequence[current - 1].item_pk)
     if not form.is_valid():
-        return _question_page(request, participant, sequence, invalid=True)
+        return _question_page(request, participant, texts, sequence, invalid=True)
     if not record_answer(participant, sequence[current - 1], form.cleaned_data["choice"], form.response_ms()):
         return redirect(next_url(_participant(token)))
     following = question_url(participant, current + 1)
     if request.headers.get(NEXT_HEADER) != INLINE or participant.answered == participant.sequence_length:
         return redirect(following)
-    response = _question_page(request, participant, sequence)
+    response = _question_page(request, participant, texts, sequence)
     response[PAGE_HEADER] = following
     return response
 
 
-def _question_page(request: HttpRequest, participant: Participant, sequence: tuple[Question, ...],
-                   invalid: bool = False, preview: bool = False) -> HttpResponse:
+def _question_page(request: HttpRequest, participant: Participant, texts: StudyTexts,
+                   sequence: tuple[Question, ...], invalid: bool = False, preview: bool = False) -> HttpResponse:
     """The page of the participant's first unanswered question, with the next one's images to preload.
 
-    ``participant`` needs ``study_title`` and ``question_prompt`` besides its counters; ``preview``
-    shows the researcher's preview banner.
+    ``participant`` needs only its counters; ``preview`` shows the researcher's preview banner.
     """
     shown = sequence[participant.answered]
     following = sequence[participant.answered + 1] if participant.answered + 1 < len(sequence) else None
     context = {
-        "study_title": participant.study_title,
+        "study_title": texts.title,
         "participant": participant,
         "question": shown,
-        "prompt": question_prompt_html(shown_text(participant.question_prompt), shown.task, shown.predicted_class),
+        "prompt": question_prompt_html(shown_text(texts.question_prompt), shown.task, shown.predicted_class),
         "invalid": invalid,
         "preview_banner": preview,
         "shown": shown_stamp(shown.item_pk),

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods
 from studyapp.console.access import study_or_403
 from studyapp.console.preview import preview_participant, preview_questions
 from studyapp.models import Study
+from studyapp.participation.flow import StudyTexts
 from studyapp.participation.forms import AnswerForm, ConsentForm, DemographicsForm
 from studyapp.participation.language import enter_language, newcomer_language, participant_page
 from studyapp.participation.views import _question_page
@@ -94,13 +95,14 @@ def question(request: HttpRequest, study: Study, position: int) -> HttpResponse:
     if not 1 <= position <= len(sequence):
         raise Http404("No such question in the preview.")
     participant = preview_participant(study, len(sequence), answered=position - 1)
+    texts = StudyTexts.of(study)
     if request.method == "POST":
         if AnswerForm(request.POST, item_pk=sequence[position - 1].item_pk).is_valid():
             if position == len(sequence):
                 return redirect("studyapp:preview_done", study.slug)
             return redirect("studyapp:preview_question", study.slug, position + 1)
-        return _question_page(request, participant, sequence, invalid=True, preview=True)
-    return _question_page(request, participant, sequence, preview=True)
+        return _question_page(request, participant, texts, sequence, invalid=True, preview=True)
+    return _question_page(request, participant, texts, sequence, preview=True)
 
 
 @preview_step("GET")
