@@ -1,4 +1,7 @@
-"""Post-hoc explanation maps for a trained classifier: CAM, Grad-CAM and the random-swap control."""
+"""Post-hoc explanation maps for a trained classifier: CAM and Grad-CAM.
+
+The random-swap control is drawn where pairs are built (generation.selection.random_source_row).
+"""
 from __future__ import annotations
 
 import torch
@@ -45,17 +48,3 @@ def grad_cam(model: ExplainedClassifier, x: torch.Tensor, target: torch.Tensor |
     finally:
         model.train(was_training)
 
-
-def random_swap(
-    maps: torch.Tensor, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Give every image the explanation of another image drawn at random, never its own.
-
-    Returns the swapped maps and, for each image i, the index of the image its map came from.
-    """
-    n = maps.shape[0]
-    if n < 2:
-        raise BLAError("the random-swap control needs at least two explanations")
-    offset = torch.randint(1, n, (n,), generator=generator)
-    source = (torch.arange(n) + offset) % n
-    return maps[source], source

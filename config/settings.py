@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from studyapp.conf import from_environment
+from studyapp.conf import PARTICIPANT_LANGUAGES, from_environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -72,7 +72,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Participant pages come in these languages (studyapp/locale); each study picks one or lets the
 # browser choose (studyapp.participation.language activates it per page, so no LocaleMiddleware); research pages stay English.
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LANGUAGES = list(PARTICIPANT_LANGUAGES)
 TIME_ZONE = "UTC"
 USE_TZ = True
 

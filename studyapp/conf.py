@@ -15,6 +15,9 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+PARTICIPANT_LANGUAGES: tuple[tuple[str, str], ...] = (("en", "English"), ("de", "Deutsch"))
+"""The languages participant pages come in (studyapp/locale): settings.LANGUAGES and a study's choice."""
+
 # Check ids, one per kind of bad value (studyapp.checks turns them into Django check messages).
 NOT_AN_INTEGER = "studyapp.E001"
 BELOW_MINIMUM = "studyapp.E002"

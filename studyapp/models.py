@@ -22,6 +22,8 @@ from django.utils.translation import gettext_noop
 
 from contracts.task import task_phrase
 from contracts.vocabulary import ATTENTION_CHECK  # noqa: F401  (the export's question type of a check)
+from contracts.vocabulary import CHOICES, EQUAL
+from studyapp.conf import PARTICIPANT_LANGUAGES
 
 DEFAULT_CONSENT = gettext_noop(
     "This study is about how people judge explanations that image classifiers give for their "
@@ -45,8 +47,6 @@ DEFAULT_QUESTION_PROMPT = gettext_noop(
 """The paper's Figure 5 wording; ``{task}`` and ``{predicted_class}`` are filled in per question."""
 PROMPT_PLACEHOLDERS = ("task", "predicted_class")
 DEFAULT_COMPLETION_MESSAGE = gettext_noop("All your answers have been saved. Thank you for taking part.")
-LANGUAGES = (("en", "English"), ("de", "Deutsch"))
-"""The languages a study's participant pages come in (the codes of settings.LANGUAGES)."""
 
 
 def validate_question_prompt(text: str) -> None:
@@ -142,7 +142,7 @@ class Study(models.Model):
         default=DEFAULT_COMPLETION_MESSAGE, help_text="Shown on the last page, above the completion code."
     )
     language = models.CharField(
-        max_length=8, choices=LANGUAGES, default="en", help_text="The language of the participant pages."
+        max_length=8, choices=PARTICIPANT_LANGUAGES, default="en", help_text="The language of the participant pages."
     )
     allow_browser_language = models.BooleanField(
         default=False,
@@ -357,7 +357,7 @@ class Choice(models.TextChoices):
 
     A = "A", _("System A")
     B = "B", _("System B")
-    EQUAL = "equal", _("Equally reasonable")
+    EQUAL = EQUAL, _("Equally reasonable")
 
 
 ATTENTION_CHECK_CHOICE = Choice.EQUAL
@@ -392,7 +392,7 @@ class SequenceItem(models.Model):
                 fields=["participant", "pair"], condition=Q(expected_choice=""), name="item_pair_unique"
             ),
             models.CheckConstraint(
-                condition=Q(expected_choice__in=["", "A", "B", "equal"]), name="item_expected_choice_valid"
+                condition=Q(expected_choice__in=["", *CHOICES]), name="item_expected_choice_valid"
             ),
             models.CheckConstraint(condition=Q(position__gte=1), name="item_position_positive"),
             models.CheckConstraint(condition=~Q(stimulus_a=models.F("stimulus_b")), name="item_sides_differ"),
@@ -419,7 +419,7 @@ class Answer(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(choice__in=["A", "B", "equal"]), name="answer_choice_valid"),
+            models.CheckConstraint(condition=Q(choice__in=list(CHOICES)), name="answer_choice_valid"),
         ]
 
     def __str__(self) -> str:
@@ -432,7 +432,7 @@ class Answer(models.Model):
             return self.item.stimulus_a.method
         if self.choice == self.Choice.B:
             return self.item.stimulus_b.method
-        return "equal"
+        return EQUAL
 
 
 class WindowCounter(models.Model):

@@ -26,12 +26,11 @@ from http.cookiejar import CookieJar
 from typing import Any, Protocol
 from urllib.parse import urlencode, urljoin, urlsplit
 
+from contracts.vocabulary import CHOICES
 from studyapp.participation.protocol import INLINE, NEXT_HEADER, PAGE_HEADER
 
 Chooser = Callable[[str, int, random.Random], str]
 """Picks ``A``, ``B`` or ``equal`` for (participant token, position, the bot's generator)."""
-
-CHOICES = ("A", "B", "equal")
 
 
 def random_choice(token: str, position: int, rng: random.Random) -> str:

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from bla_core import cam, grad_cam, random_swap
+from bla_core import cam, grad_cam
 from bla_core.errors import BLAError
 
 FEATURES = torch.tensor(
@@ -40,19 +40,3 @@ def test_cam_refuses_an_explanation_head(linear_baseline):
         cam(linear_baseline, FEATURES)
     assert grad_cam(linear_baseline, FEATURES).shape == (1, 2, 2)
 
-
-def test_random_swap_never_gives_an_image_its_own_map():
-    maps = torch.arange(6, dtype=torch.float32).view(6, 1, 1).expand(6, 2, 2)
-    for seed in range(50):
-        swapped, source = random_swap(maps, torch.Generator().manual_seed(seed))
-        assert (source != torch.arange(6)).all()
-        assert torch.equal(swapped, maps[source])
-
-
-def test_random_swap_is_seeded_and_needs_two_maps():
-    maps = torch.rand(5, 3, 3)
-    _, a = random_swap(maps, torch.Generator().manual_seed(7))
-    _, b = random_swap(maps, torch.Generator().manual_seed(7))
-    assert torch.equal(a, b)
-    with pytest.raises(BLAError, match="at least two"):
-        random_swap(maps[:1])
