@@ -1,16 +1,22 @@
-"""What a stimulus bundle's manifest is (schema 1, docs/formats.md): its names and the one structural check.
+"""What a stimulus bundle is (schema 1, docs/formats.md): its names and the one check of it.
 
-Both ``generation validate`` and the study app's ``import_stimuli`` run ``check_manifest``; each stage
-layers only its own limits on top (the generator's PNG checks, the app's size and pixel caps).
+Every stage that opens a bundle (``generation validate`` and ``preview``, the study app's
+``import_stimuli`` and upload) reads it with ``read_manifest``, checks the manifest with
+``check_manifest``, opens its images with ``png_size`` and looks for stray files with
+``unreferenced_images``; each stage layers only its own limits on top (the generator's PNG
+metadata checks, the app's string lengths and size caps) and words its report its own way.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pathlib import PurePosixPath
+from PIL import Image, UnidentifiedImageError
 
 from contracts.blinding import revealing_fragment
 from contracts.render import render_record_id, render_record_problem
@@ -21,6 +27,92 @@ MANIFEST_NAME = "manifest.json"
 IMAGES_DIR = "images"
 TOKEN_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+IMAGE_FORMAT = "PNG"
+
+
+class BundleFileError(Exception):
+    """A bundle's file cannot be used; the message (no final stop) names the file and why."""
+
+
+def _noted(message: str, note: str) -> str:
+    return f"{message} ({note})" if note else message
+
+
+def read_manifest(folder: Path, max_bytes: int | None = None,
+                  limit_note: str = "") -> tuple[Any, bytes]:
+    """The parsed manifest.json of the bundle at ``folder`` and its bytes (for content hashes).
+
+    A manifest larger than ``max_bytes`` is refused before it is read (``limit_note``, say the
+    setting that sets the limit, is added to that message). Raises BundleFileError.
+    """
+    if not folder.is_dir():
+        raise BundleFileError(f"{folder}: bundle folder does not exist")
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise BundleFileError(
+            f"{path}: manifest file is missing; is {folder} a stimulus bundle?")
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        message = f"{path}: the manifest is {size:,} bytes; at most {max_bytes:,} are allowed"
+        raise BundleFileError(_noted(message, limit_note))
+    try:
+        raw = path.read_bytes()
+        return json.loads(raw.decode("utf-8")), raw
+    except OSError as exc:
+        raise BundleFileError(f"{path}: not readable ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleFileError(f"{path}: not valid UTF-8 JSON ({exc})") from None
+
+
+def png_size(
+    path: Path, label: str | None = None, *, max_side: int | None = None,
+    max_pixels: int | None = None, limit_note: str = "", decode: bool = False,
+) -> tuple[int, int]:
+    """The (width, height) of the bundle image at ``path`` once it proved a readable PNG.
+
+    Every chunk's checksum is verified; the pixels are decoded only with ``decode``. An image over
+    ``max_side`` or ``max_pixels`` is refused from the size its header declares, before any
+    decoding. Messages name the file as ``label`` (default: the path). Raises BundleFileError.
+    """
+    name = label or str(path)
+    try:
+        with Image.open(path) as image:
+            _check_pixels(image.size, name, max_side, max_pixels, limit_note)
+            image.verify()
+        if decode:
+            with Image.open(path) as image:
+                image.load()
+        if image.format != IMAGE_FORMAT:
+            raise BundleFileError(f"{name}: the file is a {image.format} image, not PNG "
+                                  "(a bundle holds PNG images only; docs/formats.md)")
+        return image.size
+    except Image.DecompressionBombError:
+        raise BundleFileError(
+            f"{name}: the image has far too many pixels to be decoded safely") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BundleFileError(f"{name}: not a readable image ({exc})") from None
+
+
+def _check_pixels(size: tuple[int, int], name: str, max_side: int | None, max_pixels: int | None,
+                  note: str) -> None:
+    width, height = size
+    side = max_side if max_side is not None else max(width, height)
+    pixels = max_pixels if max_pixels is not None else width * height
+    if max(width, height) > side or width * height > pixels:
+        message = (f"{name}: the image is {width}x{height} pixels; at most {side} a side and "
+                   f"{pixels:,} pixels are allowed")
+        raise BundleFileError(_noted(message, note))
+
+
+def unreferenced_images(folder: Path, referenced: Iterable[str]) -> list[Path] | None:
+    """The files under the bundle's images/ folder that ``referenced`` does not name (hidden files
+    such as .DS_Store aside), in order; None when the folder is missing."""
+    images = folder / IMAGES_DIR
+    if not images.is_dir():
+        return None
+    named = {(folder / name).resolve() for name in referenced}
+    present = sorted(p for p in images.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return [p for p in present if p.resolve() not in named]
 
 
 def check_manifest(manifest: Any) -> list[str]:
@@ -62,9 +154,18 @@ def file_name_problems(name: str) -> list[str]:
 
 def referenced_files(pair: dict) -> list[str]:
     """The stimulus files of a pair, then its plain image (if any)."""
+    return stimulus_files(pair) + plain_image_files(pair)
+
+
+def stimulus_files(pair: dict) -> list[str]:
+    """The files of a pair's stimuli that name one (a malformed entry is check_manifest's to report)."""
     stimuli = pair.get("stimuli") if isinstance(pair.get("stimuli"), list) else []
-    names = [s["file"] for s in stimuli if isinstance(s, dict) and isinstance(s.get("file"), str)]
-    return names + ([pair["image_file"]] if isinstance(pair.get("image_file"), str) else [])
+    return [s["file"] for s in stimuli if isinstance(s, dict) and isinstance(s.get("file"), str)]
+
+
+def plain_image_files(pair: dict) -> list[str]:
+    """The pair's plain image as a list of one, or empty when the pair shows none."""
+    return [pair["image_file"]] if isinstance(pair.get("image_file"), str) else []
 
 
 def _check_render(record: Any, pairs: list) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from generation.atomic import atomic_file
 from generation.errors import GenerationError
-from contracts.bundle import MANIFEST_NAME, check_manifest
+from contracts.bundle import BundleFileError, check_manifest, read_manifest
 from generation.render import describe_render
 
 GAP = 8
@@ -22,13 +21,10 @@ PLACEHOLDER = (200, 200, 200)
 
 def load_manifest(bundle: Path) -> dict[str, Any]:
     """The bundle's manifest, or GenerationError if it is missing or breaks the schema."""
-    path = bundle / MANIFEST_NAME
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GenerationError(f"{path}: manifest file is missing; is {bundle} a stimulus bundle?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GenerationError(f"{path}: not readable JSON ({exc})") from None
+        manifest, _ = read_manifest(bundle)
+    except BundleFileError as exc:
+        raise GenerationError(str(exc)) from None
     problems = check_manifest(manifest)
     if problems:
         raise GenerationError(f"{bundle}: {problems[0]} (run `python -m generation validate` for all problems)")

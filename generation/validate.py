@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import struct
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from contracts.blinding import revealing_fragment
-
-from contracts.bundle import IMAGES_DIR, MANIFEST_NAME, check_manifest
+from contracts.bundle import (
+    IMAGES_DIR,
+    BundleFileError,
+    check_manifest,
+    plain_image_files,
+    png_size,
+    read_manifest,
+    referenced_files,
+    stimulus_files,
+    unreferenced_images,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Chunks that carry pixels or colour handling only; anything else (tEXt, zTXt, iTXt, eXIf, iCCP with its
@@ -20,36 +26,24 @@ PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", 
 
 def validate_bundle(bundle: Path) -> list[str]:
     """Every problem of the bundle at `bundle`, one sentence each; empty when it is sound."""
-    manifest_path = bundle / MANIFEST_NAME
-    if not bundle.is_dir():
-        return [f"{bundle}: bundle folder does not exist"]
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return [f"{manifest_path}: manifest file is missing"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return [f"{manifest_path}: not readable JSON ({exc})"]
+        manifest, _ = read_manifest(bundle)
+    except BundleFileError as exc:
+        return [str(exc)]
     problems = check_manifest(manifest)
     if not isinstance(manifest, dict) or not isinstance(manifest.get("pairs"), list):
         return problems
     size = (manifest.get("render") or {}).get("size") if isinstance(manifest.get("render"), dict) else None
     stimuli: set[str] = set()
     checked: dict[str, tuple[int, int] | None] = {}
-    for pair in manifest["pairs"]:
-        if isinstance(pair, dict):
-            problems += _check_pair_files(bundle, pair, size, stimuli, checked)
-    problems += [f"{name}: file is both a stimulus and a plain image" for name in sorted(stimuli & _plain_files(manifest))]
+    pairs = [pair for pair in manifest["pairs"] if isinstance(pair, dict)]
+    for pair in pairs:
+        problems += _check_pair_files(bundle, pair, size, stimuli, checked)
+    plain = {name for pair in pairs for name in plain_image_files(pair)}
+    problems += [f"{name}: file is both a stimulus and a plain image"
+                 for name in sorted(stimuli & plain)]
     problems += _check_unreferenced(bundle, set(checked))
     return problems
-
-
-def _stimulus_files(pair: dict) -> list[str]:
-    stimuli = pair.get("stimuli") if isinstance(pair.get("stimuli"), list) else []
-    return [s["file"] for s in stimuli if isinstance(s, dict) and isinstance(s.get("file"), str)]
-
-
-def _plain_files(manifest: dict) -> set[str]:
-    return {p["image_file"] for p in manifest["pairs"] if isinstance(p, dict) and isinstance(p.get("image_file"), str)}
 
 
 def _check_pair_files(
@@ -57,13 +51,11 @@ def _check_pair_files(
 ) -> list[str]:
     """Check a pair's files (each file once, even when pairs share a plain image) and their sizes."""
     problems: list[str] = []
-    names = _stimulus_files(pair)
-    for name in names:
+    for name in stimulus_files(pair):
         if name in stimuli:
             problems.append(f"{name}: file is used by more than one stimulus")
         stimuli.add(name)
-    if isinstance(pair.get("image_file"), str):
-        names.append(pair["image_file"])
+    names = referenced_files(pair)
     for name in names:
         if name not in checked:
             checked[name], found = _check_file(bundle, name)
@@ -81,21 +73,11 @@ def _check_file(bundle: Path, name: str) -> tuple[tuple[int, int] | None, list[s
     path = bundle / name
     if not path.is_file():
         return None, [f"{name}: file does not exist"]
-    opened, found = _open_image(path, name)
-    if opened is not None:
-        found += check_png_metadata(path, name)
-    return opened, found
-
-
-def _open_image(path: Path, name: str) -> tuple[tuple[int, int] | None, list[str]]:
     try:
-        with Image.open(path) as image:
-            image.verify()  # checks every chunk's CRC without decoding the pixels
-            if image.format != "PNG":
-                return image.size, [f"{name}: file is {image.format}, not PNG"]
-            return image.size, []
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        return None, [f"{name}: file does not open as an image ({exc})"]
+        size = png_size(path, name)  # checks every chunk's CRC without decoding the pixels
+    except BundleFileError as exc:
+        return None, [str(exc)]
+    return size, check_png_metadata(path, name)
 
 
 def png_chunks(path: Path) -> list[tuple[bytes, bytes]]:
@@ -128,11 +110,8 @@ def check_png_metadata(path: Path, name: str) -> list[str]:
 
 
 def _check_unreferenced(bundle: Path, referenced: set[str]) -> list[str]:
-    images = bundle / IMAGES_DIR
-    if not images.is_dir():
+    stray = unreferenced_images(bundle, referenced)
+    if stray is None:
         return [f"{IMAGES_DIR}/: folder is missing"]
-    return [
-        f"{IMAGES_DIR}/{p.name}: file is not referenced by the manifest"
-        for p in sorted(images.iterdir())
-        if f"{IMAGES_DIR}/{p.name}" not in referenced
-    ]
+    return [f"{p.relative_to(bundle).as_posix()}: file is not referenced by the manifest"
+            for p in stray]

@@ -9,7 +9,6 @@ in all, counted while writing, whatever the zip's headers claim). The bundle is 
 """
 from __future__ import annotations
 
-import json
 import stat
 import tempfile
 import zipfile
@@ -24,7 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
 from django.db import IntegrityError, transaction
 
-from contracts.bundle import MANIFEST_NAME, check_manifest
+from contracts.bundle import MANIFEST_NAME, BundleFileError, check_manifest, read_manifest
 from studyapp.conf import study_settings
 from studyapp.models import Study, attention_check_problem, questions_per_participant
 from studyapp.operations.bundle import BundleError, ValidatedBundle, import_bundle, validate_bundle
@@ -145,8 +144,8 @@ def bundle_problems(root: Path, error: BundleError) -> list[str]:
     """The import's error and, when the manifest reads as JSON, every problem the bundle contract finds."""
     problems = [str(error)]
     try:
-        manifest = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        manifest, _ = read_manifest(root, study_settings().study_import_max_manifest_bytes)
+    except BundleFileError:
         return problems
     problems += [p for p in check_manifest(manifest) if not any(p in known for known in problems)]
     return problems

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,21 @@ from typing import Any
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from contracts.bundle import SCHEMA_VERSION, check_manifest
+from contracts.bundle import (
+    IMAGE_FORMAT,
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    BundleFileError,
+    check_manifest,
+    png_size,
+    read_manifest,
+    unreferenced_images,
+)
 from studyapp.conf import study_settings
 from studyapp.models import Bundle, Dataset, Pair, Stimulus, Study
 
-IMAGE_FORMAT = "PNG"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 STORAGE_DIR = "stimuli"
@@ -96,20 +104,22 @@ def _reject_nul(value: Any, where: str) -> None:
 
 
 def _read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
-    _require(root.is_dir(), f"{root}: bundle folder does not exist.")
-    path = root / "manifest.json"
-    _require(path.is_file(), f"{path}: manifest.json is missing.")
-    limit = study_settings().study_import_max_manifest_bytes
-    size = path.stat().st_size
-    _require(size <= limit, f"{path}: the manifest is {size:,} bytes; at most {limit:,} are allowed (STUDY_IMPORT_MAX_MANIFEST_BYTES).")
-    raw = path.read_bytes()
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path}: not valid UTF-8 JSON ({exc}).") from None
+    path = root / MANIFEST_NAME
+    with _refusing_file_errors():
+        manifest, raw = read_manifest(root, study_settings().study_import_max_manifest_bytes,
+                                      "STUDY_IMPORT_MAX_MANIFEST_BYTES")
     _require(isinstance(manifest, dict), f"{path}: the manifest must be a JSON object.")
     _reject_nul(manifest, str(path))
     return manifest, raw
+
+
+@contextmanager
+def _refusing_file_errors() -> Iterator[None]:
+    """The shared reader's problem (``contracts.bundle``) as this app's one-sentence BundleError."""
+    try:
+        yield
+    except BundleFileError as exc:
+        raise BundleError(f"{exc}.") from None
 
 
 def _check_image(root: Path, file: Any, where: str) -> tuple[str, tuple[int, int]]:
@@ -121,32 +131,12 @@ def _check_image(root: Path, file: Any, where: str) -> tuple[str, tuple[int, int
         f"{where} {name!r} must be a path inside the bundle.",
     )
     _require(path.is_file(), f"{where}: image file {root / name} does not exist.")
-    try:
-        with Image.open(path) as image:
-            _check_pixels(image.size, root / name)
-            image.verify()
-        with Image.open(path) as image:
-            image.load()
-            _require(image.format == IMAGE_FORMAT, f"{root / name}: the file is a {image.format} image, not PNG "
-                                                   "(a bundle holds PNG images only; docs/formats.md).")
-            size = image.size
-    except Image.DecompressionBombError:
-        raise BundleError(f"{root / name}: the image has far too many pixels to be decoded safely.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise BundleError(f"{root / name}: not a readable image ({exc}).") from None
-    return name, size
-
-
-def _check_pixels(size: tuple[int, int], path: Path) -> None:
-    """Refuse an image larger than the import limits, from the size its header declares."""
-    width, height = size
     limits = study_settings()
-    side, pixels = limits.study_import_max_side, limits.study_import_max_pixels
-    _require(
-        max(width, height) <= side and width * height <= pixels,
-        f"{path}: the image is {width}x{height} pixels; at most {side} a side and {pixels:,} pixels are allowed "
-        "(STUDY_IMPORT_MAX_SIDE, STUDY_IMPORT_MAX_PIXELS).",
-    )
+    with _refusing_file_errors():
+        size = png_size(root / name, max_side=limits.study_import_max_side,
+                        max_pixels=limits.study_import_max_pixels,
+                        limit_note="STUDY_IMPORT_MAX_SIDE, STUDY_IMPORT_MAX_PIXELS", decode=True)
+    return name, size
 
 
 def _check_datasets(manifest: dict[str, Any], where: str) -> dict[str, set[str]]:
@@ -205,10 +195,7 @@ def _check_pair(root: Path, pair: Any, at: str, classes_by_key: dict[str, set[st
 
 def _check_unreferenced(root: Path, files: list[str]) -> None:
     """Every image in the bundle's images/ folder must be one the manifest names (else it is another bundle's)."""
-    folder = root / "images"
-    referenced = {(root / name).resolve() for name in files}
-    present = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
-    stray = [p for p in present if p.resolve() not in referenced]
+    stray = unreferenced_images(root, files) or []
     _require(
         not stray,
         f"{stray[0] if stray else ''}: image is in the bundle but not in its manifest "
