@@ -7,9 +7,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from contracts.bundle import BundleFileError, check_manifest, read_manifest
 from generation.atomic import atomic_file
 from generation.errors import GenerationError
-from contracts.bundle import BundleFileError, check_manifest, read_manifest
 from generation.render import describe_render
 
 GAP = 8

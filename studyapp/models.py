@@ -21,8 +21,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from contracts.task import task_phrase
-from contracts.vocabulary import ATTENTION_CHECK  # noqa: F401  (the export's question type of a check)
-from contracts.vocabulary import CHOICES, EQUAL
+from contracts.vocabulary import (
+    ATTENTION_CHECK,  # noqa: F401  (the export's question type of a check)
+    CHOICES,
+    EQUAL,
+)
 from studyapp.conf import PARTICIPANT_LANGUAGES
 
 DEFAULT_CONSENT = gettext_noop(
