@@ -1,10 +1,10 @@
 """Every comparison of two methods in an export, and its row of ``comparisons.csv``.
 
-A preference answer's question type ``{a}_vs_{b}`` names its comparison (contracts.vocabulary):
-``method_1`` is ``a`` and ``method_2`` the method shown against it — ``b``, the paper's stand-in
-for ``b`` (Grad-CAM in ``bla_t_vs_cam``), or ``random(a)`` for the random-swap control
-``{a}_vs_random`` (a's map of another image). Screen sides (System A / B) are undone here, so an
-answer has a result: method 1 chosen, method 2 chosen, or equal.
+Every preference answer is (comparison, method_1, method_2, result), the model of
+:mod:`contracts.comparisons`: its question type ``{a}_vs_{b}`` names the comparison, ``method_1``
+is ``a`` and ``method_2`` the method shown against it — ``b``, the paper's stand-in for ``b``
+(Grad-CAM in ``bla_t_vs_cam``), or ``random(a)`` for the random-swap control ``{a}_vs_random``.
+:func:`oriented` undoes the screen sides (System A / B) of a table of answers at once.
 
 ``comparisons.csv`` has one row per comparison pooled over datasets (dataset ``all``) and one
 per dataset, with the participant-clustered statistics of :mod:`analysis.statistics`: the
@@ -18,42 +18,35 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.percentages import DEFAULT_DECIMALS
+from analysis.percentages import DEFAULT_DECIMALS, format_shares
 from analysis.statistics import (
-    ALL_DATASETS, DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, dataset_cells, holm, outcome_summary,
+    ALL_DATASETS,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_CONFIDENCE,
+    dataset_cells,
+    holm,
+    outcome_summary,
 )
-from analysis.vocabulary import COMPARISON_COLUMNS, EQUAL, RANDOM_METHOD
-from contracts.vocabulary import question_sides, random_control_label
+from analysis.vocabulary import COMPARISON_COLUMNS, EQUAL
+from contracts.comparisons import METHOD_1, METHOD_2, RESULT, comparison_sides
 
-FIRST, SECOND, TIE = 0, 1, 2  # result codes, in the outcome order of analysis.statistics
+FIRST, SECOND, TIE = 0, 1, 2  # result codes: the order of contracts.comparisons.RESULTS
 SIDE_KEY = ["question_type", "method_a", "method_b"]
-COMPARISON_KEY = ["question_type", "method_1", "method_2"]
-
-
-def comparison_sides(question_type: str, method_a: str, method_b: str) -> tuple[bool, str, str]:
-    """(method 1 shown as System A?, method_1, method_2) of one answer's question and sides.
-
-    ValueError with one sentence when the question type is malformed or the two methods shown
-    do not form it.
-    """
-    firsts, seconds = question_sides(question_type)
-    if method_a in firsts and method_b in seconds:
-        first_on_a, shown = True, method_b
-    elif method_b in firsts and method_a in seconds:
-        first_on_a, shown = False, method_a
-    else:
-        raise ValueError(
-            f"methods {method_a!r} and {method_b!r} do not form question type "
-            f"{question_type!r} ({' or '.join(firsts)} against {' or '.join(seconds)})")
-    first = firsts[0]
-    return first_on_a, first, random_control_label(first) if shown == RANDOM_METHOD else shown
+COMPARISON_KEY = ["question_type", METHOD_1, METHOD_2]
+# Printed percentage -> its count column (over n_answers).
+COMPARISON_PERCENTS: dict[str, tuple[str, ...]] = {
+    "method_1_pct": ("method_1_count",), "method_2_pct": ("method_2_count",),
+    "equal_pct": ("equal",),
+}
 
 
 def oriented(answers: pd.DataFrame) -> pd.DataFrame:
-    """The answers (validated by analysis.io) with ``method_1``, ``method_2`` and ``result``.
+    """Preference answers (question type, method_a, method_b, choice) with ``method_1``,
+    ``method_2`` and ``result`` (codes FIRST / SECOND / TIE) of the comparison model.
 
     Sides are resolved once per distinct (question type, method A, method B), so the cost does
-    not grow with calls per answer.
+    not grow with calls per answer; ValueError when an answer's methods do not form its question
+    type (analysis.io reports that first, naming the row).
     """
     combos = answers[SIDE_KEY].astype(str).drop_duplicates()
     sides = [comparison_sides(*row) for row in combos.itertuples(index=False)]
@@ -65,39 +58,38 @@ def oriented(answers: pd.DataFrame) -> pd.DataFrame:
     result = np.where(choice == EQUAL, TIE,
                       np.where((choice == "A") == first_on_a, FIRST, SECOND))
     out = answers.copy()
-    out["method_1"] = merged["method_1"].to_numpy()
-    out["method_2"] = merged["method_2"].to_numpy()
-    out["result"] = result.astype(np.int64)
+    out[METHOD_1] = merged[METHOD_1].to_numpy()
+    out[METHOD_2] = merged[METHOD_2].to_numpy()
+    out[RESULT] = result.astype(np.int64)
     return out
 
 
-def comparison_table(data: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-                     confidence: float = DEFAULT_CONFIDENCE,
-                     decimals: int = DEFAULT_DECIMALS) -> pd.DataFrame:
-    """comparisons.csv: per comparison a pooled row (dataset 'all'), then one per dataset.
+def comparison_numbers(data: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+                       confidence: float = DEFAULT_CONFIDENCE) -> pd.DataFrame:
+    """The rows of comparisons.csv with unrounded numbers: per comparison a pooled row (dataset
+    'all'), then one per dataset.
 
-    ``data`` are the counted preference answers as :func:`oriented` gives them. Comparisons
-    come in order of question type, then methods; p_value_holm adjusts over the comparisons of
-    each dataset value ('all' being one family).
+    ``data`` are the counted preference answers with the columns of :func:`oriented`.
+    Comparisons come in order of question type, then methods; p_value_holm adjusts over the
+    comparisons of each dataset value ('all' being one family). Percentages and ``ci_*`` are
+    floats in percent (the interval as :func:`analysis.statistics.usable_intervals` gives it).
     """
     datasets = sorted(data["dataset"].astype(str).unique())
     dataset_code = pd.Categorical(data["dataset"].astype(str), categories=datasets).codes
-    result = data["result"].to_numpy()
+    result = data[RESULT].to_numpy()
     groups = data.groupby(COMPARISON_KEY, sort=True, observed=True).indices
     rows: list[dict] = []
     for index, (key, positions) in enumerate(sorted(groups.items())):
-        subset = data.iloc[positions]
         _, cells, intervals = dataset_cells(
-            subset, dataset_code[positions], result[positions], len(datasets), n_boot,
-            np.random.default_rng([seed, 17, index]), confidence)
+            data.iloc[positions], dataset_code[positions], result[positions], len(datasets),
+            n_boot, np.random.default_rng([seed, 17, index]), confidence)
         for name, cell, interval in zip([ALL_DATASETS, *datasets], cells, intervals):
             if cell.sum() == 0:
                 continue
-            summary = outcome_summary(cell, interval, decimals)
+            summary = outcome_summary(cell, interval)
             rows.append({
-                "dataset": name, "question_type": key[0], "method_1": key[1],
-                "method_2": key[2], "n_answers": summary["n_answers"],
-                "n_participants": summary["n_participants"],
+                "dataset": name, "question_type": key[0], METHOD_1: key[1], METHOD_2: key[2],
+                "n_answers": summary["n_answers"], "n_participants": summary["n_participants"],
                 "method_1_count": summary["first"], "method_2_count": summary["second"],
                 "equal": summary["equal"], "method_1_pct": summary["first_pct"],
                 "method_2_pct": summary["second_pct"], "equal_pct": summary["equal_pct"],
@@ -107,3 +99,11 @@ def comparison_table(data: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: 
     table = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
     table["p_value_holm"] = table.groupby("dataset", sort=False)["p_value"].transform(holm)
     return table
+
+
+def comparison_table(data: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+                     confidence: float = DEFAULT_CONFIDENCE,
+                     decimals: int = DEFAULT_DECIMALS) -> pd.DataFrame:
+    """comparisons.csv: :func:`comparison_numbers` with percentages and intervals as printed text."""
+    return format_shares(comparison_numbers(data, n_boot, seed, confidence), COMPARISON_PERCENTS,
+                         decimals)

@@ -27,8 +27,13 @@ from analysis.percentages import DEFAULT_DECIMALS, format_percent
 from analysis.quality import SampleChecks
 from analysis.ranking import Ranking
 from analysis.vocabulary import (
-    EQUAL_NAME, EXPERIENCE_LABELS, GENDERS, NOT_GIVEN, QUESTION_TYPES,
-    contender_name, other_method_name,
+    EQUAL_NAME,
+    EXPERIENCE_LABELS,
+    GENDERS,
+    NOT_GIVEN,
+    QUESTION_TYPES,
+    contender_name,
+    other_method_name,
 )
 
 FIGURE_STEMS: dict[str, str] = {
@@ -70,25 +75,44 @@ def panel_title(question_type: str, other_methods: str) -> str:
     return f"BLA-T vs. {other_method_name(set(other_methods.split('+')))}"
 
 
-def draw_preference_panel(ax, row: pd.Series, title: str) -> float:
-    """Bars BLA-T / other / equal as relative frequencies with percentage labels.
+def draw_interval(ax, position: float, low: float, high: float, horizontal: bool = False,
+                  **style) -> None:
+    """A whisker from ``low`` to ``high`` at ``position`` (nothing when undefined).
+
+    Drawn from its two ends, not as distances from a point, so an interval that does not contain
+    its point estimate (possible for a percentile bootstrap) is drawn where it lies.
+    """
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return
+    middle, half = (low + high) / 2, max(high - low, 0.0) / 2
+    style = {"color": "black", "capsize": 4, "linewidth": 1, **style}
+    if horizontal:
+        ax.errorbar([middle], [position], xerr=[half], fmt="none", **style)
+    else:
+        ax.errorbar([position], [middle], yerr=[half], fmt="none", **style)
+
+
+def draw_preference_panel(ax, row: pd.Series, title: str, decimals: int = DEFAULT_DECIMALS) -> float:
+    """Bars BLA-T / other / equal as relative frequencies with percentage labels, from the
+    unrounded row of :func:`analysis.statistics.preference_numbers`; the whisker is the BLA-T
+    share's interval in percent (none where the table gives none).
 
     Returns the height the panel needs, so that a figure can give all panels one y scale.
     """
     n = row["n_answers"]
-    heights = np.array([row["bla_t"], row["other"], row["equal"]], dtype=float) / n
+    counts = [row["bla_t"], row["other"], row["equal"]]
+    heights = np.array(counts, dtype=float) / n
     labels = ["BLA-T", other_method_name(set(row["other_methods"].split("+"))),
               EQUAL_NAME.replace(" ", "\n")]
     bars = ax.bar(labels, heights, color=_COLOURS, width=0.65)
+    low, high = float(row["ci_low"]) / 100, float(row["ci_high"]) / 100
+    draw_interval(ax, 0, low, high)
     tops = heights.copy()
-    if row["ci_low"] != "" and row["ci_high"] != "":
-        low, high = float(row["ci_low"]) / 100, float(row["ci_high"]) / 100
-        ax.errorbar([0], [heights[0]], yerr=[[heights[0] - low], [high - heights[0]]],
-                    color="black", capsize=4, linewidth=1)
+    if np.isfinite(high):
         tops[0] = max(tops[0], high)
-    for bar, top, pct in zip(bars, tops, (row["bla_t_pct"], row["other_pct"], row["equal_pct"])):
-        ax.text(bar.get_x() + bar.get_width() / 2, top + 0.015, f"{pct}%",
-                ha="center", va="bottom")
+    for bar, top, count in zip(bars, tops, counts):
+        ax.text(bar.get_x() + bar.get_width() / 2, top + 0.015,
+                f"{format_percent(count, n, decimals)}%", ha="center", va="bottom")
     ax.set_title(f"{title}\n(n = {n} answers, {row['n_participants']} participants)",
                  fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
@@ -101,12 +125,13 @@ def share_y_scale(axes, tops: list[float]) -> None:
         ax.set_ylim(0, max(tops, default=1.0))
 
 
-def figure4(table: pd.DataFrame) -> Figure:
+def figure4(table: pd.DataFrame, decimals: int = DEFAULT_DECIMALS) -> Figure:
     """One panel per question type, pooled over datasets (the paper's Figure 4)."""
     pooled = table[table["dataset"] == "all"].reset_index(drop=True)
     fig, axes = panel_grid(1, max(len(pooled), 1))
     axes = axes[0]
-    tops = [draw_preference_panel(ax, row, panel_title(row["question_type"], row["other_methods"]))
+    tops = [draw_preference_panel(ax, row, panel_title(row["question_type"], row["other_methods"]),
+                                  decimals)
             for ax, (_, row) in zip(axes, pooled.iterrows())]
     share_y_scale(axes, tops)
     axes[0].set_ylabel("Relative frequency")
@@ -114,7 +139,8 @@ def figure4(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def figure7(table: pd.DataFrame, dataset_labels: dict[str, str]) -> Figure:
+def figure7(table: pd.DataFrame, dataset_labels: dict[str, str],
+            decimals: int = DEFAULT_DECIMALS) -> Figure:
     """One panel per question type (rows) × dataset (columns) (the paper's Figure 7)."""
     cells = table[table["dataset"] != "all"]
     question_types = [q for q in QUESTION_TYPES if q in set(cells["question_type"])]
@@ -133,7 +159,7 @@ def figure7(table: pd.DataFrame, dataset_labels: dict[str, str]) -> Figure:
                 continue
             row = found.iloc[0]
             tops.append(draw_preference_panel(
-                ax, row, f"{name}: {panel_title(question_type, row['other_methods'])}"))
+                ax, row, f"{name}: {panel_title(question_type, row['other_methods'])}", decimals))
         axes[i, 0].set_ylabel("Relative frequency")
     share_y_scale(axes.ravel(), tops)
     fig.suptitle("User preference by dataset")
@@ -212,10 +238,9 @@ def positions_figure(checks: SampleChecks) -> Figure:
     ax = axes[0, 0]
     rows = checks.positions
     share = rows["method_1_share"].to_numpy()
-    whiskers = np.nan_to_num([share - rows["ci_low"].to_numpy(),
-                              rows["ci_high"].to_numpy() - share])
-    ax.errorbar(rows["quarter"], share, yerr=whiskers, marker="o", color=_COLOURS[0],
-                capsize=4, linewidth=1)
+    ax.plot(rows["quarter"], share, marker="o", color=_COLOURS[0], linewidth=1)
+    for quarter, low, high in zip(rows["quarter"], rows["ci_low"], rows["ci_high"]):
+        draw_interval(ax, quarter, low, high, color=_COLOURS[0])
     for quarter, value, n in zip(rows["quarter"], share, rows["answers"]):
         ax.annotate(f"{100 * value:.1f}%\n(n = {n})", (quarter, value), fontsize=7,
                     textcoords="offset points", xytext=(8, -4))
@@ -250,10 +275,10 @@ def ranking_figure(ranking: Ranking) -> Figure:
     y = np.arange(len(rows))[::-1]
     strength = rows["strength"].to_numpy(dtype=float)
     if np.isfinite(strength).any():
-        whiskers = np.nan_to_num(np.abs(np.vstack([strength - rows["ci_low"].to_numpy(float),
-                                                   rows["ci_high"].to_numpy(float) - strength])))
-        ax.errorbar(strength, y, xerr=whiskers, fmt="o", color=_COLOURS[0], capsize=3,
-                    linewidth=1)
+        ax.plot(strength, y, "o", color=_COLOURS[0])
+        for position, low, high in zip(y, rows["ci_low"].to_numpy(float),
+                                       rows["ci_high"].to_numpy(float)):
+            draw_interval(ax, position, low, high, horizontal=True, color=_COLOURS[0], capsize=3)
         ax.axvline(0.0, color="black", linestyle="--", linewidth=0.8)
     else:
         ax.text(0.5, 0.5, "no finite maximum-likelihood\nstrengths (see warnings)",
@@ -298,12 +323,13 @@ def render_figures(table: pd.DataFrame, participants: pd.DataFrame, checks: Samp
                    ranking: Ranking, folder: Path,
                    dataset_labels: dict[str, str] | None = None,
                    decimals: int = DEFAULT_DECIMALS) -> dict[str, list[Path]]:
-    """Draw Figures 4 and 7 (BLA-T studies only), 8–11, the two data-quality figures, the
+    """Draw Figures 4 and 7 (BLA-T studies only; ``table`` is the unrounded
+    :func:`analysis.statistics.preference_numbers`), 8–11, the two data-quality figures, the
     ranking and the preference matrix into ``folder`` as PNG and SVG; return the paths."""
     labels = dataset_labels or {}
     with matplotlib.rc_context(_STYLE):
         figures = {} if table.empty else {
-            "figure4": figure4(table), "figure7": figure7(table, labels)}
+            "figure4": figure4(table, decimals), "figure7": figure7(table, labels, decimals)}
         figures.update({
             "figure8": count_figure(participants["gender"], (*GENDERS, NOT_GIVEN), "Gender",
                                     ""),

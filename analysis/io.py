@@ -24,11 +24,21 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from analysis.comparisons import comparison_sides
+from analysis.comparisons import oriented
 from analysis.vocabulary import (
-    REQUIRED_ANSWER_COLUMNS, ATTENTION_CHECK, BLA_T, CHOICES, EQUAL, EXPECTED_CHOICE, EXPERIENCE_LABELS,
-    FALSE_WORDS, NOT_GIVEN, REQUIRED_PARTICIPANT_COLUMNS, STATUSES, TRUE_WORDS,
+    ATTENTION_CHECK,
+    CHOICES,
+    EQUAL,
+    EXPECTED_CHOICE,
+    EXPERIENCE_LABELS,
+    FALSE_WORDS,
+    NOT_GIVEN,
+    REQUIRED_ANSWER_COLUMNS,
+    REQUIRED_PARTICIPANT_COLUMNS,
+    STATUSES,
+    TRUE_WORDS,
 )
+from contracts.comparisons import METHOD_1, METHOD_2, RESULT, RESULTS, comparison_sides
 from contracts.vocabulary import parse_question_type, validate_method_key
 
 ANSWER_KEY = ["study", "participant", "position"]
@@ -42,8 +52,9 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class Export:
-    """Validated export: preference answers (with derived ``outcome``/``other_method``),
-    attention checks (with ``passed``), participants, warnings."""
+    """Validated export: preference answers (with the comparison model's ``method_1``,
+    ``method_2`` and ``result`` codes), attention checks (with ``passed``), participants,
+    warnings."""
 
     answers: pd.DataFrame
     checks: pd.DataFrame
@@ -73,9 +84,12 @@ def load_export(answers_path: Path, participants_path: Path) -> Export:
 
 
 def read_answers(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Read ``answers.csv``; add ``outcome`` (bla_t / other / equal) and ``other_method``.
+    """Read ``answers.csv``; give each preference answer ``method_1``, ``method_2`` and ``result``.
 
-    The rows include attention checks; :func:`load_export` separates them.
+    ``result`` is the code (0, 1, 2) of contracts.comparisons.RESULTS. Exports that carry the
+    model's columns must agree with what their question type, sides and choice imply; older
+    exports lack them and get them derived. The rows include attention checks (model columns
+    empty, result -1); :func:`load_export` separates them.
     """
     df = _read_csv(path, REQUIRED_ANSWER_COLUMNS)
     if EXPECTED_CHOICE not in df.columns:
@@ -102,7 +116,6 @@ def read_answers(path: Path) -> tuple[pd.DataFrame, list[str]]:
     _check_each(path, df, ["method_a"], "method_a", validate_method_key)
     _check_each(path, df, ["method_b"], "method_b", validate_method_key)
     _check_allowed(path, df, "choice", CHOICES)
-    df["other_method"] = np.where(df["method_a"] == BLA_T, df["method_b"], df["method_a"])
     # A check shows any pair's images; every other answer's methods form its question type.
     _check_each(path, df, ["question_type", "method_a", "method_b"], "method_b",
                 comparison_sides, ~is_check)
@@ -111,9 +124,24 @@ def read_answers(path: Path) -> tuple[pd.DataFrame, list[str]]:
     _fail_first(path, df, df["chosen_method"] != shown, "chosen_method",
                 lambda row: f"{row['chosen_method']!r} contradicts choice {row['choice']!r} "
                 f"(System A was {row['method_a']!r}, System B {row['method_b']!r})")
-    df["outcome"] = np.select([df["chosen_method"] == BLA_T, df["chosen_method"] == EQUAL],
-                              [BLA_T, EQUAL], default="other")
-    return df, warnings
+    return _with_comparison_model(path, df, ~is_check), warnings
+
+
+def _with_comparison_model(path: Path, df: pd.DataFrame, preference: np.ndarray) -> pd.DataFrame:
+    """``df`` with method_1, method_2 and result codes; the file's own model columns must agree."""
+    derived = oriented(df.loc[preference, ["question_type", "method_a", "method_b", "choice"]])
+    model = pd.DataFrame({METHOD_1: "", METHOD_2: "", RESULT: ""}, index=df.index)
+    model.loc[preference, [METHOD_1, METHOD_2]] = derived[[METHOD_1, METHOD_2]].to_numpy()
+    model.loc[preference, RESULT] = np.asarray(RESULTS, dtype=object)[derived[RESULT].to_numpy()]
+    for column in (METHOD_1, METHOD_2, RESULT):
+        if column in df.columns:
+            _fail_first(path, df, (df[column].astype(str) != model[column]).to_numpy(), column,
+                        lambda row, c=column: f"{row[c]!r} contradicts the answer's question type, "
+                        f"sides and choice, which give {model.loc[row.name, c]!r}")
+    out = df.assign(**{METHOD_1: model[METHOD_1], METHOD_2: model[METHOD_2]})
+    out[RESULT] = -1
+    out.loc[preference, RESULT] = derived[RESULT].to_numpy()
+    return out.astype({RESULT: np.int64})
 
 
 def _check_expected_choice(path: Path, df: pd.DataFrame, is_check: np.ndarray) -> None:

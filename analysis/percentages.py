@@ -8,8 +8,11 @@ which never passes through binary floating point). So 1/8 prints as 12.5, 1/16 a
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from fractions import Fraction
+
+import pandas as pd
 
 DEFAULT_DECIMALS = 1
 
@@ -31,3 +34,22 @@ def format_fraction(value: Fraction, decimals: int = DEFAULT_DECIMALS) -> str:
     rounded = round(value, decimals)
     exact = Decimal(rounded.numerator) / Decimal(rounded.denominator)
     return f"{exact:.{decimals}f}"
+
+
+def format_shares(table: pd.DataFrame, percents: dict[str, tuple[str, ...]],
+                  decimals: int = DEFAULT_DECIMALS) -> pd.DataFrame:
+    """``table`` with its percentages and ``ci_low``/``ci_high`` as the report prints them.
+
+    ``percents`` maps each percentage column to its count column (minus a second one, for a
+    difference); the text is that count over ``n_answers`` by :func:`format_percent`, exact from the
+    integers. The interval, a float in percent, is rounded by the same rule; NaN prints as ''.
+    """
+    out = table.copy()
+    for column, (count, *minus) in percents.items():
+        numerators = table[count] - (table[minus[0]] if minus else 0)
+        out[column] = [format_percent(c, n, decimals)
+                       for c, n in zip(numerators, table["n_answers"])]
+    for column in ("ci_low", "ci_high"):
+        out[column] = ["" if not math.isfinite(v) else format_fraction(Fraction(v), decimals)
+                       for v in table[column].astype(float)]
+    return out

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.comparisons import FIRST
 from analysis.io import PARTICIPANT_KEY, Export
 from analysis.percentages import DEFAULT_DECIMALS, format_percent
 from analysis.selection import Selection
-from analysis.statistics import DEFAULT_CONFIDENCE, cluster_bootstrap_ci
-from analysis.comparisons import FIRST, oriented
+from analysis.statistics import DEFAULT_CONFIDENCE, cluster_bootstrap_ci, usable_intervals
 from analysis.vocabulary import CHOICES
 
 DEFAULT_SPEEDER_MS = 1000.0
@@ -59,7 +59,8 @@ class QualityThresholds:
 
 @dataclass(frozen=True)
 class SampleChecks:
-    """Side bias and position trend of the counted answers (shares in [0, 1])."""
+    """Side bias and position trend of the counted answers (shares in [0, 1]; intervals as
+    :func:`analysis.statistics.usable_intervals` gives them, NaN with fewer than two people)."""
 
     side_a: int
     decisive: int
@@ -150,7 +151,7 @@ def sample_checks(selection: Selection, checks: pd.DataFrame, n_boot: int, seed:
     quarter = (answers["position"].to_numpy() - 1) * QUARTERS // last
     is_a = (answers["choice"] == "A").to_numpy()
     decisive = (answers["choice"] != "equal").to_numpy()
-    is_first = (oriented(answers)["result"] == FIRST).to_numpy()
+    is_first = (answers["result"] == FIRST).to_numpy()
 
     def per_person(weights: np.ndarray, cells: np.ndarray, n_cells: int) -> np.ndarray:
         flat = np.bincount(person * n_cells + cells, weights=weights,
@@ -164,8 +165,9 @@ def sample_checks(selection: Selection, checks: pd.DataFrame, n_boot: int, seed:
                         per_person(np.ones(len(answers)), quarter, QUARTERS)])
     # One cell at a time: few distinct count profiles each, so the bootstrap stays cheap.
     rng = np.random.default_rng([seed, 99])
-    intervals = np.vstack([cluster_bootstrap_ci(hits[:, [k]], totals[:, [k]], n_boot, rng,
-                                                confidence) for k in range(hits.shape[1])])
+    bounds = np.vstack([cluster_bootstrap_ci(hits[:, [k]], totals[:, [k]], n_boot, rng,
+                                             confidence) for k in range(hits.shape[1])])
+    intervals = usable_intervals(hits, totals, bounds, confidence)
     sums, counts = hits.sum(axis=0), totals.sum(axis=0)
     positions = pd.DataFrame([
         {"quarter": k + 1, "answers": int(counts[k + 1]), "method_1": int(sums[k + 1]),

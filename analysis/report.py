@@ -23,23 +23,33 @@ from typing import Callable
 import pandas as pd
 
 from analysis import __version__
-from analysis.comparisons import comparison_table, oriented
+from analysis.comparisons import comparison_table
 from analysis.figures import render_figures
 from analysis.io import Export, InputError, load_export
-from analysis.percentages import DEFAULT_DECIMALS
+from analysis.percentages import DEFAULT_DECIMALS, format_shares
 from analysis.quality import (
-    QUALITY_COLUMNS, QualityThresholds, SampleChecks, participant_quality, sample_checks,
+    QUALITY_COLUMNS,
+    QualityThresholds,
+    SampleChecks,
+    participant_quality,
+    sample_checks,
 )
 from analysis.ranking import MODEL_SENTENCE, Ranking, rank_methods
 from analysis.selection import DEFAULT_MAX_FAILED_CHECKS, Selection, select
 from analysis.statistics import (
-    DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, PREFERENCE_COLUMNS, preference_table,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_CONFIDENCE,
+    MIN_INTERVAL_PARTICIPANTS,
+    PREFERENCE_COLUMNS,
+    PREFERENCE_PERCENTS,
+    preference_numbers,
 )
 from analysis.vocabulary import COMPARISON_COLUMNS, RANKING_COLUMNS, contender_name
 
 FIGURE_CAPTIONS: dict[str, str] = {
     "figure4": "Figure 4. User preference for explanations, pooled over datasets. Whiskers: "
-               "bootstrap confidence interval of the BLA-T share.",
+               "bootstrap confidence interval of the BLA-T share (none where the table gives "
+               "none).",
     "figure7": "Figure 7. User preference by dataset and question type.",
     "figure8": "Figure 8. Gender of the participants counted.",
     "figure9": "Figure 9. Age of the participants counted.",
@@ -109,12 +119,12 @@ def build_report(answers_path: Path, participants_path: Path, out_dir: Path,
                          f"({_left_out_sentence(selection)}); see --include-incomplete, "
                          "--include-excluded, --include-simulated and --keep-inattentive")
     step("computing statistics")
-    table = preference_table(selection.answers, options.n_boot, options.seed,
-                             options.confidence, options.decimals)
-    compared = oriented(selection.answers)
-    comparisons = comparison_table(compared, options.n_boot, options.seed, options.confidence,
-                                   options.decimals)
-    ranking = rank_methods(compared, options.n_boot, options.seed, options.confidence)
+    numbers = preference_numbers(selection.answers, options.n_boot, options.seed,
+                                 options.confidence)
+    table = format_shares(numbers, PREFERENCE_PERCENTS, options.decimals)
+    comparisons = comparison_table(selection.answers, options.n_boot, options.seed,
+                                   options.confidence, options.decimals)
+    ranking = rank_methods(selection.answers, options.n_boot, options.seed, options.confidence)
     quality = participant_quality(export, selection, options.quality, options.decimals)
     checks = sample_checks(selection, export.checks, options.n_boot, options.seed,
                            options.confidence)
@@ -125,7 +135,7 @@ def build_report(answers_path: Path, participants_path: Path, out_dir: Path,
     staging = Path(tempfile.mkdtemp(prefix=".analysis-staging-", dir=out_dir))
     try:
         step("drawing figures")
-        figures = render_figures(table, selection.participants, checks, ranking, staging,
+        figures = render_figures(numbers, selection.participants, checks, ranking, staging,
                                  options.dataset_labels, options.decimals)
         step("writing the report")
         if not table.empty:  # the paper's BLA-T comparisons
@@ -275,7 +285,15 @@ def comparisons_sentence(options: ReportOptions) -> str:
             "one per dataset: the method-1 share of all answers with a participant-cluster "
             f"bootstrap {options.confidence * 100:g}% interval, and the exact participant-level "
             "sign-flip test of method 1 against method 2, Holm-adjusted over the comparisons "
-            "of each dataset row.")
+            f"of each dataset row. {no_interval_sentence()}")
+
+
+def no_interval_sentence() -> str:
+    """When a share has no interval ('–'), and why."""
+    return (f"A share has no interval ('–') when fewer than {MIN_INTERVAL_PARTICIPANTS} "
+            "participants answered it. Where every participant answered in the same proportions, "
+            "resampling people shows no spread although the share is not certain; there the "
+            "interval is the Wilson score interval of the answers.")
 
 
 def rounding_sentence(decimals: int) -> str:
@@ -352,15 +370,19 @@ def quality_html(quality: pd.DataFrame, checks: SampleChecks, figures: dict[str,
         f"{given} attention check(s) were given, {int(quality['checks_passed'].sum())} passed."
         if given else "The export has no attention checks.")
     low, high = checks.side_a_ci
-    side = (f"System A was chosen in {100 * checks.side_a_share:.1f}% of the {checks.decisive} "
-            f"decisive counted answers ({options.confidence * 100:g}% CI "
-            f"{100 * low:.1f}–{100 * high:.1f}%, participant-level bootstrap); "
-            + ("the interval excludes 50%: a side bias." if checks.warnings()
-               else "the interval includes 50%: no side bias detected."))
+    if math.isnan(low):
+        verdict = "no interval (fewer than two participants): side bias untested."
+    elif checks.warnings():
+        verdict = "the interval excludes 50%: a side bias."
+    else:
+        verdict = "the interval includes 50%: no side bias detected."
+    side = (f"System A was chosen in {percent_text(checks.side_a_share)} of the "
+            f"{checks.decisive} decisive counted answers ({options.confidence * 100:g}% CI "
+            f"{interval_text(low, high)}, participant-level bootstrap); {verdict}")
     quarters = "".join(
         f"<tr><td>{r.quarter}</td><td>{r.answers}</td><td>{r.method_1}</td>"
-        f"<td>{100 * r.method_1_share:.1f}%</td>"
-        f"<td>{100 * r.ci_low:.1f}–{100 * r.ci_high:.1f}%</td></tr>"
+        f"<td>{percent_text(r.method_1_share)}</td>"
+        f"<td>{interval_text(r.ci_low, r.ci_high)}</td></tr>"
         for r in checks.positions.itertuples())
     return (
         "<p>One row per participant in <code>participants_quality.csv</code>: answers, median "
@@ -374,6 +396,16 @@ def quality_html(quality: pd.DataFrame, checks: SampleChecks, figures: dict[str,
         "<table><thead><tr><th>Quarter</th><th>Answers</th><th>Method 1</th><th>Method-1 share</th>"
         f"<th>{options.confidence * 100:g}% CI</th></tr></thead><tbody>{quarters}</tbody>"
         "</table>" + figures_html({key: figures[key] for key in QUALITY_FIGURES}))
+
+
+def percent_text(share: float) -> str:
+    """A share in [0, 1] as '12.3%', '–' when undefined (no decisive answers)."""
+    return "–" if math.isnan(share) else f"{100 * share:.1f}%"
+
+
+def interval_text(low: float, high: float) -> str:
+    """An interval of shares as '12.3–45.6%', '–' when there is none."""
+    return "–" if math.isnan(low) else f"{100 * low:.1f}–{100 * high:.1f}%"
 
 
 def figures_html(figures: dict[str, list[Path]]) -> str:

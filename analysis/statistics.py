@@ -1,8 +1,10 @@
-"""Preference statistics per question type and per (dataset, question type) cell.
+"""Participant-clustered statistics of comparisons, and the paper's Figure 4 view of them.
 
-Everything is computed from one integer tensor per question type, ``counts[participant,
-dataset, outcome]`` with outcomes (BLA-T, other, equal), so 360,000 answers cost a few
-numpy calls:
+Every answer is (comparison, method_1, method_2, result) (contracts.comparisons). Everything is
+computed from one integer tensor per comparison, ``counts[participant, dataset, result]`` with
+results (method 1, method 2, equal), so 360,000 answers cost a few numpy calls. The paper's view
+(:func:`preference_numbers`, ``preferences.csv``) takes its three comparisons, whose method 1 is
+BLA-T, and adds:
 
 * share of answers preferring BLA-T with a percentile confidence interval from a cluster
   bootstrap that resamples participants (one person's answers are not independent);
@@ -27,17 +29,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 from scipy import signal, stats
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
 
-from analysis.percentages import DEFAULT_DECIMALS, format_fraction, format_percent
-from analysis.vocabulary import BLA_T, EQUAL, QUESTION_TYPES
+from analysis.percentages import DEFAULT_DECIMALS, format_shares
+from contracts.comparisons import RESULTS
+from contracts.vocabulary import paper_question_types
 
-OUTCOMES: tuple[str, ...] = (BLA_T, "other", EQUAL)
+MIN_INTERVAL_PARTICIPANTS = 2
 ALL_DATASETS = "all"
 DEFAULT_BOOTSTRAP = 2000
 DEFAULT_CONFIDENCE = 0.95
@@ -53,6 +56,11 @@ PREFERENCE_COLUMNS: tuple[str, ...] = (
     "cohens_h", "difference_pct",
     "between_datasets_f", "between_datasets_df1", "between_datasets_df2", "between_datasets_p",
 )
+# Printed percentage -> (count, count subtracted from it) over n_answers.
+PREFERENCE_PERCENTS: dict[str, tuple[str, ...]] = {
+    "bla_t_pct": ("bla_t",), "other_pct": ("other",), "equal_pct": ("equal",),
+    "difference_pct": ("bla_t", "other"),
+}
 
 
 @dataclass(frozen=True)
@@ -68,9 +76,9 @@ class DatasetTest:
 def count_tensor(participant: np.ndarray, dataset: np.ndarray, outcome: np.ndarray,
                  n_participants: int, n_datasets: int) -> np.ndarray:
     """Integer codes of each answer -> counts[participant, dataset, outcome]."""
-    flat = (participant * n_datasets + dataset) * len(OUTCOMES) + outcome
-    size = n_participants * n_datasets * len(OUTCOMES)
-    return np.bincount(flat, minlength=size).reshape(n_participants, n_datasets, len(OUTCOMES))
+    flat = (participant * n_datasets + dataset) * len(RESULTS) + outcome
+    size = n_participants * n_datasets * len(RESULTS)
+    return np.bincount(flat, minlength=size).reshape(n_participants, n_datasets, len(RESULTS))
 
 
 def cluster_bootstrap_ci(hits: np.ndarray, totals: np.ndarray, n_boot: int,
@@ -200,37 +208,38 @@ def between_datasets_test(counts: np.ndarray) -> DatasetTest | None:
     return DatasetTest(f, rank, df2, float(stats.f.sf(f, rank, df2)))
 
 
-def preference_table(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-                     confidence: float = DEFAULT_CONFIDENCE,
-                     decimals: int = DEFAULT_DECIMALS) -> pd.DataFrame:
-    """One row per question type (dataset 'all') followed by one per dataset in it.
+def preference_numbers(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+                       confidence: float = DEFAULT_CONFIDENCE) -> pd.DataFrame:
+    """The paper's Figure 4 view of the comparison model, with unrounded numbers.
 
-    ``answers`` needs columns study, participant, question_type, dataset, outcome and
-    other_method (as :func:`analysis.io.read_answers` gives them). Counts are integers;
-    ``*_pct``, ``ci_*`` and ``difference_pct`` are percentages as text rounded by
-    :mod:`analysis.percentages`; p-values and effect sizes are floats (NaN where undefined).
+    One row per paper question type (dataset 'all') followed by one per dataset in it. ``answers``
+    are counted preference answers as :func:`analysis.io.read_answers` gives them (study,
+    participant, question_type, dataset, method_a, method_b, method_1, result). Each paper
+    comparison's method 1 is BLA-T (contracts.vocabulary), so ``bla_t`` counts method-1 results and
+    ``other`` method-2 results, pooled over the methods shown as its second side (the paper's
+    Grad-CAM stand-in for CAM). Percentages and ``ci_*`` are floats in percent; the interval is
+    as :func:`usable_intervals` gives it.
     """
-    datasets = sorted(answers["dataset"].unique())
-    dataset_code = pd.Categorical(answers["dataset"], categories=datasets).codes
-    outcome_code = pd.Categorical(answers["outcome"], categories=OUTCOMES).codes
+    datasets = sorted(answers["dataset"].astype(str).unique())
+    dataset_code = pd.Categorical(answers["dataset"].astype(str), categories=datasets).codes
+    result = answers["result"].to_numpy()
+    shown = np.where(answers["method_a"].astype(str) == answers["method_1"].astype(str),
+                     answers["method_b"].astype(str), answers["method_a"].astype(str))
     rows: list[dict] = []
-    for index, question_type in enumerate(QUESTION_TYPES):
+    for index, question_type in enumerate(paper_question_types()):
         mask = (answers["question_type"] == question_type).to_numpy()
         if not mask.any():
             continue
-        subset = answers.loc[mask]
         counts, cells, intervals = dataset_cells(
-            subset, dataset_code[mask], outcome_code[mask], len(datasets), n_boot,
+            answers.loc[mask], dataset_code[mask], result[mask], len(datasets), n_boot,
             np.random.default_rng([seed, index]), confidence)
         test = between_datasets_test(counts)
-        names = [ALL_DATASETS] + datasets
-        for k, (name, cell) in enumerate(zip(names, cells)):
+        for k, (name, cell) in enumerate(zip([ALL_DATASETS, *datasets], cells)):
             if cell.sum() == 0:
                 continue
-            others = subset["other_method"] if k == 0 else \
-                subset.loc[subset["dataset"] == name, "other_method"]
-            row = _cell_row(name, question_type, "+".join(sorted(others.unique())), cell,
-                            intervals[k], decimals)
+            in_cell = mask if k == 0 else mask & (dataset_code == k - 1)
+            row = _cell_row(name, question_type, "+".join(sorted(set(shown[in_cell]))), cell,
+                            intervals[k])
             if k == 0 and test is not None:
                 row.update(between_datasets_f=test.f, between_datasets_df1=test.df1,
                            between_datasets_df2=test.df2, between_datasets_p=test.p_value)
@@ -240,10 +249,19 @@ def preference_table(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, see
     return table.astype({"between_datasets_df1": "Int64", "between_datasets_df2": "Int64"})
 
 
+def preference_table(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+                     confidence: float = DEFAULT_CONFIDENCE,
+                     decimals: int = DEFAULT_DECIMALS) -> pd.DataFrame:
+    """preferences.csv: :func:`preference_numbers` with percentages and intervals as printed text
+    (rounded by :mod:`analysis.percentages`, '' where undefined)."""
+    return format_shares(preference_numbers(answers, n_boot, seed, confidence), PREFERENCE_PERCENTS,
+                         decimals)
+
+
 def _cell_row(dataset: str, question_type: str, other_methods: str, cell: np.ndarray,
-              interval: np.ndarray, decimals: int) -> dict:
-    """The preference row of one cell from its participants × outcomes counts."""
-    summary = outcome_summary(cell, interval, decimals)
+              interval: np.ndarray) -> dict:
+    """The preference row of one cell from its participants × results counts."""
+    summary = outcome_summary(cell, interval)
     bla, other, n = summary["first"], summary["second"], summary["n_answers"]
     return {
         "dataset": dataset, "question_type": question_type, "other_methods": other_methods,
@@ -256,7 +274,7 @@ def _cell_row(dataset: str, question_type: str, other_methods: str, cell: np.nda
         "p_value_participants": participant_sign_test(cell[:, 0], cell[:, 1]),
         "p_value_answers_naive": sign_test(bla, other),
         "cohens_h": cohens_h(bla, other),
-        "difference_pct": format_percent(bla - other, n, decimals),
+        "difference_pct": 100.0 * (bla - other) / n,
         "between_datasets_f": math.nan, "between_datasets_df1": None,
         "between_datasets_df2": None, "between_datasets_p": math.nan,
     }
@@ -271,8 +289,9 @@ def dataset_cells(subset: pd.DataFrame, dataset_code: np.ndarray, outcome_code: 
     ``subset`` holds the comparison's answers (columns study, participant); the codes give each
     answer's dataset and outcome (0 first method, 1 second, 2 equal). Returns the tensor
     participants × datasets × outcomes, the cells [pooled, dataset 0, …] as participants ×
-    outcomes, and cells × 2 cluster-bootstrap intervals of the first outcome's share of all
-    answers (one replicate draws participants for every cell at once).
+    outcomes, and cells × 2 intervals of the first outcome's share of all answers
+    (:func:`usable_intervals` of a cluster bootstrap whose replicates draw participants for every
+    cell at once).
     """
     person = subset.groupby(["study", "participant"], sort=False, observed=True).ngroup()
     person = person.to_numpy()
@@ -280,25 +299,47 @@ def dataset_cells(subset: pd.DataFrame, dataset_code: np.ndarray, outcome_code: 
     cells = [counts.sum(axis=1)] + [counts[:, d, :] for d in range(n_datasets)]
     hits = np.stack([cell[:, 0] for cell in cells], axis=1)
     totals = np.stack([cell.sum(axis=1) for cell in cells], axis=1)
-    return counts, cells, cluster_bootstrap_ci(hits, totals, n_boot, rng, confidence)
+    bounds = cluster_bootstrap_ci(hits, totals, n_boot, rng, confidence)
+    return counts, cells, usable_intervals(hits, totals, bounds, confidence)
 
 
-def outcome_summary(cell: np.ndarray, interval: np.ndarray, decimals: int) -> dict:
-    """Counts, percentages, CI (as text) and sign-flip p of one participants × outcomes cell.
+def usable_intervals(hits: np.ndarray, totals: np.ndarray, bounds: np.ndarray,
+                     confidence: float = DEFAULT_CONFIDENCE) -> np.ndarray:
+    """The intervals of sum(hits[:, k]) / sum(totals[:, k]) the report shows (cells × 2 shares).
+
+    ``bounds`` are the cluster-bootstrap intervals of the cells. With fewer than
+    :data:`MIN_INTERVAL_PARTICIPANTS` participants a cell gets none (NaN): one person's answers
+    say nothing about other people. Where every participant answered in the same proportions,
+    resampling people shows no spread and the bootstrap interval is a point, which would claim
+    certainty; such a cell gets the Wilson score interval of its answers instead (the interval
+    if answers were independent, as people who do not differ make them).
+    """
+    shown = np.full((hits.shape[1], 2), np.nan)
+    for k, (low, high) in enumerate(np.asarray(bounds, dtype=np.float64)):
+        if int((totals[:, k] > 0).sum()) < MIN_INTERVAL_PARTICIPANTS:
+            continue
+        if low < high:
+            shown[k] = low, high
+        else:
+            shown[k] = proportion_confint(int(hits[:, k].sum()), int(totals[:, k].sum()),
+                                          alpha=1.0 - confidence, method="wilson")
+    return shown
+
+
+def outcome_summary(cell: np.ndarray, interval: np.ndarray) -> dict:
+    """Counts, percentages, interval and sign-flip p of one participants × results cell.
 
     Keys: n_answers, n_participants, first, second, equal, first_pct, second_pct, equal_pct,
-    ci_low, ci_high (of the first method's share of all answers), p_value (first against second).
+    ci_low, ci_high (percent; ``interval`` of the first method's share of all answers), p_value
+    (first against second). Percentages are unrounded floats.
     """
     first, second, equal = (int(v) for v in cell.sum(axis=0))
     n = first + second + equal
-    ci = ["" if math.isnan(v) else format_fraction(Fraction(100.0 * v), decimals)
-          for v in interval]
     return {
         "n_answers": n, "n_participants": int((cell.sum(axis=1) > 0).sum()),
         "first": first, "second": second, "equal": equal,
-        "first_pct": format_percent(first, n, decimals),
-        "second_pct": format_percent(second, n, decimals),
-        "equal_pct": format_percent(equal, n, decimals),
-        "ci_low": ci[0], "ci_high": ci[1],
+        "first_pct": 100.0 * first / n, "second_pct": 100.0 * second / n,
+        "equal_pct": 100.0 * equal / n, "ci_low": 100.0 * float(interval[0]),
+        "ci_high": 100.0 * float(interval[1]),
         "p_value": sign_flip_test(cell[:, 0].astype(np.int64) - cell[:, 1]),
     }

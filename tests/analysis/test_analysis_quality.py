@@ -114,13 +114,14 @@ def test_bla_t_share_by_quarter_and_side_a_share_are_exact(default):
     folder, result = default
     page = re.sub(r"\s+", " ", (folder / "out" / "report.html").read_text())
     # good and fast answer alike: quarters hold (bla, bla), (other, equal), (bla, bla),
-    # (bla, other); identical people make every bootstrap interval a point.
-    for quarter, bla, share in [(1, 4, "100.0"), (2, 0, "0.0"), (3, 4, "100.0"),
-                                (4, 2, "50.0")]:
+    # (bla, other); identical people make every bootstrap interval a point, which would claim
+    # certainty, so the interval is the Wilson score interval of the answers (issue 26).
+    for quarter, bla, share, interval in [(1, 4, "100.0", "51.0–100.0"), (2, 0, "0.0", "0.0–49.0"),
+                                          (3, 4, "100.0", "51.0–100.0"), (4, 2, "50.0", "15.0–85.0")]:
         assert (f"<tr><td>{quarter}</td><td>4</td><td>{bla}</td><td>{share}%</td>"
-                f"<td>{share}–{share}%</td></tr>") in page
+                f"<td>{interval}%</td></tr>") in page
     assert ("System A was chosen in 57.1% of the 14 decisive counted answers (95% CI "
-            "57.1–57.1%" in page)
+            "32.6–78.6%" in page)
     assert (folder / "out" / "quality_positions.svg").read_text().count("(n = 4)") == 4
 
 
