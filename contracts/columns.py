@@ -1,9 +1,12 @@
 """Columns of the study export's CSV files (docs/formats.md), in the order they are written."""
 from __future__ import annotations
 
+from contracts.comparisons import METHOD_1, METHOD_2, RESULT
+
 EXPECTED_CHOICE = "expected_choice"
-# Appended later (attention checks); exports made before it lack the column.
-OPTIONAL_ANSWER_COLUMNS: tuple[str, ...] = (EXPECTED_CHOICE,)
+# Appended later: attention checks, then the comparison model (contracts.comparisons); exports made
+# before either lack its columns.
+OPTIONAL_ANSWER_COLUMNS: tuple[str, ...] = (EXPECTED_CHOICE, METHOD_1, METHOD_2, RESULT)
 REQUIRED_ANSWER_COLUMNS: tuple[str, ...] = (
     "study", "participant", "position", "pair_id", "question_type", "dataset", "image_id",
     "method_a", "method_b", "choice", "chosen_method", "response_ms", "answered_at",

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from contracts.columns import ANSWER_COLUMNS, EXPORT_COLUMNS, PARTICIPANT_COLUMNS
+from contracts.comparisons import oriented_answer
 from contracts.files import atomic_binary
 from studyapp.models import ATTENTION_CHECK, Answer, Participant, Study
 
@@ -38,7 +39,8 @@ def iso_utc(moment: datetime | None) -> str:
 def answer_rows(study: Study) -> Iterator[tuple[object, ...]]:
     """One row per stored answer of the study, ordered by participant start and position.
 
-    An attention check's row has question type ``attention_check`` and its instructed ``expected_choice``.
+    An attention check's row has question type ``attention_check`` and its instructed ``expected_choice``;
+    every other row ends with its comparison's ``method_1``, ``method_2`` and ``result`` (contracts.comparisons).
     """
     answers = (
         Answer.objects.filter(item__participant__study=study)
@@ -47,11 +49,13 @@ def answer_rows(study: Study) -> Iterator[tuple[object, ...]]:
     )
     for answer in answers.iterator(chunk_size=2000):
         item = answer.item
+        shown = (item.question_type, item.stimulus_a.method, item.stimulus_b.method)
+        model = ("", "", "") if item.question_type == ATTENTION_CHECK else oriented_answer(*shown, answer.choice)
         yield (
             study.slug, item.participant.public_id, item.position, item.pair.pair_id, item.question_type,
             item.pair.dataset.key, item.pair.image_id, item.stimulus_a.method, item.stimulus_b.method,
             answer.choice, answer.chosen_method, answer.response_ms, iso_utc(answer.answered_at),
-            item.expected_choice,
+            item.expected_choice, *model,
         )  # fmt: skip
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from analysis.report import ReportOptions, ReportResult, build_report
-from contracts.columns import EXPECTED_CHOICE, PARTICIPANT_COLUMNS, REQUIRED_ANSWER_COLUMNS
+from contracts.columns import (
+    EXPECTED_CHOICE, OPTIONAL_ANSWER_COLUMNS, PARTICIPANT_COLUMNS, REQUIRED_ANSWER_COLUMNS,
+)
 from contracts.vocabulary import ATTENTION_CHECK, QUESTION_TYPES
 
 OTHER = {question_type: others[0] for question_type, others in QUESTION_TYPES.items()}
@@ -89,11 +91,12 @@ def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> Path:
 def write_export(folder: Path, answers: list[dict], participants: list[dict]) -> tuple[Path, Path]:
     """Write answers.csv and participants.csv into ``folder``.
 
-    The ``expected_choice`` column is written only when some row has one (else: an old export).
+    An optional column (``expected_choice``, the comparison model's ``method_1``, ``method_2``,
+    ``result``) is written only when some row has it (else: an older export).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    columns = REQUIRED_ANSWER_COLUMNS + ((EXPECTED_CHOICE,) if any(EXPECTED_CHOICE in row
-                                                           for row in answers) else ())
+    columns = REQUIRED_ANSWER_COLUMNS + tuple(
+        column for column in OPTIONAL_ANSWER_COLUMNS if any(column in row for row in answers))
     return (write_csv(folder / "answers.csv", columns, answers),
             write_csv(folder / "participants.csv", PARTICIPANT_COLUMNS, participants))
 

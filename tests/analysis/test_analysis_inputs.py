@@ -6,6 +6,7 @@ import pytest
 from analysis.cli import main
 from analysis.io import InputError, load_export
 from analysis_exports import answer_row, participant_row, write_export
+from contracts.comparisons import METHOD_1, METHOD_2, RESULT, RESULTS, oriented_answer
 
 
 def small_export() -> tuple[list[dict], list[dict]]:
@@ -145,3 +146,29 @@ def test_cli_reports_one_error_line_and_writes_nothing(tmp_path, capsys):
     assert err == [f"error: {tmp_path / 'export' / 'answers.csv'}, data row 4, column 'choice': "
                    "unknown value 'X' (expected one of 'A', 'B', 'equal')"]
     assert not (tmp_path / "out").exists()
+
+
+def with_model(answers: list[dict]) -> list[dict]:
+    """The rows as the study app now exports them: with method_1, method_2 and result."""
+    return [{**row, **dict(zip((METHOD_1, METHOD_2, RESULT), oriented_answer(
+        row["question_type"], row["method_a"], row["method_b"], row["choice"])))}
+        for row in answers]
+
+
+def test_exported_model_columns_are_read_as_the_answers_say(tmp_path):
+    answers, people = small_export()
+    derived = load(tmp_path / "old", answers, people).answers
+    exported = load(tmp_path / "new", with_model(answers), people).answers
+    columns = [METHOD_1, METHOD_2, RESULT]
+    assert exported[columns].equals(derived[columns])
+    assert list(exported[METHOD_2][:3]) == ["cam", "l2x_f", "random(bla_t)"]
+    assert [RESULTS[code] for code in exported[RESULT][:3]] == ["method_1", "equal", "method_2"]
+
+
+def test_a_model_column_that_contradicts_the_answer_is_one_clear_error(tmp_path):
+    answers, people = small_export()
+    answers = with_model(answers)
+    answers[3][RESULT] = "method_2"  # p001's BLA-T vs CAM answer chose BLA-T
+    assert error_of(tmp_path, answers, people).endswith(
+        "answers.csv, data row 4, column 'result': 'method_2' contradicts the answer's question "
+        "type, sides and choice, which give 'method_1'")

@@ -149,7 +149,9 @@ def test_a_check_is_shown_like_a_question_answered_and_exported(checked_study: S
 
     manifest = json.loads((out / "export_manifest.json").read_text())
     assert manifest["database_rows"]["attention_checks"] == 2
-    assert manifest["files"]["answers.csv"]["columns"][-1] == "expected_choice"
+    # Issue 26 appends the comparison model after expected_choice; a check row has none.
+    assert manifest["files"]["answers.csv"]["columns"][-4:] == ["expected_choice", "method_1", "method_2", "result"]
+    assert all(rows[p]["method_1"] == rows[p]["method_2"] == rows[p]["result"] == "" for p in check_positions)
     assert verify_export(out) == []
 
 

@@ -50,7 +50,7 @@ def test_export_columns_match_design_and_database(study, tmp_path):
 
     header = (out / "answers.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header == ("study,participant,position,pair_id,question_type,dataset,image_id,method_a,method_b,"
-                      "choice,chosen_method,response_ms,answered_at,expected_choice")
+                      "choice,chosen_method,response_ms,answered_at,expected_choice,method_1,method_2,result")
     answers = _read(out / "answers.csv")
     assert len(answers) == 13
     mine = [r for r in answers if r["participant"] == done.public_id]
@@ -59,13 +59,16 @@ def test_export_columns_match_design_and_database(study, tmp_path):
     for row in mine:
         item = done.items.select_related("pair__dataset", "stimulus_a", "stimulus_b", "answer").get(position=int(row["position"]))
         expected_chosen = {"A": item.stimulus_a.method, "B": item.stimulus_b.method, "equal": "equal"}[row["choice"]]
+        other = item.pair.question_type.removeprefix("bla_t_vs_")
+        result = {"bla_t": "method_1", "equal": "equal"}.get(expected_chosen, "method_2")
         assert row == {
             "study": "pilot", "participant": done.public_id, "position": row["position"],
             "pair_id": item.pair.pair_id, "question_type": item.pair.question_type, "dataset": item.pair.dataset.key,
             "image_id": item.pair.image_id, "method_a": item.stimulus_a.method, "method_b": item.stimulus_b.method,
             "choice": item.answer.choice, "chosen_method": expected_chosen,
             "response_ms": str(item.answer.response_ms), "answered_at": iso_utc(item.answer.answered_at),
-            "expected_choice": "",
+            "expected_choice": "", "method_1": "bla_t", "method_2": "random(bla_t)" if other == "random" else other,
+            "result": result,
         }  # fmt: skip
         assert ISO.match(row["answered_at"])
         assert {row["method_a"], row["method_b"]} == {"bla_t", row["question_type"].removeprefix("bla_t_vs_")}
