@@ -220,7 +220,7 @@ def html_table(rows: list[list[str]]) -> str:
 def preferences_markdown(table: pd.DataFrame, options: ReportOptions) -> str:
     """preferences.md: the same rows as a Markdown table, with the rounding rule stated."""
     return ("# User preferences\n\n" + markdown_table(display_rows(table, options)) + "\n\n"
-            + rounding_sentence(options.decimals) + "\n")
+            + rounding_sentence(options.decimals) + " " + no_interval_sentence() + "\n")
 
 
 def comparison_rows(comparisons: pd.DataFrame, options: ReportOptions) -> list[list[str]]:
