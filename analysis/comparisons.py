@@ -25,7 +25,7 @@ from analysis.statistics import (
     DEFAULT_CONFIDENCE,
     dataset_cells,
     holm,
-    outcome_summary,
+    result_summary,
 )
 from analysis.vocabulary import COMPARISON_COLUMNS, EQUAL
 from contracts.comparisons import METHOD_1, METHOD_2, RESULT, comparison_sides
@@ -86,7 +86,7 @@ def comparison_numbers(data: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed
         for name, cell, interval in zip([ALL_DATASETS, *datasets], cells, intervals):
             if cell.sum() == 0:
                 continue
-            summary = outcome_summary(cell, interval)
+            summary = result_summary(cell, interval)
             rows.append({
                 "dataset": name, "question_type": key[0], METHOD_1: key[1], METHOD_2: key[2],
                 "n_answers": summary["n_answers"], "n_participants": summary["n_participants"],
@@ -104,6 +104,6 @@ def comparison_numbers(data: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed
 def comparison_table(data: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                      confidence: float = DEFAULT_CONFIDENCE,
                      decimals: int = DEFAULT_DECIMALS) -> pd.DataFrame:
-    """comparisons.csv: :func:`comparison_numbers` with percentages and intervals as printed text."""
+    """comparisons.csv: :func:`comparison_numbers` with percentages and intervals as text."""
     return format_shares(comparison_numbers(data, n_boot, seed, confidence), COMPARISON_PERCENTS,
                          decimals)

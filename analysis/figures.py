@@ -92,7 +92,8 @@ def draw_interval(ax, position: float, low: float, high: float, horizontal: bool
         ax.errorbar([position], [middle], yerr=[half], fmt="none", **style)
 
 
-def draw_preference_panel(ax, row: pd.Series, title: str, decimals: int = DEFAULT_DECIMALS) -> float:
+def draw_preference_panel(ax, row: pd.Series, title: str,
+                          decimals: int = DEFAULT_DECIMALS) -> float:
     """Bars BLA-T / other / equal as relative frequencies with percentage labels, from the
     unrounded row of :func:`analysis.statistics.preference_numbers`; the whisker is the BLA-T
     share's interval in percent (none where the table gives none).

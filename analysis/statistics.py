@@ -73,10 +73,10 @@ class DatasetTest:
     p_value: float
 
 
-def count_tensor(participant: np.ndarray, dataset: np.ndarray, outcome: np.ndarray,
+def count_tensor(participant: np.ndarray, dataset: np.ndarray, result: np.ndarray,
                  n_participants: int, n_datasets: int) -> np.ndarray:
-    """Integer codes of each answer -> counts[participant, dataset, outcome]."""
-    flat = (participant * n_datasets + dataset) * len(RESULTS) + outcome
+    """Integer codes of each answer -> counts[participant, dataset, result]."""
+    flat = (participant * n_datasets + dataset) * len(RESULTS) + result
     size = n_participants * n_datasets * len(RESULTS)
     return np.bincount(flat, minlength=size).reshape(n_participants, n_datasets, len(RESULTS))
 
@@ -170,7 +170,7 @@ def cohens_h(wins: int, losses: int) -> float:
 def between_datasets_test(counts: np.ndarray) -> DatasetTest | None:
     """Wald test that the (BLA-T, other) shares are equal in every dataset.
 
-    ``counts`` is participants × datasets × outcomes. The covariance of the per-dataset shares
+    ``counts`` is participants × datasets × results. The covariance of the per-dataset shares
     is the cluster-robust (linearisation / sandwich) estimate with participants as clusters,
     so answers of one person — within and across datasets — may be correlated. With Wald
     statistic W, k the rank of the contrast covariance (at most 2 · (datasets − 1)) and
@@ -261,7 +261,7 @@ def preference_table(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, see
 def _cell_row(dataset: str, question_type: str, other_methods: str, cell: np.ndarray,
               interval: np.ndarray) -> dict:
     """The preference row of one cell from its participants × results counts."""
-    summary = outcome_summary(cell, interval)
+    summary = result_summary(cell, interval)
     bla, other, n = summary["first"], summary["second"], summary["n_answers"]
     return {
         "dataset": dataset, "question_type": question_type, "other_methods": other_methods,
@@ -280,22 +280,22 @@ def _cell_row(dataset: str, question_type: str, other_methods: str, cell: np.nda
     }
 
 
-def dataset_cells(subset: pd.DataFrame, dataset_code: np.ndarray, outcome_code: np.ndarray,
+def dataset_cells(subset: pd.DataFrame, dataset_code: np.ndarray, result_code: np.ndarray,
                   n_datasets: int, n_boot: int, rng: np.random.Generator,
                   confidence: float = DEFAULT_CONFIDENCE,
                   ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Counts of one comparison pooled and per dataset, with the first outcome's bootstrap CIs.
+    """Counts of one comparison pooled and per dataset, with the first result's bootstrap CIs.
 
     ``subset`` holds the comparison's answers (columns study, participant); the codes give each
-    answer's dataset and outcome (0 first method, 1 second, 2 equal). Returns the tensor
-    participants × datasets × outcomes, the cells [pooled, dataset 0, …] as participants ×
-    outcomes, and cells × 2 intervals of the first outcome's share of all answers
+    answer's dataset and result (0 first method, 1 second, 2 equal). Returns the tensor
+    participants × datasets × results, the cells [pooled, dataset 0, …] as participants ×
+    results, and cells × 2 intervals of the first result's share of all answers
     (:func:`usable_intervals` of a cluster bootstrap whose replicates draw participants for every
     cell at once).
     """
     person = subset.groupby(["study", "participant"], sort=False, observed=True).ngroup()
     person = person.to_numpy()
-    counts = count_tensor(person, dataset_code, outcome_code, int(person.max()) + 1, n_datasets)
+    counts = count_tensor(person, dataset_code, result_code, int(person.max()) + 1, n_datasets)
     cells = [counts.sum(axis=1)] + [counts[:, d, :] for d in range(n_datasets)]
     hits = np.stack([cell[:, 0] for cell in cells], axis=1)
     totals = np.stack([cell.sum(axis=1) for cell in cells], axis=1)
@@ -326,7 +326,7 @@ def usable_intervals(hits: np.ndarray, totals: np.ndarray, bounds: np.ndarray,
     return shown
 
 
-def outcome_summary(cell: np.ndarray, interval: np.ndarray) -> dict:
+def result_summary(cell: np.ndarray, interval: np.ndarray) -> dict:
     """Counts, percentages, interval and sign-flip p of one participants × results cell.
 
     Keys: n_answers, n_participants, first, second, equal, first_pct, second_pct, equal_pct,

@@ -4,8 +4,8 @@ The comparison is the answer's question type ``{a}_vs_{b}`` (contracts.vocabular
 ``a``; ``method_2`` is the method actually shown against it: ``b``, the paper's stand-in for ``b``
 (Grad-CAM in ``bla_t_vs_cam``), or ``random(a)`` for the random-swap control ``{a}_vs_random``. The
 result undoes the screen sides (System A / B): method 1 chosen, method 2 chosen, or equal. The study
-export writes these columns (docs/formats.md), the analysis counts them, the dashboard draws them; the
-paper's Figure 4 is the view of this model for its three BLA-T comparisons.
+export writes these columns (docs/formats.md), the analysis counts them, the dashboard draws them;
+the paper's Figure 4 is the view of this model for its three BLA-T comparisons.
 """
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ def result_of(choice: str, method_1_on_a: bool) -> str:
     return METHOD_1 if (choice == "A") == method_1_on_a else METHOD_2
 
 
-def oriented_answer(question_type: str, method_a: str, method_b: str, choice: str) -> tuple[str, str, str]:
-    """(method_1, method_2, result) of one answer as shown on screen; ValueError if they do not fit."""
+def oriented_answer(question_type: str, method_a: str, method_b: str,
+                    choice: str) -> tuple[str, str, str]:
+    """(method_1, method_2, result) of one answer as shown on screen; ValueError if they misfit."""
     method_1_on_a, method_1, method_2 = comparison_sides(question_type, method_a, method_b)
     return method_1, method_2, result_of(choice, method_1_on_a)

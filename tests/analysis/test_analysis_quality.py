@@ -116,8 +116,9 @@ def test_bla_t_share_by_quarter_and_side_a_share_are_exact(default):
     # good and fast answer alike: quarters hold (bla, bla), (other, equal), (bla, bla),
     # (bla, other); identical people make every bootstrap interval a point, which would claim
     # certainty, so the interval is the Wilson score interval of the answers (issue 26).
-    for quarter, bla, share, interval in [(1, 4, "100.0", "51.0–100.0"), (2, 0, "0.0", "0.0–49.0"),
-                                          (3, 4, "100.0", "51.0–100.0"), (4, 2, "50.0", "15.0–85.0")]:
+    for quarter, bla, share, interval in [
+            (1, 4, "100.0", "51.0–100.0"), (2, 0, "0.0", "0.0–49.0"),
+            (3, 4, "100.0", "51.0–100.0"), (4, 2, "50.0", "15.0–85.0")]:
         assert (f"<tr><td>{quarter}</td><td>4</td><td>{bla}</td><td>{share}%</td>"
                 f"<td>{interval}%</td></tr>") in page
     assert ("System A was chosen in 57.1% of the 14 decisive counted answers (95% CI "

@@ -20,7 +20,7 @@ def test_the_screen_sides_are_undone(shown, choice, expected):
 
 
 @pytest.mark.parametrize(("shown", "choice", "says"), [
-    (("bla_t_vs_cam", "bla_t", "lime"), "A", "methods 'bla_t' and 'lime' do not form question type"),
+    (("bla_t_vs_cam", "bla_t", "lime"), "A", "methods 'bla_t' and 'lime' do not form"),
     (("bla_t_vs_cam", "bla_t", "cam"), "C", "choice 'C' is not 'A', 'B' or 'equal'"),
     (("cam_vs_cam", "cam", "cam"), "A", "a comparison needs two different methods"),
 ])
