@@ -23,7 +23,7 @@ and range over the seeds; ``object share`` is the share of the grid inside the b
 a mask drawn at random). Library methods (``bla_core.library_methods``) run on the first
 ``--library-images`` validation images of every seed only, to fit CPU time.
 
-    .venv/bin/python bench/localisation.py [--kinds clutter,positions,distractor] [--seeds 5]
+    .venv/bin/python bench/localisation.py [--kinds clutter,positions,distractor] [--seeds 5] [--classes 4]
         [--per-class 500] [--starts small,centred,paper] [--library all|none|a,b] [--out results.csv]
     .venv/bin/python bench/localisation.py --quick   # the test suite's size: 1 kind, 2 seeds, tiny folders
 """
@@ -48,14 +48,20 @@ from bla_core.backbones import LITE0
 from bla_core.classifier import ExplainedClassifier
 from bla_core.config import TrainConfig, resolve_config
 from bla_core.datasets import load_dataset
-from bla_core.features import stack_images
 from bla_core.feature_split import batches
+from bla_core.features import stack_images
 from bla_core.library_methods import LIBRARY_METHODS, library_maps
 from bla_core.liveness import BLA_STARTS
 from bla_core.model_building import for_backbone
 from bla_core.pooling import position_scores
 from bla_core.posthoc import cam, grad_cam
-from bla_core.synthetic import KINDS, EvidenceFolder, cells_inside, write_evidence_folder
+from bla_core.synthetic import (
+    DEFAULT_CLASSES,
+    KINDS,
+    EvidenceFolder,
+    cells_inside,
+    write_evidence_folder,
+)
 from bla_core.training import train_baseline, train_explainer
 
 COLUMNS = ("kind", "method", "start", "seed", "images", "accuracy", "mask_size", "precision", "pointing",
@@ -180,11 +186,11 @@ def seed_rows(folder: EvidenceFolder, config: TrainConfig, seed: int, starts: li
 
 
 def run(kinds: list[str], seeds: int, per_class: int, starts: list[str], library: list[str], library_images: int,
-        work: Path, epochs: int | None, device: torch.device) -> list[dict]:
+        work: Path, epochs: int | None, device: torch.device, classes: int = DEFAULT_CLASSES) -> list[dict]:
     """All rows: every kind × seed × method (BLA-T once per start)."""
     rows = []
     for kind in kinds:
-        folder = write_evidence_folder(work / kind, kind, per_class, seed=0)
+        folder = write_evidence_folder(work / kind, kind, per_class, seed=0, classes=classes)
         splits = load_dataset(folder.spec)
         config = resolve_config(TrainConfig(dataset=folder.spec, backbone=LITE0, weights="bundled", epochs=epochs),
                                 splits)
@@ -231,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default=",".join(KINDS), help="synthetic folder kinds (default: all)")
     parser.add_argument("--seeds", type=int, default=5, help="training seeds 0..N-1 (default: %(default)s)")
     parser.add_argument("--per-class", type=int, default=500, help="images per class (default: %(default)s)")
+    parser.add_argument("--classes", type=int, default=4,
+                        help="object classes per folder, 2-4 (default: %(default)s, many classes as photo datasets have)")
     parser.add_argument("--starts", default=",".join(BLA_STARTS), help="BLA-T starts side by side (default: all)")
     parser.add_argument("--library", default="all", help="library methods: all, none or a comma list (default: all)")
     parser.add_argument("--library-images", type=int, default=8,
@@ -255,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work) if args.work else Path(tmp)
         rows = run(kinds, args.seeds, args.per_class, starts, library, args.library_images, work, args.epochs,
-                   torch.device("cpu"))
+                   torch.device("cpu"), args.classes)
     print(summary(rows))
     if args.out:
         with open(args.out, "w", newline="") as handle:

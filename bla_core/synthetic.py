@@ -33,7 +33,8 @@ from .errors import BLAError
 from .files import write_json
 
 KINDS = ("clutter", "positions", "distractor")
-CLASS_SHAPES = ("disc", "cross")  # the class folders, in label order
+CLASS_SHAPES = ("disc", "cross", "ring", "diamond")  # the class folders, in label order
+DEFAULT_CLASSES = 2  # a folder's classes: the first this many of CLASS_SHAPES
 BOXES_FILE = "boxes.json"
 OBJECT_SIDE = (64, 88)  # the evidence object's side in pixels at size 224, drawn uniformly
 CLUTTER_ITEMS = {"clutter": 60, "positions": 0, "distractor": 25}
@@ -89,6 +90,11 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, float, 
         third_w, third_h = (x1 - x0) / 3, (y1 - y0) / 3
         draw.rectangle((x0 + third_w, y0, x1 - third_w, y1), fill=colour)
         draw.rectangle((x0, y0 + third_h, x1, y1 - third_h), fill=colour)
+    elif shape == "ring":
+        draw.ellipse(box, outline=colour, width=max(3, round((x1 - x0) / 6)))
+    elif shape == "diamond":
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        draw.polygon([(cx, y0), (x1, cy), (cx, y1), (x0, cy)], fill=colour, outline=(0, 0, 0))
     elif shape == "square":
         inset = (x1 - x0) * 0.12
         draw.rectangle((x0 + inset, y0 + inset, x1 - inset, y1 - inset), fill=colour, outline=(0, 0, 0), width=2)
@@ -131,20 +137,24 @@ def evidence_image(kind: str, shape: str, rng: np.random.Generator,
     return image, box
 
 
-def write_evidence_folder(out: Path, kind: str, per_class: int, seed: int, size: int = 224) -> EvidenceFolder:
-    """Write ``per_class`` PNG images per class of ``kind`` into ``out`` and their boxes to
-    ``out/boxes.json``; the same arguments always write the same pixels."""
+def write_evidence_folder(out: Path, kind: str, per_class: int, seed: int, size: int = 224,
+                          classes: int = DEFAULT_CLASSES) -> EvidenceFolder:
+    """Write ``per_class`` PNG images per class of ``kind`` (the first ``classes`` shapes of
+    :data:`CLASS_SHAPES`) into ``out`` and their boxes to ``out/boxes.json``; the same arguments
+    always write the same pixels."""
     if kind not in KINDS:
         raise BLAError(f"unknown evidence folder kind {kind!r}; choose one of {', '.join(KINDS)}")
     if per_class < 1:
         raise BLAError(f"per_class must be at least 1, got {per_class}")
     if size < 32:
         raise BLAError(f"size must be at least 32 pixels, got {size}")
+    if not 2 <= classes <= len(CLASS_SHAPES):
+        raise BLAError(f"classes must be between 2 and {len(CLASS_SHAPES)}, got {classes}")
     out = Path(out)
     rng = np.random.default_rng([seed, KINDS.index(kind)])
     boxes = {}
     for index in range(per_class):
-        for shape in CLASS_SHAPES:
+        for shape in CLASS_SHAPES[:classes]:
             image, box = evidence_image(kind, shape, rng, size)
             image_id = f"{shape}/{index:04d}.png"
             (out / shape).mkdir(parents=True, exist_ok=True)

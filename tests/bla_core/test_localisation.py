@@ -54,6 +54,16 @@ def test_boxes_are_stored_beside_the_class_folders_and_cells_count_by_half_their
         read_evidence_folder(tmp_path)
     with pytest.raises(BLAError, match="unknown evidence folder kind 'stripes'"):
         write_evidence_folder(tmp_path / "x", "stripes", 2, 0)
+    with pytest.raises(BLAError, match="classes must be between 2 and 4, got 5"):
+        write_evidence_folder(tmp_path / "x", "clutter", 2, 0, classes=5)
+
+
+def test_a_four_class_folder_holds_one_folder_per_shape_with_the_boxes_of_all(tmp_path):
+    folder = write_evidence_folder(tmp_path / "four", "distractor", per_class=3, seed=1, classes=4)
+    assert sorted(p.name for p in folder.root.iterdir()) == ["boxes.json", "cross", "diamond", "disc", "ring"]
+    assert len(folder.boxes) == 12 and read_evidence_folder(folder.root).boxes == folder.boxes
+    again = write_evidence_folder(tmp_path / "again", "distractor", per_class=3, seed=1, classes=4)
+    assert (folder.root / "ring" / "0002.png").read_bytes() == (again.root / "ring" / "0002.png").read_bytes()
 
 
 def test_the_quick_benchmark_writes_one_row_per_method_start_and_seed(tmp_path, capsys):
