@@ -1,7 +1,6 @@
 """The report on small and degenerate samples: it always renders, and never shows an interval that
 claims more than the data can say (issue 26)."""
 
-import math
 import tempfile
 from collections import Counter
 from pathlib import Path
