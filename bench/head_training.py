@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from bla_core.backbones import build_backbone
-from bla_core.classifier import ExplainedClassifier, PoolingConfig, build_pooling
+from bla_core.classifier import ExplainedClassifier, PoolingConfig
+from bla_core.methods import build_pooling
 from bla_core.feature_cache import CachedFeatures
 from bla_core.config import TrainConfig
 from bla_core.feature_split import FeatureSplit

@@ -2,7 +2,8 @@
 __version__ = "0.1.0"
 
 from .attention import BoundedLogitAttention  # noqa: E402
-from .classifier import METHODS, ExplainedClassifier  # noqa: E402
+from .classifier import ExplainedClassifier  # noqa: E402
+from .methods import METHODS  # noqa: E402
 from .l2x import L2XSelector  # noqa: E402
 from .posthoc import cam, grad_cam  # noqa: E402
 

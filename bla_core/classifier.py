@@ -6,19 +6,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attention import BoundedLogitAttention
 from .dropout import Dropout
-from .errors import BLAError
-from .l2x import L2XSelector
-from .pooling import AveragePooling, PoolingOutput
-
-METHODS = ("baseline", "bla", "bla_t", "bla_ph", "l2x_f")
-EXPLANATION_METHODS = METHODS[1:]
+from .pooling import PoolingOutput
 
 
 @dataclass(frozen=True)
 class PoolingConfig:
-    """Hyper-parameters of the pooling layer; ``gamma`` is the absolute BLA-T threshold."""
+    """Hyper-parameters of the pooling layer of ``method`` (a key of bla_core.methods.METHODS);
+    ``gamma`` is the absolute BLA-T threshold."""
 
     method: str = "baseline"
     theta: float = 0.1
@@ -26,32 +21,6 @@ class PoolingConfig:
     k: int = 8
     tau: float = 0.1
     l2x_pooling: str = "sum"  # L2X-F training pooling, see L2XSelector
-
-
-def check_method(method: str) -> None:
-    """Raise a clear error for a method name that is not one of :data:`METHODS`."""
-    if method not in METHODS:
-        raise BLAError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-
-
-def check_pooling(config: PoolingConfig, positions: int) -> None:
-    """Raise a clear error when ``config`` cannot pool a feature map of ``positions`` = h·w cells."""
-    check_method(config.method)
-    if config.method == "l2x_f" and config.k > positions:
-        raise BLAError(f"L2X-F k={config.k} is larger than the {positions} positions of the feature map")
-    if config.method in ("bla_t", "bla_ph") and config.gamma is None:
-        raise BLAError(f"method {config.method!r} needs a threshold gamma")
-
-
-def build_pooling(config: PoolingConfig, channels: int, positions: int) -> nn.Module:
-    """The pooling layer of ``config.method`` for a feature map with ``positions`` = h·w cells."""
-    check_pooling(config, positions)
-    if config.method == "baseline":
-        return AveragePooling()
-    if config.method == "l2x_f":
-        return L2XSelector(channels, k=config.k, tau=config.tau, pooling=config.l2x_pooling)
-    gamma = None if config.method == "bla" else config.gamma
-    return BoundedLogitAttention(channels, theta=config.theta, gamma=gamma)
 
 
 @dataclass

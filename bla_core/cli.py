@@ -17,13 +17,13 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from . import distributed  # noqa: E402
-from .errors import BLAError  # noqa: E402
-from .l2x import TRAINING_POOLINGS  # noqa: E402
-from .faithfulness import FILLS  # noqa: E402
-from .liveness import BLA_STARTS  # noqa: E402
-from .library_methods import LIBRARY_METHODS  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .devices import resolve_device  # noqa: E402
+from .errors import BLAError  # noqa: E402
+from .faithfulness import FILLS  # noqa: E402
+from .l2x import TRAINING_POOLINGS  # noqa: E402
+from .liveness import BLA_STARTS  # noqa: E402
+from .methods import BASELINE, POSTHOC, explanation_keys, keys, trained_keys  # noqa: E402
 
 
 def training_options() -> argparse.ArgumentParser:
@@ -93,7 +93,7 @@ def cmd_experiment(args: argparse.Namespace) -> str:
     from .experiment import parse_methods, run_experiment, run_experiments
 
     methods = parse_methods(args.methods)
-    base = config_from(args, "baseline", args.first_seed)
+    base = config_from(args, BASELINE, args.first_seed)
     if args.datasets:
         specs = [spec.strip() for spec in args.datasets.split(",") if spec.strip()]
         results = run_experiments(base, specs, methods, args.runs, Path(args.out), resolve_device(args.device),
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", parents=[training_options()], help="train one model",
                                 description="Train the baseline or an explanation model; writes checkpoint.pt and metrics.json.")
-    train.add_argument("--method", required=True, help="baseline, bla, bla_t, bla_ph or l2x_f")
+    train.add_argument("--method", required=True, help=", ".join(trained_keys()))
     train.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
     train.add_argument("--baseline", default=None, help="a baseline run folder to start from (default: train one into OUT/baseline)")
     train.add_argument("--out", required=True, help="output folder")
@@ -144,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     experiment = commands.add_parser("experiment", parents=[training_options()], help="repeated runs with statistics",
                                      description="Repeat the baseline and each method over seeds; writes results.csv, "
                                                  "summary.md and figure3.png; resumes when run again.")
-    experiment.add_argument("--methods", default="baseline,l2x_f,bla,bla_t,bla_ph",
-                            help="comma-separated (default: %(default)s, the §4.2 protocol)")
+    experiment.add_argument("--methods", default=",".join(trained_keys()),
+                            help="comma-separated (default: every trainable method, "
+                                 "%(default)s; the built-in ones are the §4.2 protocol)")
     experiment.add_argument("--datasets", default=None,
                             help="comma-separated dataset specs run one after another into OUT/<dataset>/, with one "
                                  "combined Table 1 and Figure 3 in OUT (replaces --dataset)")
@@ -159,9 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(its fields: docs/formats.md, 'Explanations file').")
     explain.add_argument("--run", required=True, help="run folder (holds checkpoint.pt)")
     explain.add_argument("--split", default="val", choices=("train", "val"), help="split (default: %(default)s)")
-    explain.add_argument("--method", default=None, choices=("bla", "bla_t", "bla_ph", "l2x_f", "cam", "grad_cam", *LIBRARY_METHODS),
-                         help="default: the run's own method; cam for a baseline run. "
-                              "Library-backed (any run): " + ", ".join(LIBRARY_METHODS))
+    explain.add_argument("--method", default=None, choices=explanation_keys(),
+                         help="default: the run's own method; cam for a baseline run. Post-hoc: "
+                              + ", ".join(keys(lambda m: m.kind == POSTHOC)))
     explain.add_argument("--out", required=True, help="output .npz file")
     explain.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     explain.set_defaults(handler=cmd_explain)

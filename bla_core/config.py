@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields, replace
 
 from . import distributed
 from .backbones import LITE0, hub_offline, hub_weights_cached
-from .classifier import check_method
+from .methods import check_method
 from .errors import BLAError
 from .feature_cache import STORAGE_DTYPES
 from .image_sets import DatasetSplits

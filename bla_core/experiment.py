@@ -16,19 +16,24 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from . import distributed  # noqa: E402
-from .classifier import ExplainedClassifier, check_method  # noqa: E402
+from .checkpoints import load_run, save_run  # noqa: E402
+from .classifier import ExplainedClassifier  # noqa: E402
+from .config import TrainConfig, resolve_config  # noqa: E402
 from .datasets import load_dataset  # noqa: E402
 from .errors import BLAError  # noqa: E402
+from .feature_split import FeatureSets, extract  # noqa: E402
 from .files import prepare_output_dir, write_atomic, write_json  # noqa: E402
+from .loop import evaluate  # noqa: E402
+from .methods import BASELINE, check_method, display_name, trained_keys  # noqa: E402
+from .model_building import build_model, check_config  # noqa: E402
 from .selectivity import from_metrics, is_unselective, unselective_warning, warn  # noqa: E402
 from .statistics import (  # noqa: E402
-    TABLE1_ORDER, WILCOXON_ZERO_METHOD, WILCOXON_ZERO_REASON, explanation_sizes, summarise, table1_marks,
+    WILCOXON_ZERO_METHOD,
+    WILCOXON_ZERO_REASON,
+    explanation_sizes,
+    summarise,
+    table1_marks,
 )
-from .checkpoints import load_run, save_run  # noqa: E402
-from .config import TrainConfig, resolve_config  # noqa: E402
-from .feature_split import FeatureSets, extract  # noqa: E402
-from .loop import evaluate  # noqa: E402
-from .model_building import build_model, check_config  # noqa: E402
 from .training import train_baseline, train_explainer  # noqa: E402
 
 RESULT_COLUMNS = ["method", "run", "seed", "accuracy", "loss", "soft_accuracy", "soft_loss", "mean_explanation_size",
@@ -85,7 +90,7 @@ def run_experiment(
         raise BLAError(f"--runs must be at least 1, got {runs}")
     splits = load_dataset(base.dataset, base.data_seed, base.val_fraction)
     base = resolve_config(base, splits)
-    reference = build_model(replace(base, method="baseline"), splits, "baseline", device)
+    reference = build_model(replace(base, method=BASELINE), splits, BASELINE, device)
     for method in methods:
         check_config(replace(base, method=method), splits, reference.backbone)
     out_dir = prepare_output_dir(Path(out_dir))
@@ -103,7 +108,7 @@ def run_experiment(
         if todo:
             baseline, features = baseline_of_run(base, splits, out_dir, run, first_seed + run, device, shared_features)
             for method in todo:
-                if method != "baseline":
+                if check_method(method).needs_baseline:
                     config = replace(base, method=method, seed=first_seed + run)
                     trained = train_explainer(config, splits, baseline, features, device)
                     save_run(prepare_output_dir(run_dir(out_dir, run, method)), trained.model, config, splits,
@@ -122,11 +127,11 @@ def run_experiment(
 def baseline_of_run(base: TrainConfig, splits, out_dir: Path, run: int, seed: int, device: torch.device,
                     features: FeatureSets | None) -> tuple[ExplainedClassifier, FeatureSets]:
     """The run's trained baseline (read back when done, else trained and saved) and the features."""
-    path = prepare_output_dir(run_dir(out_dir, run, "baseline"))
+    path = prepare_output_dir(run_dir(out_dir, run, BASELINE))
     if is_done(path):
         baseline = load_run(path, device).model
         return baseline, features or extract(baseline, splits, device, base.cache_dtype)
-    config = replace(base, method="baseline", seed=seed)
+    config = replace(base, method=BASELINE, seed=seed)
     baseline, features = train_baseline(config, splits, device, features)
     save_run(path, baseline, config, splits, evaluate(baseline, features.val, device))
     return baseline, features
@@ -218,11 +223,10 @@ def unselective_lines(results: pd.DataFrame) -> list[str]:
 
 
 def table_methods(methods: list[str]) -> list[str]:
-    """Methods in the paper's column order (BL, L2X-F, BLA, BLA-T, BLA-PH), others after."""
-    return [m for m in TABLE1_ORDER if m in methods] + [m for m in methods if m not in TABLE1_ORDER]
-
-
-COLUMN_TITLES = {"baseline": "BL", "l2x_f": "L2X-F", "bla": "BLA", "bla_t": "BLA-T", "bla_ph": "BLA-PH"}
+    """Methods in the registry's order of trained methods (the paper's BL, L2X-F, BLA, BLA-T,
+    BLA-PH first), others after."""
+    order = trained_keys()
+    return [m for m in order if m in methods] + [m for m in methods if m not in order]
 
 
 def table1_markdown(results: dict[str, pd.DataFrame]) -> str:
@@ -241,7 +245,7 @@ def table1_markdown(results: dict[str, pd.DataFrame]) -> str:
         f"level 0.05, zero differences `{WILCOXON_ZERO_METHOD}`; the column right of BL carries no ∗, which "
         f"would repeat its †). In brackets after each accuracy: {SIZE_NOTE}. {DEAD_NOTE}.",
         "",
-        "| | dataset | " + " | ".join(COLUMN_TITLES.get(m, m) for m in methods) + " |",
+        "| | dataset | " + " | ".join(display_name(m) for m in methods) + " |",
         "|---|---|" + "---:|" * len(methods),
     ]
     for metric, title in (("accuracy", "Accuracy"), ("loss", "Loss")):
@@ -281,16 +285,18 @@ def plot_figure3(results: dict[str, pd.DataFrame], path: Path) -> None:
     figure, axes = plt.subplots(2, len(names), figsize=(1.2 + 3.2 * len(names), 6), squeeze=False)
     for column, name in enumerate(names):
         frame = results[name]
-        methods = [m for m in table_methods(list(dict.fromkeys(frame["method"]))) if m != "baseline"]
-        methods = methods or ["baseline"]
+        methods = [m for m in table_methods(list(dict.fromkeys(frame["method"]))) if m != BASELINE]
+        methods = methods or [BASELINE]
         for row, (metric, label) in enumerate((("accuracy", "error rate"), ("loss", "loss"))):
             axis = axes[row][column]
             values = {m: frame[frame.method == m][metric].to_numpy() for m in set(frame["method"])}
             if metric == "accuracy":
                 values = {m: 1 - v for m, v in values.items()}
-            axis.boxplot([values[m] for m in methods], tick_labels=[COLUMN_TITLES.get(m, m) for m in methods])
-            if "baseline" in values:
-                axis.axhline(float(np.median(values["baseline"])), linestyle="--", color="grey", linewidth=1)
+            titles = [display_name(m) for m in methods]
+            axis.boxplot([values[m] for m in methods], tick_labels=titles)
+            if BASELINE in values:
+                axis.axhline(float(np.median(values[BASELINE])), linestyle="--", color="grey",
+                             linewidth=1)
             axis.set_title(f"{name}: {label}", fontsize=10)
             axis.tick_params(axis="x", rotation=30)
     figure.tight_layout()

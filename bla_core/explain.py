@@ -13,35 +13,29 @@ from tqdm.auto import tqdm
 
 from contracts import explanations as fields
 
+from .checkpoints import LoadedRun, load_run, versions
 from .errors import BLAError
 from .features import stack_labels
-from .posthoc import cam, grad_cam
 from .files import prepare_output_dir, write_atomic
-from .library_methods import LIBRARY_METHODS, library_maps
-from .checkpoints import LoadedRun, load_run, versions
+from .methods import CLASSIFIER, TRAINED, keys, lookup
 from .model_building import for_backbone
 from .selectivity import assess, unselective_warning, warn
 
-POSTHOC_METHODS = ("cam", "grad_cam", *LIBRARY_METHODS)
-
 
 def explanation_method(run_method: str, requested: str | None) -> str:
-    """The method a run explains with: its own module, CAM for a baseline, or any gradient/library method."""
+    """The method a run explains with: its own module, CAM for a baseline, or any gradient/library
+    method (bla_core.methods says which method explains which runs)."""
+    run = lookup(run_method)
     if requested is None:
-        return "cam" if run_method == "baseline" else run_method
-    if requested == run_method and run_method != "baseline":
+        return run.default_explanation or run_method
+    entry = lookup(requested)
+    if (requested == run_method and run.kind == TRAINED) or entry.any_run or (
+            entry.baseline_runs_only and run.kind == CLASSIFIER):
         return requested
-    if requested in POSTHOC_METHODS[1:] or (requested == "cam" and run_method == "baseline"):
-        return requested
-    raise BLAError(f"a {run_method!r} run cannot give {requested!r} explanations; "
-                   f"use its own method, cam from a baseline run, or one of {', '.join(POSTHOC_METHODS[1:])}")
-
-
-@torch.no_grad()
-def built_in_maps(run: LoadedRun, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predictions and hard masks δ of the run's own explanation module."""
-    output = run.model(images, hard=True)
-    return output.logits.argmax(1), output.explanation.mask.float()
+    only_baseline = ", ".join(f"{key} from a baseline run"
+                              for key in keys(lambda m: m.baseline_runs_only))
+    raise BLAError(f"a {run_method!r} run cannot give {requested!r} explanations; use its own "
+                   f"method, {only_baseline}, or one of {', '.join(keys(lambda m: m.any_run))}")
 
 
 def run_selectivity(run_dir: Path, run: LoadedRun, labels: np.ndarray, preds: np.ndarray, soft_preds: np.ndarray,
@@ -57,16 +51,6 @@ def run_selectivity(run_dir: Path, run: LoadedRun, labels: np.ndarray, preds: np
     return {"selective": verdict.selective, "reasons": list(verdict.unselective_reasons),
             "reason_texts": verdict.reason_texts(), "run": str(Path(run_dir).resolve()), "seed": run.config.seed,
             **{key: value for key, value in asdict(verdict).items() if key not in ("selective", "unselective_reasons")}}
-
-
-def posthoc_maps(run: LoadedRun, images: torch.Tensor, method: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predictions and post-hoc maps (CAM, Grad-CAM or a library method) for the predicted class."""
-    if method in LIBRARY_METHODS:
-        return library_maps(run.model, images, method)
-    with torch.no_grad():
-        preds = run.model(images, hard=True).logits.argmax(1)
-    maps = cam(run.model, images, preds) if method == "cam" else grad_cam(run.model, images, preds)
-    return preds, maps
 
 
 def image_paths(run: LoadedRun, split: str, out: Path) -> list[str]:
@@ -92,6 +76,7 @@ def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, meth
         raise BLAError(f"the explanations file must end in .npz, got {out}")
     run = load_run(Path(run_dir), device)
     method = explanation_method(run.config.method, method)
+    entry = lookup(method)
     dataset = for_backbone(run.splits.split(split), run.model.backbone)
     prepare_output_dir(out.parent)
     preds, maps, soft_preds = [], [], []
@@ -99,17 +84,18 @@ def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, meth
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     for images, _ in tqdm(loader, desc=f"explain {method}", leave=False):
         images = images.to(device)
-        if method in POSTHOC_METHODS:
-            p, m = posthoc_maps(run, images, method)
-        else:
-            p, m = built_in_maps(run, images)
+        p, m = entry.explain(run.model, images)
+        if entry.hard_masks:
             with torch.no_grad():
                 soft_preds.append(run.model(images, hard=False).logits.argmax(1).cpu())
         preds.append(p.cpu())
         maps.append(m.float().cpu())
     labels = stack_labels(dataset).numpy().astype(np.int64)
-    verdict = {} if method in POSTHOC_METHODS else {fields.SELECTIVITY: np.array(json.dumps(run_selectivity(
-        run_dir, run, labels, torch.cat(preds).numpy(), torch.cat(soft_preds).numpy(), torch.cat(maps).numpy())))}
+    verdict = {}
+    if entry.hard_masks:
+        verdict[fields.SELECTIVITY] = np.array(json.dumps(run_selectivity(
+            run_dir, run, labels, torch.cat(preds).numpy(), torch.cat(soft_preds).numpy(),
+            torch.cat(maps).numpy())))
     arrays = {
         fields.IMAGE_IDS: np.array(dataset.image_ids, dtype=str),
         fields.IMAGE_PATHS: np.array(image_paths(run, split, out), dtype=str),
@@ -121,11 +107,11 @@ def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, meth
         fields.DATASET: np.array(run.splits.key),
         fields.DATASET_TITLE: np.array(run.splits.title),
         fields.DATASET_TASK: np.array(run.splits.task),
-        fields.MAP_KIND: np.array(fields.CONTINUOUS if method in POSTHOC_METHODS else fields.HARD),
+        fields.MAP_KIND: np.array(fields.HARD if entry.hard_masks else fields.CONTINUOUS),
         fields.PROVENANCE: np.array(json.dumps({
             "checkpoint_sha256": run.checkpoint_sha256, "run": str(Path(run_dir).resolve()),
             "config": asdict(run.config), "split": split, "seed": run.config.seed, "versions": versions(),
-            **({"explainer": LIBRARY_METHODS[method].record(maps[0].shape[1:])} if method in LIBRARY_METHODS else {}),
+            **({"explainer": entry.library.record(maps[0].shape[1:])} if entry.library else {}),
         }, sort_keys=True)),
         **verdict,
     }

@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from .backbones import Backbone, build_backbone, feature_map_shape
-from .classifier import ExplainedClassifier, PoolingConfig, build_pooling, check_pooling
+from .classifier import ExplainedClassifier, PoolingConfig
 from .config import TrainConfig, resolved_gamma
 from .image_sets import DatasetSplits, FileImageSet, ImageSet
+from .methods import build_pooling, check_pooling
 
 
 def for_backbone(dataset: ImageSet, backbone: Backbone) -> ImageSet:

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .methods import BASELINE
 from .selectivity import is_unselective
 
 
@@ -41,7 +42,8 @@ def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 
-def summarise(results: pd.DataFrame, metric: str = "accuracy", reference: str = "baseline") -> pd.DataFrame:
+def summarise(results: pd.DataFrame, metric: str = "accuracy",
+              reference: str = BASELINE) -> pd.DataFrame:
     """Per method: runs, mean ± SE of ``metric`` and loss, and p-values against ``reference``.
 
     ``mann_whitney_p`` treats the runs as independent samples (paper §4.1); ``wilcoxon_p`` pairs
@@ -78,11 +80,8 @@ def explanation_sizes(results: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-TABLE1_ORDER = ("baseline", "l2x_f", "bla", "bla_t", "bla_ph")
-
-
 def table1_marks(results: pd.DataFrame, methods: list[str], metrics: tuple[str, ...] = ("accuracy", "loss"),
-                 reference: str = "baseline", alpha: float = 0.05) -> pd.DataFrame:
+                 reference: str = BASELINE, alpha: float = 0.05) -> pd.DataFrame:
     """Table 1 of the paper as numbers: per metric and method the mean, SE and its two marks.
 
     ``dagger`` (†): not significantly different from ``reference`` (Wilcoxon signed-rank paired by

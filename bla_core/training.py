@@ -12,7 +12,7 @@ import torch
 
 from . import distributed
 from .checkpoints import load_run, save_run
-from .classifier import EXPLANATION_METHODS, ExplainedClassifier
+from .classifier import ExplainedClassifier
 from .config import TrainConfig, resolve_config
 from .datasets import load_dataset
 from .errors import BLAError
@@ -21,6 +21,7 @@ from .files import prepare_output_dir
 from .image_sets import DatasetSplits
 from .liveness import regime_start, start_bla
 from .loop import INITIALISATION_BATCH, Metrics, evaluate, fit_end_to_end, fit_head
+from .methods import BASELINE, lookup
 from .model_building import build_model, check_config, trains_end_to_end
 from .selectivity import from_metrics, unselective_warning, warn
 
@@ -33,10 +34,10 @@ def train_baseline(config: TrainConfig, splits: DatasetSplits, device: torch.dev
 
     ``model`` is the freshly built baseline to train (built here when None).
     """
-    model = model or build_model(config, splits, "baseline", device)
+    model = model or build_model(config, splits, BASELINE, device)
     epochs = config.baseline_epochs or config.epochs
     if trains_end_to_end(model):
-        fit_end_to_end(model, splits, config, epochs, device, "baseline")
+        fit_end_to_end(model, splits, config, epochs, device, BASELINE)
         features = extract(model, splits, device, config.cache_dtype)
     else:
         model.freeze_backbone()
@@ -60,17 +61,19 @@ def train_explainer(
     config: TrainConfig, splits: DatasetSplits, baseline: ExplainedClassifier, features: FeatureSets,
     device: torch.device,
 ) -> TrainedExplainer:
-    """Train ``config.method``: end to end from scratch when F has no pretrained weights (§4.1,
-    the same seed as the baseline, so both start from the same F), else from the baseline's frozen
-    F and a copy of its head L (§4.2) on ``features``.
+    """Train ``config.method`` as its registry entry says (bla_core.methods): an end-to-end method
+    trains from scratch when F has no pretrained weights (§4.1, the same seed as the baseline, so
+    both start from the same F), else from the baseline's frozen F and a copy of its head L (§4.2)
+    on ``features``.
 
-    BLA-PH always starts from the trained baseline and keeps F and L frozen, so only the explanation
-    module learns.
+    A head-trained method (BLA-PH) always starts from the trained baseline; with a frozen head only
+    the explanation module learns.
     """
-    if config.method not in EXPLANATION_METHODS:
+    entry = lookup(config.method)
+    if not entry.needs_baseline:
         raise BLAError(f"{config.method!r} is not an explanation method")
     model = build_model(config, splits, config.method, device)
-    if trains_end_to_end(model) and config.method != "bla_ph":
+    if trains_end_to_end(model) and not entry.trains_head:
         gradient = fit_end_to_end(model, splits, config, config.epochs, device, config.method)
         model.eval()
         return TrainedExplainer(model, extract(model, splits, device, config.cache_dtype), gradient)
@@ -78,7 +81,7 @@ def train_explainer(
     model.head.load_state_dict(baseline.head.state_dict())
     model.freeze_backbone()
     trainable = list(model.pooling.parameters())
-    if config.method == "bla_ph":
+    if entry.frozen_head:
         model.head.requires_grad_(False)
     else:
         trainable += list(model.head.parameters())
@@ -94,7 +97,7 @@ def train_explainer(
 def trained_baseline(baseline_dir: Path, config: TrainConfig, device: torch.device) -> ExplainedClassifier:
     """The baseline model of ``--baseline``, which must be a baseline run on ``config.dataset``."""
     loaded = load_run(baseline_dir, device)
-    if loaded.config.method != "baseline" or config.method == "baseline":
+    if loaded.config.method != BASELINE or not lookup(config.method).needs_baseline:
         raise BLAError(f"--baseline must name a baseline run and --method an explanation method "
                        f"({baseline_dir} holds {loaded.config.method!r})")
     if loaded.config.dataset != config.dataset:
@@ -113,11 +116,11 @@ def train_run(config: TrainConfig, out_dir: Path, device: torch.device,
     """
     splits = load_dataset(config.dataset, config.data_seed, config.val_fraction)
     config = resolve_config(config, splits)
-    baseline_config = replace(config, method="baseline")
+    baseline_config = replace(config, method=BASELINE)
     if baseline_dir is not None:
         baseline = trained_baseline(Path(baseline_dir), config, device)
     else:
-        baseline = build_model(baseline_config, splits, "baseline", device)
+        baseline = build_model(baseline_config, splits, BASELINE, device)
     check_config(config, splits, baseline.backbone)
     features = None
     if distributed.world_size() > 1:
@@ -131,10 +134,10 @@ def train_run(config: TrainConfig, out_dir: Path, device: torch.device,
     else:
         baseline, features = train_baseline(baseline_config, splits, device, features, model=baseline)
         metrics = evaluate(baseline, features.val, device)
-        if config.method == "baseline":
+        if not lookup(config.method).needs_baseline:
             save_run(out_dir, baseline, config, splits, metrics)
             return metrics
-        save_run(prepare_output_dir(out_dir / "baseline"), baseline, baseline_config, splits, metrics)
+        save_run(prepare_output_dir(out_dir / BASELINE), baseline, baseline_config, splits, metrics)
     trained = train_explainer(config, splits, baseline, features, device)
     metrics = evaluate(trained.model, trained.features.val, device, trained.module_gradient)
     save_run(out_dir, trained.model, config, splits, metrics)

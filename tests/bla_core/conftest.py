@@ -31,6 +31,27 @@ def linear_baseline() -> ExplainedClassifier:
     return model
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and on a shared machine, far faster); a test module
+    asks for it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def module_root(tmp_path_factory):
+    """A folder for a test module's shared runs, with their own feature cache and an offline hub
+    while the module's tests run."""
+    root = tmp_path_factory.mktemp("module")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BLA_CORE_CACHE", str(root / "cache"))
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        yield root
+
+
 @pytest.fixture
 def photo_folder(tmp_path):
     """imagefolder layout: cat/ and dog/ with 6 photos each in six modes, plus two broken files in cat/."""

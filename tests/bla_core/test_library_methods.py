@@ -26,13 +26,7 @@ def min_max(maps: torch.Tensor) -> torch.Tensor:
     return shifted / (1e-7 + shifted.amax(dim=(1, 2), keepdim=True))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and on a shared machine, far faster)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
