@@ -472,3 +472,26 @@ class LoginFailure(WindowCounter):
 
     def __str__(self) -> str:
         return f"{self.key[:8]}@{self.window_start:%H:%M}: {self.count} failures"
+
+
+class ComparisonCount(models.Model):
+    """One participant's answers in one comparison (question type), as the export orients them.
+
+    ``method_1``, ``method_2`` and ``equal`` count the results of contracts.comparisons (attention
+    checks left out); studyapp.aggregates recounts the row in the request that stores an answer, so
+    the live chart sums these rows instead of reading every answer.
+    """
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="comparison_counts")
+    comparison = models.CharField(max_length=100)
+    method_1 = models.PositiveIntegerField(default=0)
+    method_2 = models.PositiveIntegerField(default=0)
+    equal = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "comparison"], name="comparison_count_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}:{self.comparison} {self.method_1}/{self.method_2}/{self.equal}"

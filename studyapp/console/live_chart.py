@@ -1,26 +1,33 @@
-"""The dashboard's live picture: per comparison the preference shares so far, with participant-clustered
+"""The dashboard's live picture: per comparison the result shares so far, with participant-clustered
 intervals, and the completion progress, as geometry for a server-rendered SVG (no script, strict CSP).
 
-The numbers are the analysis's own (``analysis.statistics.preference_table`` on a fresh export,
-pooled over datasets), imported on first use; they are cached until an answer or an exclusion
-changes them.
+Every comparison of the study's design is drawn (N-method designs and random-swap controls alike)
+from the per participant counts of studyapp.aggregates: one grouped query sums, per comparison, the
+participants G, answers for method 1 a_i and all answers n_i of the participants not excluded
+(A = Σa_i, N = Σn_i, Σa_i², Σa_i·n_i, Σn_i²). Method 1's share p = A/N is a ratio estimator; its
+participant-clustered (sandwich) variance is G/(G-1) · Σ(a_i - p·n_i)² / N², so the interval
+p ± z·SE needs only those sums. Degenerate cases: fewer than two participants get no interval (as
+in the report); where the clustered spread is zero (e.g. a share of 0 or 1) the Wilson score
+interval of the N answers stands in, as the analysis does; other ends are clipped to [0, 1].
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
-from django.core.cache import cache
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, F, Q, Sum
 
-from contracts.vocabulary import method_name, parse_question_type
-from studyapp.console.report import ReportUnavailable, counted_answers, fresh_export
-from studyapp.models import Answer, Participant, Study
+from contracts.vocabulary import (
+    RANDOM_METHOD,
+    method_name,
+    parse_question_type,
+    random_control_label,
+)
+from studyapp.models import ComparisonCount, Study
 
 WIDTH = 600.0
-LIVE_BOOTSTRAP = 1000
 LIVE_CONFIDENCE = 0.95
-CACHE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -67,65 +74,86 @@ class Progress:
         return 100.0 * self.completed / self.goal if self.goal else 0.0
 
 
-def _percent(text: object) -> float | None:
-    """A percentage the analysis wrote as text ('' or NaN where undefined)."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
+@dataclass(frozen=True)
+class ComparisonSums:
+    """One comparison's sums over participants: G, Σa, Σb, Σe, Σa², Σa·n, Σn² (n = a + b + e)."""
+
+    comparison: str
+    participants: int
+    method_1: int
+    method_2: int
+    equal: int
+    a2: int
+    an: int
+    n2: int
+
+    @property
+    def answers(self) -> int:
+        return self.method_1 + self.method_2 + self.equal
+
+
+def comparison_sums(study: Study, include_simulated: bool = False) -> list[ComparisonSums]:
+    """The sums of every comparison answered in ``study`` by participants not excluded."""
+    n = F("method_1") + F("method_2") + F("equal")
+    people = Q(participant__study=study, participant__excluded=False)
+    if not include_simulated:
+        people &= Q(participant__simulated=False)
+    rows = (
+        ComparisonCount.objects.filter(people).annotate(n=n).filter(n__gt=0)
+        .values("comparison").order_by("comparison")
+        .annotate(participants=Count("id"), s1=Sum("method_1"), s2=Sum("method_2"), se=Sum("equal"),
+                  a2=Sum(F("method_1") * F("method_1")), an=Sum(F("method_1") * n), n2=Sum(n * n))
+    )  # fmt: skip
+    return [ComparisonSums(r["comparison"], r["participants"], r["s1"], r["s2"], r["se"], r["a2"], r["an"], r["n2"])
+            for r in rows]  # fmt: skip
+
+
+def clustered_interval(sums: ComparisonSums, confidence: float = LIVE_CONFIDENCE) -> tuple[float, float] | None:
+    """Method 1's share's interval (fractions), clustered by participant; None under two participants."""
+    g, total = sums.participants, sums.answers
+    if g < 2 or total == 0:
         return None
-    return None if math.isnan(value) else value
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = sums.method_1 / total
+    spread = max(sums.a2 - 2 * p * sums.an + p * p * sums.n2, 0.0)  # Σ(a_i - p n_i)²
+    se = math.sqrt(g / (g - 1) * spread) / total
+    if se < 1e-12:
+        return wilson_interval(sums.method_1, total, z)
+    return max(p - z * se, 0.0), min(p + z * se, 1.0)
+
+
+def wilson_interval(successes: int, n: int, z: float) -> tuple[float, float]:
+    """The Wilson score interval of ``successes`` of ``n`` (never empty or outside [0, 1])."""
+    p, z2 = successes / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(centre - half, 0.0), min(centre + half, 1.0)
 
 
 def comparison_bars(study: Study, include_simulated: bool = False) -> list[ComparisonBar]:
-    """The live bars of the study (answers of participants not excluded, finished or not)."""
-    if not Answer.objects.filter(item__participant__study=study).exists():
-        return []  # nothing to draw, and no need to load the analysis stack for it
-    key = _cache_key(study, include_simulated)
-    bars = cache.get(key)
-    if bars is None:
-        bars = _compute_bars(study, include_simulated)
-        cache.set(key, bars, CACHE_SECONDS)
-    return bars
+    """The live bars of every comparison of the study (participants not excluded, finished or not)."""
+    return [_bar(sums) for sums in comparison_sums(study, include_simulated)]
 
 
-def _cache_key(study: Study, include_simulated: bool) -> str:
-    """Changes with every answer, exclusion, deletion and simulated flag of the study's participants."""
-    answers = Answer.objects.filter(item__participant__study=study).aggregate(n=Count("id"), last=Max("id"))
-    people = Participant.objects.filter(study=study).aggregate(
-        n=Count("id"), last=Max("id"), n_excluded=Count("id", filter=Q(excluded=True)),
-        excluded_ids=Sum("id", filter=Q(excluded=True)), n_simulated=Count("id", filter=Q(simulated=True)),
-    )  # fmt: skip
-    state = ":".join(str(v) for v in (*answers.values(), *people.values()))
-    return f"studyapp:live:{study.pk}:{int(include_simulated)}:{state}"
+def comparison_title(comparison: str) -> tuple[str, str]:
+    """(method 1's name, the shown contender's name) of a question type; the random control named so."""
+    first, second = parse_question_type(comparison)
+    return method_name(first), random_control_label(first) if second == RANDOM_METHOD else method_name(second)
 
 
-def _compute_bars(study: Study, include_simulated: bool) -> list[ComparisonBar]:
-    from analysis.statistics import ALL_DATASETS, preference_table
-
-    with fresh_export(study) as export_dir:
-        try:
-            selection = counted_answers(export_dir, include_simulated=include_simulated, include_incomplete=True)
-        except ReportUnavailable:
-            return []
-    table = preference_table(selection.answers, n_boot=LIVE_BOOTSTRAP, confidence=LIVE_CONFIDENCE)
-    rows = table[table["dataset"] == ALL_DATASETS]
-    return [_bar(row) for row in rows.itertuples()]
-
-
-def _bar(row: object) -> ComparisonBar:
-    first, second = parse_question_type(row.question_type)
-    others = "/".join(method_name(m) for m in str(row.other_methods).split("+")) or method_name(second)
-    counts = ((method_name(first), row.bla_t, "first"), ("equally reasonable", row.equal, "equal"),
-              (others, row.other, "second"))  # fmt: skip
+def _bar(sums: ComparisonSums) -> ComparisonBar:
+    first, second = comparison_title(sums.comparison)
+    counts = ((first, sums.method_1, "first"), ("equally reasonable", sums.equal, "equal"),
+              (second, sums.method_2, "second"))  # fmt: skip
     segments, x = [], 0.0
     for label, count, css in counts:
-        percent = 100.0 * count / row.n_answers if row.n_answers else 0.0
+        percent = 100.0 * count / sums.answers
         segments.append(Segment(label, percent, x, WIDTH * percent / 100, css))
         x += WIDTH * percent / 100
-    return ComparisonBar(
-        title=f"{method_name(first)} vs {others}", answers=int(row.n_answers), participants=int(row.n_participants),
-        segments=tuple(segments), ci_low=_percent(row.ci_low), ci_high=_percent(row.ci_high),
-    )  # fmt: skip
+    interval = clustered_interval(sums)
+    low, high = (None, None) if interval is None else (100 * interval[0], 100 * interval[1])
+    return ComparisonBar(title=f"{first} vs {second}", answers=sums.answers, participants=sums.participants,
+                         segments=tuple(segments), ci_low=low, ci_high=high)  # fmt: skip
 
 
 def completion_progress(study: Study, started: int, completed: int) -> Progress:
