@@ -1,4 +1,5 @@
-"""Command line: ``python -m analysis report`` turns an export into the preference report."""
+"""Command line: ``python -m analysis report`` turns an export into the preference report;
+``python -m analysis plan`` finds the participants a study needs (analysis.planning)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from analysis import planning
 from analysis.io import InputError
 from analysis.percentages import DEFAULT_DECIMALS
 from analysis.quality import DEFAULT_SPEEDER_MS, DEFAULT_STRAIGHT_LINE_SHARE, QualityThresholds
@@ -77,13 +79,84 @@ def build_parser() -> argparse.ArgumentParser:
                         type=_label, help="name a dataset in tables and figures, e.g. "
                                           "--dataset-label cats_dogs='Cats vs dogs' (repeatable)")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_plan_parser(commands)
     return parser
+
+
+def _add_plan_parser(commands: argparse._SubParsersAction) -> None:
+    """The ``plan`` subcommand: participants needed, by simulating the report's test."""
+    plan = commands.add_parser(
+        "plan", help="participants needed for a target power, by simulation",
+        description="Simulate studies of a clustered paired-preference design, analyse each "
+                    "with the report's participant-level sign-flip test and Holm over the "
+                    "comparisons, and print the power curve (Wilson Monte-Carlo intervals), "
+                    "the participants needed for each target power, the median interval width "
+                    "of the share and the chance of a wrong sign when significant.")
+    source = plan.add_argument_group("the design (a pilot export, or assumed values)")
+    source.add_argument("--export-dir", type=Path, metavar="DIR",
+                        help="pilot export: share, tie rate and participant heterogeneity of "
+                             "each of its comparisons")
+    source.add_argument("--share", type=_confidence, action="append", metavar="P",
+                        help="true share of method 1 among decisive answers (repeat per "
+                             "comparison)")
+    source.add_argument("--comparisons", type=_positive_int, metavar="K",
+                        help="comparisons in the Holm family (default: one per --share; a "
+                             "single --share is used for all K)")
+    source.add_argument("--tie-rate", type=_tie_rate, default=0.15,
+                        help="share of 'equally reasonable' answers (default 0.15)")
+    source.add_argument("--sigma", type=_non_negative, default=0.5,
+                        help="SD of participants' logit preference (default 0.5)")
+    plan.add_argument("--answers", type=_positive_int, metavar="N",
+                      help="answers per participant and comparison (default: the pilot's median)")
+    plan.add_argument("--alpha", type=_confidence, default=planning.DEFAULT_ALPHA,
+                      help=f"significance level (default {planning.DEFAULT_ALPHA})")
+    plan.add_argument("--power", type=_confidence, action="append", metavar="TARGET",
+                      help="target power (repeatable; default 0.8 and 0.9)")
+    plan.add_argument("--participants", type=_grid, default=planning.DEFAULT_GRID,
+                      metavar="N,N,...", help="participant numbers to simulate (default "
+                                              f"{','.join(map(str, planning.DEFAULT_GRID))})")
+    plan.add_argument("--replays", type=_positive_int, default=planning.DEFAULT_REPLAYS,
+                      help=f"simulated studies per participant number "
+                           f"(default {planning.DEFAULT_REPLAYS})")
+    plan.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
+    plan.add_argument("--out", type=Path, metavar="DIR",
+                      help="also write power.csv, plan.md and power.png into DIR")
+
+
+def _plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run ``plan``: print the power curve and the participants needed; write files with --out."""
+    if (args.export_dir is None) == (args.share is None):
+        parser.error("give either --export-dir (a pilot) or --share (assumed values)")
+    if args.share and args.comparisons and len(args.share) not in (1, args.comparisons):
+        parser.error("give one --share, or one per comparison")
+    try:
+        if args.export_dir is not None:
+            design = planning.pilot_design(args.export_dir, args.answers, args.alpha)
+        else:
+            if args.answers is None:
+                parser.error("give --answers with assumed values")
+            shares = args.share * (args.comparisons or 1) if len(args.share) == 1 else args.share
+            design = planning.Design(tuple(
+                planning.ComparisonModel(f"comparison {k + 1}", share, args.tie_rate, args.sigma)
+                for k, share in enumerate(shares)), args.answers, args.alpha)
+        result = planning.plan(design, args.participants, args.replays, args.seed,
+                               tuple(args.power or planning.DEFAULT_TARGETS))
+    except planning.InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(planning.plan_markdown(result))
+    if args.out is not None:
+        paths = planning.write_plan(result, args.out)
+        print(f"Wrote {', '.join(path.name for path in paths)} to {args.out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command; user mistakes print one 'error:' line and return 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "plan":
+        return _plan(parser, args)
     answers, participants = _input_paths(parser, args)
     options = ReportOptions(
         include_incomplete=args.include_incomplete, include_excluded=args.include_excluded,
@@ -170,6 +243,20 @@ def _confidence(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1")
     return value
+
+
+def _tie_rate(text: str) -> float:
+    value = _number(text, float)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not at least 0 and below 1")
+    return value
+
+
+def _grid(text: str) -> tuple[int, ...]:
+    values = tuple(_number(part, int) for part in text.split(","))
+    if min(values) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r} holds a participant number below 2")
+    return values
 
 
 def _decimals(text: str) -> int:
