@@ -41,24 +41,15 @@ class CellRow:
     short: bool
 
 
-def _cells(study: Study) -> list[CellRow]:
-    pool = (
-        Pair.objects.filter(bundle__study=study)
-        .values("question_type", "dataset__key")
-        .annotate(n=Count("id"))
-        .order_by("question_type", "dataset__key")
-    )
-    answers = (
-        Answer.objects.filter(item__participant__study=study, item__participant__excluded=False, item__expected_choice="")
-        .values("item__pair__question_type", "item__pair__dataset__key")
-        .annotate(n=Count("id"))
-    )
-    answered = {(a["item__pair__question_type"], a["item__pair__dataset__key"]): a["n"] for a in answers}
-    return [
-        CellRow(c["question_type"], c["dataset__key"], c["n"], answered.get((c["question_type"], c["dataset__key"]), 0),
-                c["n"] < study.questions_per_cell)  # fmt: skip
-        for c in pool
-    ]
+def _cells(study: Study, pairs: list[dict[str, object]]) -> list[CellRow]:
+    """Pairs and answers per cell, summed from the exposure rows (one pass over the answers, not two)."""
+    cells: dict[tuple[str, str], list[int]] = {}
+    for pair in pairs:
+        cell = cells.setdefault((pair["question_type"], pair["dataset__key"]), [0, 0])
+        cell[0] += 1
+        cell[1] += pair["answered"]
+    return [CellRow(question_type, dataset, n, answered, n < study.questions_per_cell)
+            for (question_type, dataset), (n, answered) in sorted(cells.items())]  # fmt: skip
 
 
 def _exposure(study: Study) -> tuple[list[dict[str, object]], dict[str, int]]:
@@ -155,7 +146,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "progress": completion_progress(study, started, counts["completed"]),
         "can_change": request.user.has_perm("studyapp.change_study", study),
         "status_form": StudyStatusForm(study=study),
-        "cells": _cells(study),
+        "cells": _cells(study, pairs),
         "pairs": pairs,
         "exposure": exposure,
         "participants": page.object_list,
