@@ -1,5 +1,6 @@
 """The dashboard's live picture: per comparison the result shares so far, with participant-clustered
-intervals, and the completion progress, as geometry for a server-rendered SVG (no script, strict CSP).
+intervals, and the completion progress, as geometry for a server-rendered SVG (no script, strict
+CSP).
 
 Every comparison of the study's design is drawn (N-method designs and random-swap controls alike)
 from the per participant counts of studyapp.aggregates: one grouped query sums, per comparison, the
@@ -104,12 +105,13 @@ def comparison_sums(study: Study, include_simulated: bool = False) -> list[Compa
         .annotate(participants=Count("id"), s1=Sum("method_1"), s2=Sum("method_2"), se=Sum("equal"),
                   a2=Sum(F("method_1") * F("method_1")), an=Sum(F("method_1") * n), n2=Sum(n * n))
     )  # fmt: skip
-    return [ComparisonSums(r["comparison"], r["participants"], r["s1"], r["s2"], r["se"], r["a2"], r["an"], r["n2"])
-            for r in rows]  # fmt: skip
+    fields = ("comparison", "participants", "s1", "s2", "se", "a2", "an", "n2")
+    return [ComparisonSums(*(row[field] for field in fields)) for row in rows]
 
 
-def clustered_interval(sums: ComparisonSums, confidence: float = LIVE_CONFIDENCE) -> tuple[float, float] | None:
-    """Method 1's share's interval (fractions), clustered by participant; None under two participants."""
+def clustered_interval(sums: ComparisonSums,
+                       confidence: float = LIVE_CONFIDENCE) -> tuple[float, float] | None:
+    """Method 1's share's interval (fractions), clustered by participant; None under two people."""
     g, total = sums.participants, sums.answers
     if g < 2 or total == 0:
         return None
@@ -131,14 +133,15 @@ def wilson_interval(successes: int, n: int, z: float) -> tuple[float, float]:
 
 
 def comparison_bars(study: Study, include_simulated: bool = False) -> list[ComparisonBar]:
-    """The live bars of every comparison of the study (participants not excluded, finished or not)."""
+    """The bars of every comparison of the study (participants not excluded, finished or not)."""
     return [_bar(sums) for sums in comparison_sums(study, include_simulated)]
 
 
 def comparison_title(comparison: str) -> tuple[str, str]:
-    """(method 1's name, the shown contender's name) of a question type; the random control named so."""
+    """(method 1's name, the contender's name) of a question type; the random control named so."""
     first, second = parse_question_type(comparison)
-    return method_name(first), random_control_label(first) if second == RANDOM_METHOD else method_name(second)
+    contender = random_control_label(first) if second == RANDOM_METHOD else method_name(second)
+    return method_name(first), contender
 
 
 def _bar(sums: ComparisonSums) -> ComparisonBar:
@@ -152,8 +155,9 @@ def _bar(sums: ComparisonSums) -> ComparisonBar:
         x += WIDTH * percent / 100
     interval = clustered_interval(sums)
     low, high = (None, None) if interval is None else (100 * interval[0], 100 * interval[1])
-    return ComparisonBar(title=f"{first} vs {second}", answers=sums.answers, participants=sums.participants,
-                         segments=tuple(segments), ci_low=low, ci_high=high)  # fmt: skip
+    return ComparisonBar(title=f"{first} vs {second}", answers=sums.answers,
+                         participants=sums.participants, segments=tuple(segments),
+                         ci_low=low, ci_high=high)
 
 
 def completion_progress(study: Study, started: int, completed: int) -> Progress:
