@@ -3,11 +3,13 @@ the answers, the participant-clustered interval, and the paginated, searchable p
 
 from __future__ import annotations
 
+import io
 import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from study_helpers import (
@@ -184,3 +186,15 @@ def test_participants_are_paginated_and_searchable(study):
     )  # the summary counts all
     nobody = ada.get(url + "?q=nobody-here").content.decode()
     assert "Nobody matches" in nobody and "data-checks=" not in nobody
+
+
+def test_a_restored_backup_counts_its_answers_once(study, tmp_path):
+    for choices in ("AB", "E"):
+        take_study(Client(), study, choices=choices)
+    backup = tmp_path / "study.tar"
+    call_command("backup_study_data", "--out", str(backup), stdout=io.StringIO())
+    take_study(Client(), study, choices="B")
+    call_command("restore_study_data", str(backup), "--replace", stdout=io.StringIO())
+    restored = Study.objects.get(slug=study.slug)
+    assert stored_counts(restored) == recount_from_export(restored, tmp_path / "export")
+    assert {s.participants for s in comparison_sums(restored)} == {2}
