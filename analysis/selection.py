@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.io import PARTICIPANT_KEY, Export
+from contracts.vocabulary import DEFAULT_MAX_FAILED_CHECKS
 
-DEFAULT_MAX_FAILED_CHECKS = 0
+__all__ = ["DEFAULT_MAX_FAILED_CHECKS", "REASONS", "Selection", "failed_checks", "select"]
 REASONS: dict[str, str] = {
     "excluded": "excluded by the researcher (status 'excluded')",
     "simulated": "simulated (bot) participants",

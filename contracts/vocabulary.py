@@ -37,6 +37,7 @@ QUESTION_TYPES: dict[str, tuple[str, ...]] = {
 }
 PAPER_QUESTION_TYPES = QUESTION_TYPES
 ATTENTION_CHECK = "attention_check"  # question type of an instructed-response item
+DEFAULT_MAX_FAILED_CHECKS = 0  # participants with more failed attention checks are not counted
 
 EQUAL = "equal"
 CHOICES: tuple[str, ...] = ("A", "B", EQUAL)

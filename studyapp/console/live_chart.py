@@ -4,7 +4,7 @@ CSP).
 
 Every comparison of the study's design is drawn (N-method designs and random-swap controls alike)
 from the per participant counts of studyapp.aggregates: one grouped query sums, per comparison, the
-participants G, answers for method 1 a_i and all answers n_i of the participants not excluded
+participants G, answers for method 1 a_i and all answers n_i of the participants the report counts
 (A = Σa_i, N = Σn_i, Σa_i², Σa_i·n_i, Σn_i²). Method 1's share p = A/N is a ratio estimator; its
 participant-clustered (sandwich) variance is G/(G-1) · Σ(a_i - p·n_i)² / N², so the interval
 p ± z·SE needs only those sums. Degenerate cases: fewer than two participants get no interval (as
@@ -17,15 +17,10 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 
-from contracts.vocabulary import (
-    RANDOM_METHOD,
-    method_name,
-    parse_question_type,
-    random_control_label,
-)
-from studyapp.models import ComparisonCount, Study
+from contracts.vocabulary import DEFAULT_MAX_FAILED_CHECKS, method_name, parse_question_type
+from studyapp.models import ComparisonCount, SequenceItem, Study
 
 WIDTH = 600.0
 LIVE_CONFIDENCE = 0.95
@@ -94,19 +89,29 @@ class ComparisonSums:
 
 
 def comparison_sums(study: Study, include_simulated: bool = False) -> list[ComparisonSums]:
-    """The sums of every comparison answered in ``study`` by participants not excluded."""
+    """The sums of every comparison of ``study`` over the participants the report counts
+    (not excluded, not inattentive; bots only when asked)."""
     n = F("method_1") + F("method_2") + F("equal")
     people = Q(participant__study=study, participant__excluded=False)
     if not include_simulated:
         people &= Q(participant__simulated=False)
     rows = (
-        ComparisonCount.objects.filter(people).annotate(n=n).filter(n__gt=0)
+        ComparisonCount.objects.filter(people).exclude(participant__in=inattentive_participants(study)).annotate(n=n).filter(n__gt=0)
         .values("comparison").order_by("comparison")
         .annotate(participants=Count("id"), s1=Sum("method_1"), s2=Sum("method_2"), se=Sum("equal"),
                   a2=Sum(F("method_1") * F("method_1")), an=Sum(F("method_1") * n), n2=Sum(n * n))
     )  # fmt: skip
     fields = ("comparison", "participants", "s1", "s2", "se", "a2", "an", "n2")
     return [ComparisonSums(*(row[field] for field in fields)) for row in rows]
+
+
+def inattentive_participants(study: Study) -> QuerySet:
+    """Ids of the study's participants who failed more attention checks than the analysis allows
+    (``contracts.vocabulary.DEFAULT_MAX_FAILED_CHECKS``): the report leaves them out, so the chart does."""
+    failed = (SequenceItem.objects.filter(participant__study=study, answer__isnull=False)
+              .exclude(expected_choice="").exclude(answer__choice=F("expected_choice")))
+    return (failed.values("participant_id").annotate(failed=Count("id"))
+            .filter(failed__gt=DEFAULT_MAX_FAILED_CHECKS).values("participant_id"))
 
 
 def clustered_interval(sums: ComparisonSums,
@@ -133,15 +138,14 @@ def wilson_interval(successes: int, n: int, z: float) -> tuple[float, float]:
 
 
 def comparison_bars(study: Study, include_simulated: bool = False) -> list[ComparisonBar]:
-    """The bars of every comparison of the study (participants not excluded, finished or not)."""
+    """The bars of every comparison of the study (participants the report counts, finished or not)."""
     return [_bar(sums) for sums in comparison_sums(study, include_simulated)]
 
 
 def comparison_title(comparison: str) -> tuple[str, str]:
-    """(method 1's name, the contender's name) of a question type; the random control named so."""
+    """(method 1's name, the contender's name) of a question type (the random control: "Random")."""
     first, second = parse_question_type(comparison)
-    contender = random_control_label(first) if second == RANDOM_METHOD else method_name(second)
-    return method_name(first), contender
+    return method_name(first), method_name(second)
 
 
 def _bar(sums: ComparisonSums) -> ComparisonBar:

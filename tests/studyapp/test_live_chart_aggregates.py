@@ -22,6 +22,7 @@ from study_helpers import (
 )
 
 from analysis.io import load_export
+from analysis.selection import select
 from contracts.comparisons import RESULTS
 from studyapp.aggregates import backfill
 from studyapp.console.live_chart import (
@@ -86,7 +87,7 @@ def test_the_chart_of_an_n_method_design_draws_every_comparison(study, tmp_path)
     drawn = dict(
         re.findall(r'<div class="comparison" data-comparison="([^"]+)">(.*?)</div>', page, re.S)
     )
-    assert sorted(drawn) == ["LIME vs Saliency", "LIME vs random(lime)", "Saliency vs Occlusion"]
+    assert sorted(drawn) == ["LIME vs Random", "LIME vs Saliency", "Saliency vs Occlusion"]
     for bar in comparison_bars(study):
         assert bar.participants == 3 and bar.answers == 3 * 4  # two datasets × two questions each
         assert bar.ci_low is not None and bar.ci_low <= bar.segments[0].percent <= bar.ci_high
@@ -106,12 +107,12 @@ def test_counts_equal_a_recount_after_answers_repeats_exclusions_and_deletion(
     client.post(reverse("studyapp:demographics", args=[halfway.token]), DEMOGRAPHICS)
     client.post(reverse("studyapp:instructions", args=[halfway.token]))
     for choice in ("A", "B", "equal", "A"):
-        answer_current(client, halfway, choice)
+        answer_current(client, halfway, attentive(halfway, choice))
     assert stored_counts(study) == recount_from_export(study, tmp_path / "one")
     # A re-answer (double submit of the same question, another choice) is refused, counted once.
     url = client.get(reverse("studyapp:resume", args=[halfway.token]))["Location"]
     shown = form_value(client.get(url).content.decode(), "shown")
-    for choice in ("A", "B"):
+    for choice in (attentive(halfway, "A"), "B"):
         client.post(url, {"choice": choice, "shown": shown, "client_ms": ""})
     assert Participant.objects.get(pk=halfway.pk).answered == 5
     assert sum(sum(c) for c in stored_counts(study).values()) == 12 + 5 - _checks_answered(halfway)
@@ -135,6 +136,13 @@ def test_counts_equal_a_recount_after_answers_repeats_exclusions_and_deletion(
     assert all(bar.ci_low is None for bar in comparison_bars(study))  # one participant: no interval
     Participant.objects.filter(pk=done.pk).delete()
     assert not ComparisonCount.objects.filter(participant_id=done.pk).exists()
+
+
+def attentive(participant: Participant, choice: str) -> str:
+    """``choice``, or the instructed answer where the participant's next question is an attention check
+    (so that the participant stays counted by the chart and the report)."""
+    item = participant.items.filter(answer__isnull=True).order_by("position").first()
+    return item.expected_choice or choice
 
 
 def _checks_answered(participant: Participant) -> int:
@@ -198,3 +206,17 @@ def test_a_restored_backup_counts_its_answers_once(study, tmp_path):
     restored = Study.objects.get(slug=study.slug)
     assert stored_counts(restored) == recount_from_export(restored, tmp_path / "export")
     assert {s.participants for s in comparison_sums(restored)} == {2}
+
+
+def test_a_participant_failing_an_attention_check_is_left_out_as_the_report_leaves_them(
+    checked_study, tmp_path
+):
+    take_study(Client(), checked_study, choices="E")  # the checks instruct "equal": passed
+    take_study(Client(), checked_study, choices="AB")  # never "equal": both checks failed
+    write_export(checked_study, tmp_path / "export")
+    export = load_export(tmp_path / "export" / "answers.csv", tmp_path / "export" / "participants.csv")
+    counted = select(export, include_incomplete=True)
+    assert len(counted.participants) == 1
+    sums = comparison_sums(checked_study)
+    assert [s.participants for s in sums] == [1, 1, 1]
+    assert sum(s.answers for s in sums) == len(counted.answers) == 12
