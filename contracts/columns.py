@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contracts.comparisons import METHOD_1, METHOD_2, RESULT
+from contracts.usefulness import TRIAL_COLUMNS
 
 EXPECTED_CHOICE = "expected_choice"
 # Appended later: attention checks, then the comparison model (contracts.comparisons); exports made
@@ -23,6 +24,8 @@ PARTICIPANT_COLUMNS: tuple[str, ...] = (*REQUIRED_PARTICIPANT_COLUMNS, *OPTIONAL
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "answers.csv": ANSWER_COLUMNS, "participants.csv": PARTICIPANT_COLUMNS,
 }
+# A usefulness study's export adds its trials (contracts/usefulness.py).
+USEFULNESS_EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {"trials.csv": TRIAL_COLUMNS}
 
 # Columns of the analysis report's CSVs for any comparison of methods (docs/formats.md).
 COMPARISON_COLUMNS: tuple[str, ...] = (

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from contracts.columns import EXPORT_COLUMNS, REPORT_COLUMNS
+from contracts.columns import EXPORT_COLUMNS, REPORT_COLUMNS, USEFULNESS_EXPORT_COLUMNS
 from contracts.explanations import FIELDS as EXPLANATIONS_FIELDS
 from contracts.render import RENDER_FIELDS
 
@@ -255,9 +255,9 @@ def test_formats_document_every_explanations_field_of_the_code():
     assert documented_keys("## Explanations file") == EXPLANATIONS_FIELDS
 
 
-@pytest.mark.parametrize("csv_name", sorted({**EXPORT_COLUMNS, **REPORT_COLUMNS}))
+@pytest.mark.parametrize("csv_name", sorted({**EXPORT_COLUMNS, **USEFULNESS_EXPORT_COLUMNS, **REPORT_COLUMNS}))
 def test_formats_document_every_export_column_of_the_code(csv_name):
-    assert documented_columns(csv_name) == {**EXPORT_COLUMNS, **REPORT_COLUMNS}[csv_name]
+    assert documented_columns(csv_name) == {**EXPORT_COLUMNS, **USEFULNESS_EXPORT_COLUMNS, **REPORT_COLUMNS}[csv_name]
 
 
 def test_formats_document_the_render_record_and_attention_checks():
