@@ -20,7 +20,28 @@ from PIL import Image, UnidentifiedImageError
 
 from contracts.blinding import revealing_fragment
 from contracts.render import render_record_id, render_record_problem
-from contracts.vocabulary import is_question_type, is_random_control, question_sides
+from contracts.usefulness import (
+    ARMS,
+    DISTINCTION,
+    FORWARD_SIMULATION,
+    IMAGE_FILE,
+    LEARN,
+    MAX_PANELS,
+    MIN_PANELS,
+    MODEL_CORRECT,
+    NO_EXPLANATION,
+    PANEL_CLASS,
+    PANEL_FILE,
+    PANELS,
+    PHASE,
+    PHASES,
+    PREFERENCE,
+    TASK,
+    TASKS,
+    TRIAL_ID,
+)
+from contracts.usefulness import METHOD as TRIAL_METHOD
+from contracts.vocabulary import is_method_key, is_question_type, is_random_control, question_sides
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -115,6 +136,36 @@ def unreferenced_images(folder: Path, referenced: Iterable[str]) -> list[Path] |
     return [p for p in present if p.resolve() not in named]
 
 
+def bundle_task(manifest: Any) -> str:
+    """The task a manifest's bundle runs (``contracts.usefulness.TASKS``): its ``task`` field, the
+    preference study when absent or null. ValueError with one sentence for any other value."""
+    task = manifest.get(TASK) if isinstance(manifest, dict) else None
+    if task is None:
+        return PREFERENCE
+    if task not in TASKS:
+        raise ValueError(f"manifest.json: task {task!r} is not one of {', '.join(TASKS)}")
+    return task
+
+
+def entries_field(task: str) -> str:
+    """The manifest's list of what participants see: ``pairs`` (preference) or ``trials``."""
+    return "pairs" if task == PREFERENCE else "trials"
+
+
+def bundle_entries(manifest: Any) -> list[dict]:
+    """The pairs or trials of a manifest (whichever its task has), objects only, in order."""
+    try:
+        entries = manifest.get(entries_field(bundle_task(manifest)))
+    except (AttributeError, ValueError):
+        return []
+    return [entry for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
+
+
+def manifest_files(manifest: Any) -> list[str]:
+    """Every image file a manifest names (pairs' or trials'), each once, in order of appearance."""
+    return list(dict.fromkeys(name for entry in bundle_entries(manifest) for name in referenced_files(entry)))
+
+
 def check_manifest(manifest: Any) -> list[str]:
     """Every way `manifest` breaks schema 1, as one sentence each (empty when it conforms)."""
     if not isinstance(manifest, dict):
@@ -122,22 +173,33 @@ def check_manifest(manifest: Any) -> list[str]:
     problems: list[str] = []
     if manifest.get("schema_version") != SCHEMA_VERSION:
         problems.append(f"manifest.json: schema_version is {manifest.get('schema_version')!r}, expected 1")
-    for field, kind in (("bundle_id", str), ("created_at", str), ("generator", dict), ("datasets", list),
-                        ("pairs", list), ("provenance", dict)):
-        if not isinstance(manifest.get(field), kind):
-            problems.append(f"manifest.json: field '{field}' must be a {kind.__name__}")
+    try:
+        task = bundle_task(manifest)
+    except ValueError as exc:
+        return problems + [str(exc)]
+    field = entries_field(task)
+    for name, kind in (("bundle_id", str), ("created_at", str), ("generator", dict), ("datasets", list),
+                       (field, list), ("provenance", dict)):
+        if not isinstance(manifest.get(name), kind):
+            problems.append(f"manifest.json: field '{name}' must be a {kind.__name__}")
+    other = entries_field(DISTINCTION if task == PREFERENCE else PREFERENCE)
+    if other in manifest:
+        problems.append(f"manifest.json: a {task} bundle lists {field}, not {other} (one bundle holds one task)")
     if problems:
         return problems
     problems += _check_created_at(manifest["created_at"])
     problems += _check_generator(manifest["generator"])
     problems += _check_provenance(manifest["provenance"])
     classes = _check_datasets(manifest["datasets"], problems)
-    problems += _check_pairs(manifest["pairs"], classes)
-    problems += _check_render(manifest.get("render"), manifest["pairs"])
-    names = dict.fromkeys(name for pair in manifest["pairs"] if isinstance(pair, dict) for name in referenced_files(pair))
-    problems += [problem for name in names for problem in file_name_problems(name)]
-    problems += [f"manifest.json: pair_id {pair.get('pair_id')!r} reveals a method word"
-                 for pair in manifest["pairs"] if isinstance(pair, dict) and revealing_fragment(str(pair.get("pair_id")))]
+    if task == PREFERENCE:
+        problems += _check_pairs(manifest["pairs"], classes)
+    else:
+        problems += _check_trials(task, manifest["trials"], manifest.get(ARMS), classes)
+    noun = field[:-1]
+    problems += _check_render(manifest.get("render"), manifest[field], noun)
+    problems += [problem for name in manifest_files(manifest) for problem in file_name_problems(name)]
+    problems += [f"manifest.json: {noun}_id {entry.get(f'{noun}_id')!r} reveals a method word"
+                 for entry in bundle_entries(manifest) if revealing_fragment(str(entry.get(f"{noun}_id")))]
     return problems
 
 
@@ -153,8 +215,19 @@ def file_name_problems(name: str) -> list[str]:
 
 
 def referenced_files(pair: dict) -> list[str]:
-    """The stimulus files of a pair, then its plain image (if any)."""
-    return stimulus_files(pair) + plain_image_files(pair)
+    """The explanation files of a pair or trial (stimuli, panels), then its plain image (if any)."""
+    return explanation_files(pair) + plain_image_files(pair)
+
+
+def explanation_files(entry: dict) -> list[str]:
+    """The files that show an explanation: a pair's stimuli, then a trial's panels."""
+    return stimulus_files(entry) + panel_files(entry)
+
+
+def panel_files(trial: dict) -> list[str]:
+    """The files of a trial's panels that name one (a malformed entry is check_manifest's to report)."""
+    panels = trial.get(PANELS) if isinstance(trial.get(PANELS), list) else []
+    return [p[PANEL_FILE] for p in panels if isinstance(p, dict) and isinstance(p.get(PANEL_FILE), str)]
 
 
 def stimulus_files(pair: dict) -> list[str]:
@@ -168,25 +241,29 @@ def plain_image_files(pair: dict) -> list[str]:
     return [pair["image_file"]] if isinstance(pair.get("image_file"), str) else []
 
 
-def _check_render(record: Any, pairs: list) -> list[str]:
-    """The optional `render` record is sound and every pair carries its `render_id`: one drawing per bundle.
+def _check_render(record: Any, entries: list, noun: str = "pair") -> list[str]:
+    """The optional `render` record is sound and every pair (or trial) carries its `render_id`: one
+    drawing per bundle.
 
     Bundles from before render styles have no record, or one without `style`, and no pair ids.
     """
-    pairs = [pair for pair in pairs if isinstance(pair, dict)]
+    entries = [entry for entry in entries if isinstance(entry, dict)]
     if record is None:
-        if any("render_id" in pair for pair in pairs):
-            return ["manifest.json: pairs carry a render_id but the manifest has no render record saying how they were drawn"]
+        if any("render_id" in entry for entry in entries):
+            return [(f"manifest.json: {noun}s carry a render_id but the manifest has no render "
+                     "record saying how they were drawn")]
         return []
     problem = render_record_problem(record)
     if problem:
         return [problem]
     expected = render_record_id(record) if "style" in record else None
-    others = [pair for pair in pairs if pair.get("render_id") != expected]
+    others = [entry for entry in entries if entry.get("render_id") != expected]
     if not others:
         return []
-    return [f"manifest.json: {len(others)} of {len(pairs)} pairs were not drawn with the bundle's render settings "
-            f"(first: pair {others[0].get('pair_id')!r}); every pair of a bundle must be rendered with one setting"]
+    first = others[0].get(f"{noun}_id")
+    return [(f"manifest.json: {len(others)} of {len(entries)} {noun}s were not drawn with the "
+             f"bundle's render settings (first: {noun} {first!r}); every {noun} of a bundle must be "
+             "rendered with one setting")]
 
 
 def _check_created_at(value: str) -> list[str]:
@@ -308,3 +385,157 @@ def _check_methods(pair: dict, question_key: str, methods: list[Any], where: str
     elif source is not None:
         return [f"{where}: random_source_image_id must be null for {question_key}"]
     return []
+
+
+def _check_trials(task: str, trials: list, arms: Any, classes: dict[str, list[str]]) -> list[str]:
+    """The trials of a usefulness bundle (docs/formats.md "Usefulness bundles"), then its arms."""
+    problems = _check_arms(task, arms)
+    arm_keys = arms if task == FORWARD_SIMULATION and not problems else None
+    if not trials:
+        problems.append("manifest.json: trials is empty")
+    seen: set[str] = set()
+    for i, trial in enumerate(trials):
+        if not isinstance(trial, dict):
+            problems.append(f"manifest.json: trials[{i}] must be an object")
+            continue
+        where = f"manifest.json: trial {trial.get(TRIAL_ID, i)!r}"
+        trial_id = trial.get(TRIAL_ID)
+        if not isinstance(trial_id, str) or not trial_id:
+            problems.append(f"{where}: trial_id must be a non-empty string")
+        elif trial_id in seen:
+            problems.append(f"{where}: trial_id appears twice")
+        seen.add(str(trial_id))
+        problems += _check_trial_image(trial, where, classes)
+        problems += _check_trial_method(task, trial, where, arm_keys)
+        problems += _check_panels(task, trial, where, classes)
+    if arm_keys is not None:
+        problems += _check_phases([t for t in trials if isinstance(t, dict)], arm_keys)
+    return problems
+
+
+def _check_trial_image(trial: dict, where: str, classes: dict[str, list[str]]) -> list[str]:
+    """The image of a trial: its dataset, classes, plain file and whether the model got it right."""
+    problems = []
+    dataset = trial.get("dataset")
+    if dataset not in classes:
+        problems.append(f"{where}: dataset {dataset!r} is not listed in datasets")
+    if not isinstance(trial.get("image_id"), str) or not trial.get("image_id"):
+        problems.append(f"{where}: image_id must be a non-empty string")
+    for field in ("true_class", "predicted_class"):
+        if dataset in classes and trial.get(field) not in classes[dataset]:
+            problems.append(f"{where}: {field} {trial.get(field)!r} is not a class of dataset {dataset!r}")
+    correct = trial.get(MODEL_CORRECT)
+    if not isinstance(correct, bool):
+        problems.append(f"{where}: model_correct must be true or false, got {correct!r}")
+    elif correct != (trial.get("predicted_class") == trial.get("true_class")):
+        problems.append(f"{where}: model_correct is {str(correct).lower()} but predicted_class "
+                        f"{trial.get('predicted_class')!r} and true_class {trial.get('true_class')!r} "
+                        f"{'differ' if correct else 'agree'}")
+    if not isinstance(trial.get(IMAGE_FILE), str):
+        problems.append(f"{where}: image_file must name the plain image")
+    return problems
+
+
+def _check_trial_method(task: str, trial: dict, where: str, arms: list[str] | None) -> list[str]:
+    """A trial's `phase` and `method` as its task allows (forward simulation: a learn trial's method
+    is one of the arms, `none` included; pre and post trials show no method)."""
+    phase, method = trial.get(PHASE), trial.get(TRIAL_METHOD)
+    if task != FORWARD_SIMULATION:
+        if phase is not None:
+            return [f"{where}: phase must be null in {_a(task)} trial, got {phase!r}"]
+        if not is_method_key(method) or method == NO_EXPLANATION:
+            return [f"{where}: method {method!r} must be a method key in {_a(task)} trial"]
+        return []
+    if phase not in PHASES:
+        return [f"{where}: phase {phase!r} must be one of {', '.join(PHASES)}"]
+    if phase != LEARN:
+        return [] if method is None else [f"{where}: method must be null in a {phase} trial, got {method!r}"]
+    if arms is not None and method not in arms:
+        return [f"{where}: method {method!r} of a learn trial is not one of the arms {arms}"]
+    if not (is_method_key(method) or method == NO_EXPLANATION):
+        return [f"{where}: method {method!r} of a learn trial must be a method key or {NO_EXPLANATION!r}"]
+    return []
+
+
+def _check_panels(task: str, trial: dict, where: str, classes: dict[str, list[str]]) -> list[str]:
+    """A trial's panels: how many its task shows, each a class of the dataset, the prediction's first."""
+    panels = trial.get(PANELS)
+    if not isinstance(panels, list) or not all(
+            isinstance(p, dict) and isinstance(p.get(PANEL_CLASS), str) and isinstance(p.get(PANEL_FILE), str)
+            for p in panels):
+        return [f"{where}: panels must be a list of objects with a string 'class' and 'file'"]
+    low, high, what = _panel_count(task, trial)
+    if not low <= len(panels) <= high:
+        return [f"{where}: {_a(what)} shows {_count_words(low, high)}, got {len(panels)}"]
+    shown = [p[PANEL_CLASS] for p in panels]
+    dataset, predicted = trial.get("dataset"), trial.get("predicted_class")
+    unknown = [c for c in shown if dataset in classes and c not in classes[dataset]]
+    if unknown:
+        return [f"{where}: panel class {unknown[0]!r} is not a class of dataset {dataset!r}"]
+    if len(set(shown)) != len(shown):
+        return [f"{where}: panel classes {shown} repeat a class; each panel explains another class"]
+    if shown and shown[0] != predicted:
+        return [f"{where}: the first panel must explain the predicted class {predicted!r}, got {shown[0]!r}"]
+    return []
+
+
+def _panel_count(task: str, trial: dict) -> tuple[int, int, str]:
+    """The fewest and most panels a trial shows, and what the trial is (for the message)."""
+    if task == DISTINCTION:
+        return MIN_PANELS, MAX_PANELS, "distinction trial"
+    if task != FORWARD_SIMULATION:
+        return 1, 1, f"{task} trial"
+    phase, method = trial.get(PHASE), trial.get(TRIAL_METHOD)
+    if phase == LEARN and method != NO_EXPLANATION:
+        return 1, 1, "learn trial"
+    return 0, 0, f"{phase} trial" if phase != LEARN else f"learn trial of the {NO_EXPLANATION!r} arm"
+
+
+def _a(words: str) -> str:
+    """``words`` after its indefinite article ("an agreement trial", "a learn trial")."""
+    return f"{'an' if words[:1] in 'aeiou' else 'a'} {words}"
+
+
+def _count_words(low: int, high: int) -> str:
+    if low != high:
+        return f"{low} to {high} panels"
+    return {0: "no panels", 1: "exactly one panel"}.get(low, f"{low} panels")
+
+
+def _check_arms(task: str, arms: Any) -> list[str]:
+    """`arms`: for forward simulation a list of method keys, optionally `none`, each once; else null."""
+    if task != FORWARD_SIMULATION:
+        if arms is None:
+            return []
+        return [f"manifest.json: arms must be null in {_a(task)} bundle (only forward simulation has arms)"]
+    if not isinstance(arms, list) or not arms or not all(
+            is_method_key(arm) or arm == NO_EXPLANATION for arm in arms):
+        return [f"manifest.json: arms must list method keys and optionally {NO_EXPLANATION!r}, got {arms!r}"]
+    twice = sorted({arm for arm in arms if arms.count(arm) > 1})
+    return [f"manifest.json: arm {arm!r} is listed twice" for arm in twice]
+
+
+def _check_phases(trials: list[dict], arms: list[str]) -> list[str]:
+    """Forward simulation: every phase has trials, no image is in two phases, every arm learns from
+    every learning image."""
+    problems = [f"manifest.json: {_a(FORWARD_SIMULATION)} bundle needs {phase} trials and has none"
+                for phase in PHASES if not any(t.get(PHASE) == phase for t in trials)]
+    phases: dict[tuple[Any, Any], set[str]] = {}
+    for trial in trials:
+        if trial.get(PHASE) in PHASES:
+            phases.setdefault((trial.get("dataset"), trial.get("image_id")), set()).add(trial[PHASE])
+    shared = [(image, sorted(found, key=PHASES.index)) for image, found in phases.items() if len(found) > 1]
+    if shared:
+        (dataset, image_id), found = shared[0]
+        problems.append(f"manifest.json: {len(shared)} image(s) are in more than one phase (first: {image_id!r} "
+                        f"of {dataset!r} in {' and '.join(found)}); no image may be in two phases")
+    learning = [image for image, found in phases.items() if LEARN in found]
+    for arm in arms:
+        seen = {(t.get("dataset"), t.get("image_id")) for t in trials
+                if t.get(PHASE) == LEARN and t.get(TRIAL_METHOD) == arm}
+        missing = [image for image in learning if image not in seen]
+        if missing:
+            problems.append(f"manifest.json: arm {arm!r} has no learn trial for {len(missing)} of the "
+                            f"{len(learning)} learning images (first: {missing[0][1]!r}); every arm learns "
+                            "from the same images")
+    return problems
