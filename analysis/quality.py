@@ -4,7 +4,9 @@ Per participant, over their preference answers in position order (attention chec
 apart): number of answers, median response time, share of decisive answers on side A, longest
 run of one choice, attention checks passed of those given, and flags with stated thresholds —
 speeder (median response below ``speeder_ms``), straight-liner (one choice, A, B or equal, for at
-least ``straight_line_share`` of the answers) and failed attention checks. Flags inform; only
+least ``straight_line_share`` of the answers) and failed attention checks, and the anomaly p of :mod:`contracts.anomaly` (Fisher's method over the
+participant's answers' p-values under the other counted participants' shares, as Chatbot Arena
+screens its voters) with the flag ``anomalous`` below ``anomaly_alpha``. Flags inform; only
 failed attention checks leave a participant out (:mod:`analysis.selection`).
 
 For the counted sample: the side-A share of all decisive answers with a participant-level
@@ -26,6 +28,8 @@ from analysis.percentages import DEFAULT_DECIMALS, format_percent
 from analysis.selection import Selection
 from analysis.statistics import DEFAULT_CONFIDENCE, cluster_bootstrap_ci, usable_intervals
 from analysis.vocabulary import CHOICES
+from contracts.anomaly import DEFAULT_ANOMALY_ALPHA, fisher_anomaly_p
+from contracts.comparisons import RESULTS
 
 DEFAULT_SPEEDER_MS = 1000.0
 DEFAULT_STRAIGHT_LINE_SHARE = 0.9
@@ -34,10 +38,12 @@ FLAGS: dict[str, str] = {
     "speeder": "median response time below {speeder_ms:g} ms",
     "straight_liner": "one choice (A, B or equal) for at least {straight_pct:g}% of the answers",
     "failed_checks": "failed at least one attention check",
+    "anomalous": "answers unlike the other participants' (Fisher-combined p below {alpha:g})",
 }
 QUALITY_COLUMNS: tuple[str, ...] = (
     "study", "participant", "status", "simulated", "counted", "left_out", "answers",
     "median_response_ms", "side_a_pct", "longest_run", "checks_given", "checks_passed", "flags",
+    "anomaly_p",
 )
 POSITION_COLUMNS: tuple[str, ...] = ("quarter", "answers", "method_1", "method_1_share",
                                      "ci_low", "ci_high")
@@ -49,11 +55,13 @@ class QualityThresholds:
 
     speeder_ms: float = DEFAULT_SPEEDER_MS
     straight_line_share: float = DEFAULT_STRAIGHT_LINE_SHARE
+    anomaly_alpha: float = DEFAULT_ANOMALY_ALPHA
 
     def flag_descriptions(self) -> dict[str, str]:
         """Each flag's name and its rule with this report's thresholds."""
         return {name: rule.format(speeder_ms=self.speeder_ms,
-                                  straight_pct=100 * self.straight_line_share)
+                                  straight_pct=100 * self.straight_line_share,
+                                  alpha=self.anomaly_alpha)
                 for name, rule in FLAGS.items()}
 
 
@@ -103,10 +111,12 @@ def participant_quality(export: Export, selection: Selection,
     passed = checks.sum().reindex(keys, fill_value=0).to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         top_share = per_choice.max(axis=1).to_numpy() / n
+    anomaly = anomaly_p_values(answers, selection).reindex(keys).to_numpy(dtype=float)
     flags = {
         "speeder": median < thresholds.speeder_ms,
         "straight_liner": (n > 0) & (top_share >= thresholds.straight_line_share),
         "failed_checks": passed < given,
+        "anomalous": anomaly < thresholds.anomaly_alpha,
     }
     return pd.DataFrame({
         "study": people["study"].to_numpy(), "participant": people["participant"].to_numpy(),
@@ -118,7 +128,29 @@ def participant_quality(export: Export, selection: Selection,
         "longest_run": longest_runs(answers).reindex(keys, fill_value=0).to_numpy(),
         "checks_given": given, "checks_passed": passed,
         "flags": [";".join(name for name in FLAGS if flags[name][i]) for i in range(len(n))],
+        "anomaly_p": anomaly,
     }, columns=list(QUALITY_COLUMNS))
+
+
+def anomaly_p_values(answers: pd.DataFrame, selection: Selection) -> pd.Series:
+    """Each answering participant's Fisher-combined anomaly p (contracts.anomaly), the reference
+    being the counted participants' answers to the same comparison, the participant's own left out."""
+    keys = [*PARTICIPANT_KEY, "question_type"]
+    counts = (answers.groupby([*keys, "result"], observed=True).size()
+              .unstack(fill_value=0).reindex(columns=range(len(RESULTS)), fill_value=0))
+    counted = set(selection.answers[PARTICIPANT_KEY].itertuples(index=False, name=None))
+    person_of = list(zip(*(counts.index.get_level_values(k) for k in PARTICIPANT_KEY), strict=True))
+    in_reference = np.array([person in counted for person in person_of], dtype=bool)
+    reference = counts[in_reference].groupby(level="question_type", observed=True).sum()
+    reference = reference.reindex(counts.index.unique("question_type"), fill_value=0)
+    values: dict[tuple, float | None] = {}
+    for person, rows in counts.groupby(level=PARTICIPANT_KEY, observed=True):
+        own = {q: rows.loc[(*person, q)].tolist() for q in rows.index.get_level_values("question_type")}
+        add_own = person not in counted  # the reference lacks them: nothing to take out
+        totals = {q: [r + (c if add_own else 0) for r, c in zip(reference.loc[q].tolist(), own[q])]
+                  for q in own}
+        values[person] = fisher_anomaly_p(own, totals)
+    return pd.Series(values, dtype=float)
 
 
 def longest_runs(answers: pd.DataFrame) -> pd.Series:

@@ -10,6 +10,7 @@ from analysis.io import InputError, load_export
 from analysis.quality import QualityThresholds
 from analysis.report import ReportOptions, build_report
 from analysis.selection import select
+from tests.anomaly_reference import moment_matched_p
 from analysis_exports import answer_row, check_row, participant_row, report_on_export, write_export
 
 # Positions 1–10 with attention checks at 3 and 8: the answers' quarters are 1,1,2,2,3,3,4,4.
@@ -190,3 +191,21 @@ def test_response_times_must_be_numbers(tmp_path):
     with pytest.raises(InputError, match=r"data row 2, column 'response_ms': 'fast' is not a "
                                          r"time in milliseconds"):
         load_export(*write_export(tmp_path, answers, people))
+
+
+def test_a_participant_answering_against_everyone_else_is_flagged_anomalous(tmp_path):
+    # p1 and p2 prefer BLA-T in all four answers, "odd" prefers CAM in all four.
+    answers = [answer_row(name, k, "bla_t_vs_cam", "A", outcome, "AB"[k % 2])
+               for name, outcome in (("p1", "bla_t"), ("p2", "bla_t"), ("odd", "other"))
+               for k in range(1, 5)]
+    people = [participant_row(name) for name in ("p1", "p2", "odd")]
+    result = report_on_export(tmp_path, lambda folder: write_export(folder, answers, people))
+    quality = pd.read_csv(result.out_dir / "participants_quality.csv").set_index("participant")
+    # odd: the others answered (8, 0, 0) → shares 9/11, 1/11, 1/11; p-values 6/11, 1/11, 1/11.
+    assert quality.loc["odd", "anomaly_p"] == pytest.approx(
+        moment_matched_p([9 / 11, 1 / 11, 1 / 11], [1] * 4))
+    # p1: the others answered (4, 4, 0) → shares 5/11, 5/11, 1/11; each BLA-T answer has p = 6/11.
+    assert quality.loc["p1", "anomaly_p"] == pytest.approx(
+        moment_matched_p([5 / 11, 5 / 11, 1 / 11], [0] * 4))
+    assert quality["flags"].fillna("").str.contains("anomalous").to_dict() == {
+        "p1": False, "p2": False, "odd": True}
