@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contracts.comparisons import METHOD_1, METHOD_2, RESULT
-from contracts.usefulness import TRIAL_COLUMNS
+from contracts.usefulness import ARM, TRIAL_COLUMNS
 
 EXPECTED_CHOICE = "expected_choice"
 # Appended later: attention checks, then the comparison model (contracts.comparisons); exports made
@@ -14,8 +14,9 @@ REQUIRED_ANSWER_COLUMNS: tuple[str, ...] = (
 )
 ANSWER_COLUMNS: tuple[str, ...] = (*REQUIRED_ANSWER_COLUMNS, *OPTIONAL_ANSWER_COLUMNS)
 LANGUAGE = "language"
-# Appended later (participant languages); exports made before it lack the column.
-OPTIONAL_PARTICIPANT_COLUMNS: tuple[str, ...] = (LANGUAGE,)
+# Appended later (participant languages, then forward-simulation arms: written by usefulness studies only);
+# exports made before them lack the columns.
+OPTIONAL_PARTICIPANT_COLUMNS: tuple[str, ...] = (LANGUAGE, ARM)
 REQUIRED_PARTICIPANT_COLUMNS: tuple[str, ...] = (
     "study", "participant", "status", "started_at", "completed_at", "gender", "age",
     "ml_experience", "xai_experience", "simulated",

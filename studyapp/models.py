@@ -7,6 +7,7 @@ that a return visit to the study link resumes instead of starting over.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Iterable
 from string import Formatter
 
@@ -21,6 +22,17 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from contracts.task import task_phrase
+from contracts.usefulness import (
+    AGREEMENT,
+    CONFIDENCE_LEVELS,
+    DISTINCTION,
+    FORWARD_SIMULATION,
+    LEARN,
+    NO_EXPLANATION,
+    PHASES,
+    PREFERENCE,
+    TASKS,
+)
 from contracts.vocabulary import (
     ATTENTION_CHECK,  # noqa: F401  (the export's question type of a check)
     CHOICES,
@@ -50,6 +62,26 @@ DEFAULT_QUESTION_PROMPT = gettext_noop(
 """The paper's Figure 5 wording; ``{task}`` and ``{predicted_class}`` are filled in per question."""
 PROMPT_PLACEHOLDERS = ("task", "predicted_class")
 DEFAULT_COMPLETION_MESSAGE = gettext_noop("All your answers have been saved. Thank you for taking part.")
+DEFAULT_TASK_INSTRUCTIONS = {
+    DISTINCTION: gettext_noop(
+        "Each question shows one image that a computer model has classified, and several explanations "
+        "of the model: each explanation highlights the parts of the image the model would base one "
+        "particular decision on, and each is for a different class. Please choose the explanation "
+        "that belongs to the class the model actually decided for, and say how sure you are."
+    ),
+    AGREEMENT: gettext_noop(
+        "Each question shows one image, the class a computer model decided for, and an explanation "
+        "that highlights the parts of the image the model based its decision on. Please say whether "
+        "you think the model's decision is correct, and how sure you are."
+    ),
+    FORWARD_SIMULATION: gettext_noop(
+        "The study has three parts. First, you guess from an image alone which class a computer model "
+        "decides for. Then you study a series of examples of the model's decisions. Finally, you guess "
+        "the model's decisions again for new images. Your task is always to predict what the model "
+        "says, not what the image really shows. With each guess, please say how sure you are."
+    ),
+}
+"""The instructions a usefulness study starts with, one per task (a preference study has DEFAULT_INSTRUCTIONS)."""
 
 
 def validate_question_prompt(text: str) -> None:
@@ -86,6 +118,19 @@ def attention_check_problem(checks: int, questions: int) -> str | None:
 def questions_per_participant(cell_sizes: Iterable[int], per_cell: int) -> int:
     """How many questions a sequence holds: ``per_cell`` from each cell, fewer where a cell has fewer pairs."""
     return sum(min(size, per_cell) for size in cell_sizes)
+
+
+def answered_trials_per_participant(trials: Iterable[tuple[str | None, str, str | None]], task: str,
+                                    per_cell: int) -> int:
+    """How many answered trials (learning trials not counted) a participant of a usefulness study gets.
+
+    ``trials`` are (method, dataset, phase) of the bundle's trials that are answered: forward simulation
+    asks every pre- and post-test trial; the other tasks ``per_cell`` trials per method × dataset.
+    """
+    cells = Counter((method or "", dataset, phase or "") for method, dataset, phase in trials)
+    if task == FORWARD_SIMULATION:
+        return sum(cells.values())
+    return questions_per_participant(cells.values(), per_cell)
 
 
 def new_participant_token() -> str:
@@ -155,6 +200,10 @@ class Study(models.Model):
         blank=True, max_length=500, help_text="Where to send participants after the last answer (e.g. Prolific)."
     )
     completion_code = models.CharField(max_length=32, default=new_completion_code)
+    task = models.CharField(
+        max_length=20, choices=[(task, task) for task in TASKS], default=PREFERENCE, editable=False,
+        help_text="What participants do: compare two explanations (preference) or a usefulness task; set by the import.",
+    )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
     researchers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="research_studies",
@@ -187,10 +236,19 @@ class Study(models.Model):
         """True once the target number of participants has completed."""
         return self.target_participants is not None and self.completed_count() >= self.target_participants
 
+    @property
+    def is_usefulness(self) -> bool:
+        """True for a distinction, agreement or forward-simulation study (trials instead of pairs)."""
+        return self.task != PREFERENCE
+
     def question_count(self) -> int | None:
         """Questions per participant (attention checks not counted) with the imported bundle; None before an import."""
         if self.pk is None or not Bundle.objects.filter(study_id=self.pk).exists():
             return None
+        if self.is_usefulness:
+            trials = Trial.objects.filter(bundle__study_id=self.pk).exclude(phase=LEARN)
+            return answered_trials_per_participant(trials.values_list("method", "dataset__key", "phase"),
+                                                   self.task, self.questions_per_cell)  # fmt: skip
         cells = (
             Pair.objects.filter(bundle__study_id=self.pk).values("question_type", "dataset").annotate(n=models.Count("id"))
         )
@@ -330,6 +388,10 @@ class Participant(models.Model):
     language = models.CharField(
         max_length=8, blank=True, default="", help_text="The language the participant took the study in."
     )
+    arm = models.CharField(
+        max_length=100, blank=True, default="",
+        help_text="Forward simulation: the arm the participant learns in (a method key or 'none'); else empty.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["started_at", "id"]
@@ -495,3 +557,106 @@ class ComparisonCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant_id}:{self.comparison} {self.method_1}/{self.method_2}/{self.equal}"
+
+
+class Trial(models.Model):
+    """One trial of a usefulness bundle (docs/formats.md): an image, the model's prediction, its panels."""
+
+    bundle = models.ForeignKey(Bundle, on_delete=models.CASCADE, related_name="trials")
+    trial_id = models.CharField(max_length=200)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="trials")
+    image_id = models.CharField(max_length=300)
+    true_class = models.CharField(max_length=200)
+    predicted_class = models.CharField(max_length=200)
+    model_correct = models.BooleanField()
+    method = models.CharField(max_length=100, blank=True, help_text="Empty for pre/post trials and the 'none' arm.")
+    phase = models.CharField(max_length=8, blank=True, choices=[(p, p) for p in PHASES], help_text="Forward simulation only.")
+    image = models.FileField(max_length=200, blank=True, help_text="The plain image.")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["bundle", "trial_id"], name="trial_id_unique_per_bundle")]
+
+    def __str__(self) -> str:
+        return self.trial_id
+
+    @property
+    def arm(self) -> str:
+        """The forward-simulation arm a learning trial belongs to (its method, or 'none'); empty otherwise."""
+        return (self.method or NO_EXPLANATION) if self.phase == LEARN else ""
+
+    @property
+    def image_url(self) -> str:
+        """Where participants fetch the plain image (empty when the bundle has none)."""
+        return image_url(self.image.name) if self.image else ""
+
+
+class TrialPanel(models.Model):
+    """One explanation image of a trial; its class is stored for the export and never shown."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="panels")
+    class_name = models.CharField(max_length=200)
+    image = models.FileField(max_length=200)
+    source_file = models.CharField(max_length=500, help_text="The file's path inside the bundle.")
+    order = models.PositiveSmallIntegerField(help_text="Place in the manifest's list; 0 explains the prediction.")
+
+    class Meta:
+        ordering = ["trial_id", "order"]
+        constraints = [models.UniqueConstraint(fields=["trial", "order"], name="panel_order_unique_per_trial")]
+
+    def __str__(self) -> str:
+        return f"{self.trial_id}:{self.order}"
+
+    @property
+    def url(self) -> str:
+        """Where participants fetch the panel: its opaque stored name, nothing else."""
+        return image_url(self.image.name)
+
+
+class TrialItem(models.Model):
+    """One trial in a participant's stored sequence, with its panels in the order shown.
+
+    An attention check (``expected_answer`` set) shows a trial's page and instructs one answer.
+    """
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="trial_items")
+    position = models.PositiveSmallIntegerField()
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="items")
+    panel_order = models.JSONField(default=list, help_text="TrialPanel ids in the order shown.")
+    prediction_panel = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Distinction: the 1-based place of the model's top-1 panel as shown."
+    )
+    expected_answer = models.CharField(
+        max_length=200, blank=True, default="", help_text="The instructed answer of an attention check; else empty."
+    )
+
+    class Meta:
+        ordering = ["participant_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "position"], name="trial_item_position_unique"),
+            models.CheckConstraint(condition=Q(position__gte=1), name="trial_item_position_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}#{self.position}"
+
+
+class TrialAnswer(models.Model):
+    """The participant's answer to one trial item (empty answer for a learning trial); one per item."""
+
+    item = models.OneToOneField(TrialItem, on_delete=models.CASCADE, related_name="answer")
+    answer = models.CharField(max_length=200, blank=True)
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 (guessing) … 4 (certain).")
+    response_ms = models.PositiveIntegerField()
+    answered_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | Q(confidence__in=list(CONFIDENCE_LEVELS)),
+                name="trial_answer_confidence_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item}={self.answer}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import stat
 import tempfile
 import zipfile
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from django.db import IntegrityError, transaction
 
 from contracts.bundle import MANIFEST_NAME, BundleFileError, check_manifest, read_manifest
 from studyapp.conf import study_settings
-from studyapp.models import Study, attention_check_problem, questions_per_participant
+from studyapp.models import Study, attention_check_problem
 from studyapp.operations.bundle import BundleError, ValidatedBundle, import_bundle, validate_bundle
 
 COPY_CHUNK = 1024 * 1024
@@ -192,10 +191,8 @@ class NewStudy:
 def create_study(upload: IO[bytes], choice: NewStudy, owner: AbstractBaseUser) -> Study:
     """Create the draft study ``choice`` from the uploaded bundle, owned by ``owner``; nothing on any problem."""
     with unpacked_bundle(upload) as bundle:
-        cells = Counter((pair["question_type"], pair["dataset"]) for pair in bundle.manifest["pairs"])
-        problem = attention_check_problem(
-            choice.attention_checks, questions_per_participant(cells.values(), Study().questions_per_cell)
-        )
+        problem = attention_check_problem(choice.attention_checks,
+                                          bundle.questions_per_participant(Study().questions_per_cell))
         if problem:
             raise UploadRefused([problem])
         try:

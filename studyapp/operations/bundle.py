@@ -13,6 +13,7 @@ import hashlib
 import io
 import re
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,13 +30,37 @@ from contracts.bundle import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
     BundleFileError,
+    bundle_task,
     check_manifest,
     png_size,
     read_manifest,
     unreferenced_images,
 )
+from contracts.usefulness import (
+    FORWARD_SIMULATION,
+    LEARN,
+    MAX_PANELS,
+    NO_EXPLANATION,
+    PANEL_CLASS,
+    PANEL_FILE,
+    PANELS,
+    PHASES,
+    PREFERENCE,
+)
 from studyapp.conf import study_settings
-from studyapp.models import Bundle, Dataset, Pair, Stimulus, Study
+from studyapp.models import (
+    DEFAULT_INSTRUCTIONS,
+    DEFAULT_TASK_INSTRUCTIONS,
+    Bundle,
+    Dataset,
+    Pair,
+    Stimulus,
+    Study,
+    Trial,
+    TrialPanel,
+    answered_trials_per_participant,
+    questions_per_participant,
+)
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -55,6 +80,24 @@ class ValidatedBundle:
     content_sha256: str
     files: tuple[str, ...]
 
+    @property
+    def task(self) -> str:
+        """``preference`` or the usefulness task the bundle holds (docs/formats.md)."""
+        return bundle_task(self.manifest)
+
+    @property
+    def questions(self) -> list[dict[str, Any]]:
+        """The manifest's pairs (preference) or trials (usefulness tasks)."""
+        return self.manifest["pairs" if self.task == PREFERENCE else "trials"]
+
+    def questions_per_participant(self, per_cell: int) -> int:
+        """Answered questions per participant at ``per_cell`` per cell (attention checks and learning trials not counted)."""
+        if self.task == PREFERENCE:
+            cells = Counter((pair["question_type"], pair["dataset"]) for pair in self.questions)
+            return questions_per_participant(cells.values(), per_cell)
+        answered = ((t.get("method"), t["dataset"], t.get("phase")) for t in self.questions if t.get("phase") != LEARN)
+        return answered_trials_per_participant(answered, self.task, per_cell)
+
 
 @dataclass(frozen=True)
 class ImportResult:
@@ -64,6 +107,7 @@ class ImportResult:
     created: bool
     pairs: int
     images: int
+    unit: str = "pairs"
 
 
 def _require(condition: bool, message: str) -> None:
@@ -193,6 +237,67 @@ def _check_pair(root: Path, pair: Any, at: str, classes_by_key: dict[str, set[st
     return files
 
 
+def _check_trial(root: Path, trial: Any, at: str, classes_by_key: dict[str, set[str]], task: str) -> list[str]:
+    """The app's limits on one usefulness trial (the contract's own checks follow in ``_check_contract``)."""
+    _require(isinstance(trial, dict), f"{at} must be an object.")
+    dataset = _string(trial.get("dataset"), f"{at}.dataset", limit=_max_length(Dataset, "key"))
+    _require(dataset in classes_by_key, f"{at}.dataset {dataset!r} is not one of the datasets {sorted(classes_by_key)}.")
+    _string(trial.get("image_id"), f"{at}.image_id", limit=_max_length(Trial, "image_id"))
+    for field in ("true_class", "predicted_class"):
+        value = _string(trial.get(field), f"{at}.{field}", limit=_max_length(Trial, field))
+        _require(value in classes_by_key[dataset], f"{at}.{field} {value!r} is not a class of dataset {dataset!r}.")
+    _require(isinstance(trial.get("model_correct"), bool), f"{at}.model_correct must be true or false.")
+    if trial.get("method") is not None:
+        _string(trial["method"], f"{at}.method", limit=_max_length(Trial, "method"), key=True)
+    phases = PHASES if task == FORWARD_SIMULATION else ()
+    _require(trial.get("phase") in (None, *phases) and (trial.get("phase") is None) != bool(phases),
+             f"{at}.phase {trial.get('phase')!r} must be one of {list(phases)}" if phases else f"{at}.phase must be null.")
+    panels = trial.get(PANELS) or []
+    _require(isinstance(panels, list) and len(panels) <= MAX_PANELS,
+             f"{at}.{PANELS} must be a list of at most {MAX_PANELS} panels.")
+    sizes: dict[str, tuple[int, int]] = {}
+    files = []
+    for j, panel in enumerate(panels):
+        pat = f"{at}.{PANELS}[{j}]"
+        _require(isinstance(panel, dict), f"{pat} must be an object.")
+        name = _string(panel.get(PANEL_CLASS), f"{pat}.{PANEL_CLASS}", limit=_max_length(TrialPanel, "class_name"))
+        _require(name in classes_by_key[dataset], f"{pat}.{PANEL_CLASS} {name!r} is not a class of dataset {dataset!r}.")
+        file, sizes[file] = _check_image(root, panel.get(PANEL_FILE), f"{pat}.{PANEL_FILE}")
+        files.append(file)
+    file, sizes[file] = _check_image(root, trial.get("image_file"), f"{at}.image_file")
+    files.append(file)
+    _require(
+        len(set(sizes.values())) == 1,
+        f"{at}: its images differ in size ({', '.join(f'{n} {w}x{h}' for n, (w, h) in sizes.items())}).",
+    )
+    return files
+
+
+def _check_questions(root: Path, manifest: dict[str, Any], where: str, classes_by_key: dict[str, set[str]],
+                     progress: Callable[[int], None] | None) -> list[str]:  # fmt: skip
+    """Check every pair (preference) or trial (usefulness task); the files they name, in order."""
+    try:
+        task = bundle_task(manifest)
+    except ValueError as exc:
+        raise BundleError(f"{root}: {exc}.") from None
+    kind, id_field, model = ("pairs", "pair_id", Pair) if task == PREFERENCE else ("trials", "trial_id", Trial)
+    seen: set[str] = set()
+    files: list[str] = []
+    for i, entry in enumerate(_list(manifest.get(kind), f"{where}: {kind}")):
+        at = f"{where}: {kind}[{i}]"
+        entry_id = _string(entry.get(id_field) if isinstance(entry, dict) else None, f"{at}.{id_field}",
+                           limit=_max_length(model, id_field))  # fmt: skip
+        _require(entry_id not in seen, f"{at}.{id_field} {entry_id!r} appears twice.")
+        seen.add(entry_id)
+        if task == PREFERENCE:
+            files.extend(_check_pair(root, entry, at, classes_by_key))
+        else:
+            files.extend(_check_trial(root, entry, at, classes_by_key, task))
+        if progress:
+            progress(1)
+    return files
+
+
 def _check_unreferenced(root: Path, files: list[str]) -> None:
     """Every image in the bundle's images/ folder must be one the manifest names (else it is another bundle's)."""
     stray = unreferenced_images(root, files) or []
@@ -227,17 +332,7 @@ def validate_bundle(folder: str | Path, progress: Callable[[int], None] | None =
     _require(version == SCHEMA_VERSION, f"{where}: schema_version is {version!r}; this app reads {SCHEMA_VERSION}.")
     _string(manifest.get("bundle_id"), f"{where}: bundle_id", limit=_max_length(Bundle, "bundle_id"))
     classes_by_key = _check_datasets(manifest, where)
-    pair_ids: set[str] = set()
-    files: list[str] = []
-    for i, pair in enumerate(_list(manifest.get("pairs"), f"{where}: pairs")):
-        at = f"{where}: pairs[{i}]"
-        pair_id = _string(pair.get("pair_id") if isinstance(pair, dict) else None, f"{at}.pair_id",
-                          limit=_max_length(Pair, "pair_id"))  # fmt: skip
-        _require(pair_id not in pair_ids, f"{at}.pair_id {pair_id!r} appears twice.")
-        pair_ids.add(pair_id)
-        files.extend(_check_pair(root, pair, at, classes_by_key))
-        if progress:
-            progress(1)
+    files = _check_questions(root, manifest, where, classes_by_key, progress)
     _check_unreferenced(root, files)
     _check_contract(root, manifest)
     return ValidatedBundle(root, manifest, _content_hash(raw, root, files), tuple(files))
@@ -306,7 +401,7 @@ def import_bundle(
         for name in saved:
             default_storage.delete(name)
         raise
-    return ImportResult(study, True, len(bundle.manifest["pairs"]), len(stored))
+    return ImportResult(study, True, len(bundle.questions), len(stored), "pairs" if bundle.task == PREFERENCE else "trials")
 
 
 def _create_rows(study: Study, bundle: ValidatedBundle, stored: dict[str, str]) -> None:
@@ -320,6 +415,46 @@ def _create_rows(study: Study, bundle: ValidatedBundle, stored: dict[str, str]) 
         )
         for d in manifest["datasets"]
     }
+    if bundle.task == PREFERENCE:
+        _create_pairs(record, manifest, datasets, stored)
+        return
+    _create_trials(record, manifest, datasets, stored)
+    study.task = bundle.task
+    if study.instructions == DEFAULT_INSTRUCTIONS:  # the preference study's default: the task's own instead
+        study.instructions = DEFAULT_TASK_INSTRUCTIONS[bundle.task]
+    study.save(update_fields=["task", "instructions"])
+
+
+def _with_ids(rows: list, model: type, record: Bundle, id_field: str) -> list:
+    """``rows`` as bulk_create returned them, with their primary keys (backends without RETURNING ids)."""
+    if any(row.pk is None for row in rows):
+        by_id = dict(model.objects.filter(bundle=record).values_list(id_field, "pk"))
+        for row in rows:
+            row.pk = by_id[getattr(row, id_field)]
+    return rows
+
+
+def _create_trials(record: Bundle, manifest: dict[str, Any], datasets: dict[str, Dataset],
+                   stored: dict[str, str]) -> None:  # fmt: skip
+    trials = _with_ids(Trial.objects.bulk_create(
+        Trial(
+            bundle=record, trial_id=t["trial_id"], dataset=datasets[t["dataset"]], image_id=t["image_id"],
+            true_class=t["true_class"], predicted_class=t["predicted_class"], model_correct=t["model_correct"],
+            method="" if t.get("method") in (None, NO_EXPLANATION) else t["method"], phase=t.get("phase") or "",
+            image=stored[t["image_file"]],
+        )
+        for t in manifest["trials"]
+    ), Trial, record, "trial_id")  # fmt: skip
+    TrialPanel.objects.bulk_create(
+        TrialPanel(trial=trial, class_name=panel[PANEL_CLASS], image=stored[panel[PANEL_FILE]],
+                   source_file=panel[PANEL_FILE], order=order)  # fmt: skip
+        for trial, t in zip(trials, manifest["trials"], strict=True)
+        for order, panel in enumerate(t.get(PANELS) or [])
+    )
+
+
+def _create_pairs(record: Bundle, manifest: dict[str, Any], datasets: dict[str, Dataset],
+                  stored: dict[str, str]) -> None:  # fmt: skip
     pairs = Pair.objects.bulk_create(
         Pair(
             bundle=record,
@@ -334,10 +469,7 @@ def _create_rows(study: Study, bundle: ValidatedBundle, stored: dict[str, str]) 
         )
         for p in manifest["pairs"]
     )
-    if any(pair.pk is None for pair in pairs):  # backends without RETURNING ids
-        by_id = dict(Pair.objects.filter(bundle=record).values_list("pair_id", "pk"))
-        for pair in pairs:
-            pair.pk = by_id[pair.pair_id]
+    pairs = _with_ids(pairs, Pair, record, "pair_id")
     Stimulus.objects.bulk_create(
         Stimulus(
             pair=pair,

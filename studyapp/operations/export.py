@@ -1,4 +1,5 @@
-"""The study export (docs/formats.md): ``answers.csv`` and ``participants.csv``, for the command and the dashboard.
+"""The study export (docs/formats.md): ``answers.csv`` and ``participants.csv`` (and a usefulness study's
+``trials.csv``), for the command and the dashboard.
 
 Beside them ``export_manifest.json`` records each file's SHA-256, size and row count and the row counts
 the database held at the same moment; ``verify_export`` checks a folder against it.
@@ -16,12 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from contracts.columns import ANSWER_COLUMNS, EXPORT_COLUMNS, PARTICIPANT_COLUMNS
+from contracts.columns import ANSWER_COLUMNS, EXPORT_COLUMNS, PARTICIPANT_COLUMNS, USEFULNESS_EXPORT_COLUMNS
 from contracts.comparisons import oriented_answer
 from contracts.files import atomic_binary
-from studyapp.models import ATTENTION_CHECK, Answer, Participant, Study
+from contracts.usefulness import ARM, LEARN, TRIAL_COLUMNS, matches_model, panel_classes_value
+from studyapp.models import ATTENTION_CHECK, Answer, Participant, Study, TrialAnswer, TrialPanel
 
 EXPORT_FILES = tuple(EXPORT_COLUMNS)
 # A text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
@@ -59,13 +62,46 @@ def answer_rows(study: Study) -> Iterator[tuple[object, ...]]:
         )  # fmt: skip
 
 
+def participant_columns(study: Study) -> tuple[str, ...]:
+    """participants.csv's columns: with ``arm`` for a usefulness study, ending with ``language`` otherwise."""
+    return PARTICIPANT_COLUMNS if study.is_usefulness else tuple(c for c in PARTICIPANT_COLUMNS if c != ARM)
+
+
 def participant_rows(study: Study) -> Iterator[tuple[object, ...]]:
-    """One row per participant of the study, in order of starting."""
+    """One row per participant of the study, in order of starting (the columns of ``participant_columns``)."""
     for p in Participant.objects.filter(study=study).order_by("started_at", "id").iterator(chunk_size=2000):
         yield (
             study.slug, p.public_id, p.status, iso_utc(p.started_at), iso_utc(p.completed_at), p.gender,
             "" if p.age is None else p.age, p.ml_experience, p.xai_experience, "true" if p.simulated else "false",
-            p.language,
+            p.language, *((p.arm,) if study.is_usefulness else ()),
+        )  # fmt: skip
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def trial_rows(study: Study) -> Iterator[tuple[object, ...]]:
+    """One row per stored trial answer of a usefulness study (attention checks left out), ordered by
+    participant start and position, in the columns of ``contracts.usefulness.TRIAL_COLUMNS``."""
+    classes = dict(TrialPanel.objects.filter(trial__bundle__study=study).values_list("pk", "class_name"))
+    answers = (
+        TrialAnswer.objects.filter(item__participant__study=study, item__expected_answer="")
+        .select_related("item__participant", "item__trial__dataset")
+        .order_by("item__participant__started_at", "item__participant_id", "item__position")
+    )
+    for answer in answers.iterator(chunk_size=2000):
+        item, trial = answer.item, answer.item.trial
+        scored = trial.phase != LEARN
+        matches = matches_model(study.task, answer.answer, predicted_class=trial.predicted_class,
+                                model_correct=trial.model_correct, prediction_panel=item.prediction_panel)  # fmt: skip
+        yield (
+            study.slug, item.participant.public_id, item.position, trial.trial_id, study.task, trial.phase,
+            item.participant.arm, trial.method, trial.dataset.key, trial.image_id, trial.true_class,
+            trial.predicted_class, _flag(trial.model_correct), panel_classes_value([classes[pk] for pk in item.panel_order]),
+            "" if item.prediction_panel is None else item.prediction_panel, answer.answer if scored else "",
+            _flag(matches) if scored else "", "" if answer.confidence is None else answer.confidence,
+            answer.response_ms, iso_utc(answer.answered_at),
         )  # fmt: skip
 
 
@@ -90,12 +126,21 @@ def _csv_text(columns: Iterable[str], rows: Iterable[tuple[object, ...]]) -> tup
     return buffer.getvalue(), count
 
 
+def export_columns(study: Study) -> dict[str, tuple[str, ...]]:
+    """The columns of each CSV file the study's export writes (a usefulness study adds trials.csv)."""
+    columns = {**EXPORT_COLUMNS, "participants.csv": participant_columns(study)}
+    return {**columns, **USEFULNESS_EXPORT_COLUMNS} if study.is_usefulness else columns
+
+
 def export_texts(study: Study) -> dict[str, tuple[str, int]]:
-    """The two CSV files of the study as text, with their row counts."""
-    return {
+    """The CSV files of the study as text, with their row counts."""
+    texts = {
         "answers.csv": _csv_text(ANSWER_COLUMNS, answer_rows(study)),
-        "participants.csv": _csv_text(PARTICIPANT_COLUMNS, participant_rows(study)),
+        "participants.csv": _csv_text(participant_columns(study), participant_rows(study)),
     }
+    if study.is_usefulness:
+        texts["trials.csv"] = _csv_text(TRIAL_COLUMNS, trial_rows(study))
+    return texts
 
 
 @contextmanager
@@ -119,6 +164,7 @@ def export_files(study: Study) -> dict[str, bytes]:
     The manifest also holds the study's answer (and attention-check answer) and participant counts as
     the database reported them at the same moment, so a reader can check that nothing was left out.
     """
+    columns = export_columns(study)
     with consistent_read():
         texts = export_texts(study)
         answers = Answer.objects.filter(item__participant__study=study)
@@ -127,13 +173,21 @@ def export_files(study: Study) -> dict[str, bytes]:
             "attention_checks": answers.exclude(item__expected_choice="").count(),
             "participants": Participant.objects.filter(study=study).count(),
         }
+        if study.is_usefulness:
+            trials = TrialAnswer.objects.filter(item__participant__study=study)
+            checks = trials.exclude(item__expected_answer="")
+            database_rows |= {
+                "trials": trials.filter(item__expected_answer="").count(),
+                "attention_checks": checks.count(),
+                "attention_checks_passed": checks.filter(answer=F("item__expected_answer")).count(),
+            }
     files = {name: text.encode("utf-8") for name, (text, _) in texts.items()}
     manifest = {
         "study": study.slug,
         "exported_at": iso_utc(timezone.now()),
         "files": {
             name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": texts[name][1],
-                   "columns": list(EXPORT_COLUMNS[name])}
+                   "columns": list(columns[name])}
             for name, data in files.items()
         },
         "database_rows": database_rows,
@@ -200,9 +254,12 @@ def verify_export(folder: str | Path) -> list[str]:
         if "columns" in entry and header != entry["columns"]:
             problems.append(f"{path}: columns {header} differ from the manifest's {entry['columns']}.")
         expected_checks = manifest["database_rows"].get("attention_checks")
-        if name == "answers.csv" and expected_checks is not None and checks != expected_checks:
+        if name == "answers.csv" and "trials" not in manifest["database_rows"] and expected_checks is not None and checks != expected_checks:
             problems.append(f"{path}: {checks} attention-check rows, but the database held {expected_checks}.")
-    for name, table in (("answers.csv", "answers"), ("participants.csv", "participants")):
+    tables = [("answers.csv", "answers"), ("participants.csv", "participants")]
+    if "trials.csv" in manifest["files"]:
+        tables.append(("trials.csv", "trials"))
+    for name, table in tables:
         listed, counted = manifest["files"].get(name, {}).get("rows"), manifest["database_rows"].get(table)
         if listed != counted:
             problems.append(f"{root / MANIFEST_NAME}: {name} has {listed} rows but the database held {counted} {table}.")

@@ -9,15 +9,23 @@ import re
 from collections.abc import Iterable
 
 from contracts.blinding import METHOD_WORDS
-from studyapp.models import Pair, Stimulus, Study
+from studyapp.models import Pair, Stimulus, Study, Trial
+
+
+def _methods(study: Study) -> set[str]:
+    """The method keys of the study's bundle: its stimuli's (preference) or its trials' (usefulness)."""
+    methods = set(Stimulus.objects.filter(pair__bundle__study=study).values_list("method", flat=True))
+    methods.update(Trial.objects.filter(bundle__study=study).exclude(method="").values_list("method", flat=True))
+    return methods
 
 
 def forbidden_terms(study: Study) -> set[str]:
-    """Method keys and names, question types, pair ids and image ids of the study's bundle (lower case)."""
-    terms = set(METHOD_WORDS)
-    terms.update(Stimulus.objects.filter(pair__bundle__study=study).values_list("method", flat=True))
+    """Method keys and names, question types, pair and trial ids and image ids of the study's bundle (lower case)."""
+    terms = set(METHOD_WORDS) | _methods(study)
     for row in Pair.objects.filter(bundle__study=study).values_list("question_type", "pair_id", "image_id", "random_source_image_id"):
         terms.update(value for value in row if value)
+    for row in Trial.objects.filter(bundle__study=study).values_list("trial_id", "image_id"):
+        terms.update(row)
     return {term.lower() for term in terms}
 
 
@@ -31,7 +39,7 @@ def find_leaks(text: str, terms: Iterable[str]) -> list[str]:
 
 def study_text_leaks(study: Study) -> dict[str, list[str]]:
     """Participant-visible texts of the study (title, consent, instructions, prompt, completion message, dataset tasks) that name a method."""
-    terms = set(METHOD_WORDS) | set(Stimulus.objects.filter(pair__bundle__study=study).values_list("method", flat=True))
+    terms = set(METHOD_WORDS) | _methods(study)
     texts = {
         "title": study.title, "consent text": study.consent_text, "instructions": study.instructions,
         "question prompt": study.question_prompt, "completion message": study.completion_message,

@@ -15,6 +15,7 @@ import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
 
 from django.db.models import Count, Q
 
@@ -61,17 +62,30 @@ def _sides(option: PairOption, rng: random.Random) -> tuple[int, int]:
     return (second, first) if rng.random() < 0.5 else (first, second)
 
 
-def plan_sequence(
-    options: Sequence[PairOption], exposure: Mapping[int, int], per_cell: int, rng: random.Random,
-    attention_checks: int = 0,
-) -> list[PlannedItem]:
-    """Choose ``per_cell`` pairs per cell (least exposed first, fresh images only while possible), shuffle, draw sides;
-    then add ``attention_checks`` checks at random positions (SequenceError when they outnumber the questions)."""
+class CellOption(Protocol):
+    """What choosing per cell needs of an option: its id, its cell and its image."""
+
+    @property
+    def pk(self) -> int: ...
+
+    @property
+    def cell(self) -> tuple[str, ...]: ...
+
+    @property
+    def image(self) -> tuple[str, str]: ...
+
+
+Option = TypeVar("Option", bound=CellOption)
+
+
+def choose_per_cell(options: Sequence[Option], exposure: Mapping[int, int], per_cell: int,
+                    rng: random.Random) -> list[Option]:  # fmt: skip
+    """``per_cell`` options of every cell, least exposed first and fresh images only while possible, shuffled."""
     tiebreak = {option.pk: rng.random() for option in options}
     ranked = sorted(options, key=lambda o: (exposure.get(o.pk, 0), tiebreak[o.pk]))
-    need: dict[Cell, int] = defaultdict(lambda: per_cell)
+    need: dict[tuple[str, ...], int] = defaultdict(lambda: per_cell)
     used_images: set[tuple[str, str]] = set()
-    chosen: dict[int, PairOption] = {}
+    chosen: dict[int, Option] = {}
     for fresh_only in (True, False):  # second pass only where a cell's pool has no fresh image left
         for option in ranked:
             if need[option.cell] == 0 or option.pk in chosen or (fresh_only and option.image in used_images):
@@ -81,6 +95,26 @@ def plan_sequence(
             need[option.cell] -= 1
     order = list(chosen.values())
     rng.shuffle(order)
+    return order
+
+
+def check_positions(questions: int, checks: int, rng: random.Random) -> list[int]:
+    """The sorted 1-based positions of ``checks`` attention checks among ``questions`` questions
+    (SequenceError when they outnumber the questions)."""
+    problem = attention_check_problem(checks, questions)
+    if problem:
+        raise SequenceError(problem)
+    return sorted(rng.sample(range(1, questions + checks + 1), checks))
+
+
+def plan_sequence(
+    options: Sequence[PairOption], exposure: Mapping[int, int], per_cell: int, rng: random.Random,
+    attention_checks: int = 0,
+) -> list[PlannedItem]:
+    """Choose ``per_cell`` pairs per cell (least exposed first, fresh images only while possible), shuffle, draw sides;
+    then add ``attention_checks`` checks at random positions (SequenceError when they outnumber the questions)."""
+    order = choose_per_cell(options, exposure, per_cell, rng)
+    chosen = {option.pk for option in order}
     planned = []
     for position, option in enumerate(order, start=1):
         a, b = _sides(option, rng)
@@ -90,7 +124,7 @@ def plan_sequence(
     problem = attention_check_problem(attention_checks, len(planned))
     if problem:
         raise SequenceError(problem)
-    return _with_attention_checks(planned, options, set(chosen), attention_checks, rng)
+    return _with_attention_checks(planned, options, chosen, attention_checks, rng)
 
 
 def _with_attention_checks(
@@ -103,13 +137,13 @@ def _with_attention_checks(
     rng.shuffle(again)
     shown = (unasked + again)[:count]
     total = len(planned) + count
-    check_positions = sorted(rng.sample(range(1, total + 1), count))
+    positions = check_positions(len(planned), count, rng)
     checks = iter(
         PlannedItem(position, option.pk, *_sides(option, rng), expected_choice=ATTENTION_CHECK_CHOICE)
-        for position, option in zip(check_positions, shown, strict=True)
+        for position, option in zip(positions, shown, strict=True)
     )
     questions = iter(planned)
-    at_check = set(check_positions)
+    at_check = set(positions)
     return [
         next(checks) if position in at_check else replace(next(questions), position=position)
         for position in range(1, total + 1)

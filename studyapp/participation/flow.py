@@ -15,8 +15,10 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from studyapp.models import Answer, Choice, Participant, SequenceItem, Study
+from contracts.usefulness import PREFERENCE
+from studyapp.models import Answer, Choice, Participant, SequenceItem, Study, TrialAnswer
 from studyapp.participation.design import SequenceError, create_sequence, pair_options
+from studyapp.participation.trials import create_trial_sequence, trial_options
 
 
 class StudyUnavailable(Exception):
@@ -50,7 +52,8 @@ def enrol(
     existing = find_participant(study, external_id)
     if existing is not None:
         return _existing(existing, only_new)
-    options = pair_options(study.pk)
+    usefulness = study.task != PREFERENCE
+    options = trial_options(study.pk, study.task) if usefulness else pair_options(study.pk)
     try:
         with transaction.atomic():
             locked = Study.objects.select_for_update().get(pk=study.pk)
@@ -63,7 +66,7 @@ def enrol(
                 language=language or locked.language,
             )
             try:
-                create_sequence(participant, options)
+                (create_trial_sequence if usefulness else create_sequence)(participant, options)
             except SequenceError as exc:  # rolls the new participant back
                 raise StudyUnavailable(str(exc)) from None
             return participant
@@ -152,11 +155,12 @@ class StudyTexts:
     question_prompt: str
     language: str
     allow_browser_language: bool
+    task: str = PREFERENCE
 
     @classmethod
     def of(cls, study: Study) -> StudyTexts:
         """The texts of a study already loaded (the researcher's preview)."""
-        return cls(study.title, study.question_prompt, study.language, study.allow_browser_language)
+        return cls(study.title, study.question_prompt, study.language, study.allow_browser_language, study.task)
 
 
 class QuestionVisit(NamedTuple):
@@ -186,7 +190,7 @@ def question_participant(token: str) -> QuestionVisit:
     """
     columns = ", ".join(f"p.{name}" for name in QUESTION_FIELDS)
     sql = (
-        f"SELECT {columns}, s.title, s.question_prompt, s.language, s.allow_browser_language"
+        f"SELECT {columns}, s.title, s.question_prompt, s.language, s.allow_browser_language, s.task"
         f" FROM {Participant._meta.db_table} p"
         f" JOIN {Study._meta.db_table} s ON s.id = p.study_id WHERE p.token = %s"
     )
@@ -199,9 +203,9 @@ def question_participant(token: str) -> QuestionVisit:
         row = fetch_one(sql, [token])
     if row is None:
         raise Http404("No such participant.")
-    participant = Participant.from_db(connection.alias, QUESTION_FIELDS, row[:-4])
-    title, prompt, language, allow_browser_language = row[-4:]
-    return QuestionVisit(participant, StudyTexts(title, prompt, language, bool(allow_browser_language)))
+    participant = Participant.from_db(connection.alias, QUESTION_FIELDS, row[:-5])
+    title, prompt, language, allow_browser_language, task = row[-5:]
+    return QuestionVisit(participant, StudyTexts(title, prompt, language, bool(allow_browser_language), task))
 
 
 def fetch_one(sql: str, params: list) -> tuple | None:
@@ -212,22 +216,36 @@ def fetch_one(sql: str, params: list) -> tuple | None:
 
 
 def record_answer(participant: Participant, question: Question, choice: str, response_ms: int) -> bool:
-    """Store the answer to the participant's current question unless it already has one.
+    """Store the answer to the participant's current question unless it already has one (see ``store_once``)."""
+    columns = ("item_id", "choice", "response_ms")
+    return store_once(participant, Answer._meta.db_table, columns, [question.item_pk, choice, response_ms])
+
+
+def record_trial_answer(participant: Participant, item_pk: int, answer: str, confidence: int | None,
+                        response_ms: int) -> bool:  # fmt: skip
+    """Store the answer to the participant's current trial (empty for a learning trial) unless it has one."""
+    columns = ("item_id", "answer", "confidence", "response_ms")
+    return store_once(participant, TrialAnswer._meta.db_table, columns, [item_pk, answer, confidence, response_ms])
+
+
+def store_once(participant: Participant, table: str, columns: tuple[str, ...], values: list) -> bool:
+    """Insert the answer row ``columns`` = ``values`` (plus ``answered_at``) for the current item, once.
 
     Answers only ever go to the first unanswered item, so the stored answers are always positions
     1..answered; the counter rises atomically with the insert, and the last answer completes the
-    participant. Returns True when this call stored the answer, False for a repeat. Plain SQL for
-    the same reason as in ``question_participant``; on PostgreSQL insert and update are one
-    statement (atomic on its own: one round trip instead of BEGIN, INSERT, UPDATE, COMMIT).
+    participant. Returns True when this call stored the answer, False for a repeat (the table allows
+    one answer per item). Plain SQL for the same reason as in ``question_participant``; on
+    PostgreSQL insert and update are one statement (atomic on its own: one round trip instead of
+    BEGIN, INSERT, UPDATE, COMMIT).
     """
     now = timezone.now()
     stamp = connection.ops.adapt_datetimefield_value(now)
-    insert = (f"INSERT INTO {Answer._meta.db_table} (item_id, choice, response_ms, answered_at)"
-              " VALUES (%s, %s, %s, %s)")  # fmt: skip
+    insert = (f"INSERT INTO {table} ({', '.join(columns)}, answered_at)"
+              f" VALUES ({', '.join(['%s'] * (len(columns) + 1))})")  # fmt: skip
     # The insert succeeded, so nobody else answered this position: the counter is ours to raise.
     update = (f"UPDATE {Participant._meta.db_table} SET answered = answered + 1, completed_at = CASE"
               " WHEN answered + 1 = sequence_length THEN %s ELSE completed_at END WHERE id = %s")  # fmt: skip
-    values, counter = [question.item_pk, choice, response_ms, stamp], [stamp, participant.pk]
+    values, counter = [*values, stamp], [stamp, participant.pk]
     one_statement = connection.vendor == "postgresql"
     # A lone statement needs no transaction, except a savepoint inside a caller's transaction.
     atomic = transaction.atomic() if connection.in_atomic_block or not one_statement else nullcontext()

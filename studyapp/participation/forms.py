@@ -8,7 +8,9 @@ from django import forms
 from django.core import signing
 from django.utils.translation import gettext_lazy as _
 
+from contracts.usefulness import CONFIDENCE_LEVELS
 from studyapp.models import Answer, Participant
+from studyapp.participation.trials import TrialPage, confidence_label
 
 SHOWN_SALT = "studyapp.question-shown"
 SIMULATED_SALT = "studyapp.simulated-participant"
@@ -84,10 +86,9 @@ class DemographicsForm(forms.ModelForm):
             field.choices = [c for c in field.choices if c[0] != ""]
 
 
-class AnswerForm(forms.Form):
-    """One answer: the choice, the signed stamp of the page it answers, an optional client-side time."""
+class StampedForm(forms.Form):
+    """An answer page's form: the signed stamp of the page it answers and an optional client-side time."""
 
-    choice = forms.ChoiceField(choices=Answer.Choice.choices)
     shown = forms.CharField(max_length=200)
     client_ms = forms.IntegerField(required=False, min_value=0, max_value=MAX_RESPONSE_MS)
 
@@ -112,3 +113,34 @@ class AnswerForm(forms.Form):
         if client_ms is not None and client_ms <= server_ms + 1000:
             return client_ms
         return server_ms
+
+
+class AnswerForm(StampedForm):
+    """One answer: the choice, the signed stamp of the page it answers, an optional client-side time."""
+
+    choice = forms.ChoiceField(choices=Answer.Choice.choices)
+    field_order = ("choice", "shown", "client_ms")
+
+
+class TrialAnswerForm(StampedForm):
+    """One trial's answer and confidence (both required; radio buttons), or for a learning trial only the stamp."""
+
+    answer = forms.ChoiceField(
+        widget=forms.RadioSelect, error_messages={"required": _("Please choose an answer.")},
+    )  # fmt: skip
+    confidence = forms.TypedChoiceField(
+        coerce=int, widget=forms.RadioSelect, label=_("How sure are you?"),
+        error_messages={"required": _("Please say how sure you are.")},
+    )  # fmt: skip
+
+    def __init__(self, *args: Any, page: TrialPage, **kwargs: Any) -> None:
+        super().__init__(*args, item_pk=page.item_pk, **kwargs)
+        if page.learning:
+            del self.fields["answer"], self.fields["confidence"]
+            return
+        self.fields["answer"].choices = page.answer_choices()
+        self.fields["confidence"].choices = [(level, confidence_label(level)) for level in CONFIDENCE_LEVELS]
+
+    def answer_and_confidence(self) -> tuple[str, int | None]:
+        """What is stored: the answer and confidence, or an empty answer for a learning trial."""
+        return self.cleaned_data.get("answer", ""), self.cleaned_data.get("confidence")

@@ -6,6 +6,7 @@ and every view sends the participant on to their next step when they ask for ano
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -15,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from contracts.usefulness import PREFERENCE
 from studyapp.models import Participant, Study
 from studyapp.operations.bundle import STORAGE_DIR
 from studyapp.participation.flow import (
@@ -30,8 +32,15 @@ from studyapp.participation.flow import (
     question_url,
     questions,
     record_answer,
+    record_trial_answer,
 )
-from studyapp.participation.forms import AnswerForm, ConsentForm, DemographicsForm, shown_stamp
+from studyapp.participation.forms import (
+    AnswerForm,
+    ConsentForm,
+    DemographicsForm,
+    TrialAnswerForm,
+    shown_stamp,
+)
 from studyapp.participation.language import (
     enter_language,
     newcomer_language,
@@ -39,7 +48,8 @@ from studyapp.participation.language import (
     shown_text,
 )
 from studyapp.participation.protocol import INLINE, NEXT_HEADER, PAGE_HEADER
-from studyapp.participation.texts import question_prompt_html
+from studyapp.participation.texts import question_prompt_html, trial_prompt_html
+from studyapp.participation.trials import TrialPage, trial_pages
 from studyapp.throttle import check_enrolment
 
 COOKIE_SALT = "studyapp.participant-cookie"
@@ -222,6 +232,8 @@ def question(request: HttpRequest, token: str, position: int) -> HttpResponse:
         return redirect(next_url(participant))
     if current > participant.sequence_length:
         return redirect("studyapp:done", participant.token)
+    if texts.task != PREFERENCE:
+        return _trial(request, participant, texts)
     sequence = questions(participant.token)
     if request.method != "POST":
         return _question_page(request, participant, texts, sequence)
@@ -230,12 +242,54 @@ def question(request: HttpRequest, token: str, position: int) -> HttpResponse:
         return _question_page(request, participant, texts, sequence, invalid=True)
     if not record_answer(participant, sequence[current - 1], form.cleaned_data["choice"], form.response_ms()):
         return redirect(next_url(_participant(token)))
-    following = question_url(participant, current + 1)
+    return _answered(request, participant, lambda: _question_page(request, participant, texts, sequence))
+
+
+def _answered(request: HttpRequest, participant: Participant, next_page: Callable[[], HttpResponse]) -> HttpResponse:
+    """After a stored answer: the redirect to the next step, or for study.js (inline) the next page itself."""
+    following = question_url(participant, participant.answered + 1)
     if request.headers.get(NEXT_HEADER) != INLINE or participant.answered == participant.sequence_length:
         return redirect(following)
-    response = _question_page(request, participant, texts, sequence)
+    response = next_page()
     response[PAGE_HEADER] = following
     return response
+
+
+def _trial(request: HttpRequest, participant: Participant, texts: StudyTexts) -> HttpResponse:
+    """The current trial of a usefulness study: its page, or its answer stored (post/redirect/get as for questions)."""
+    sequence = trial_pages(participant.token)
+    page = sequence[participant.answered]
+    if request.method != "POST":
+        return _trial_page(request, participant, texts, sequence, TrialAnswerForm(page=page))
+    form = TrialAnswerForm(request.POST, page=page)
+    if not form.is_valid():
+        return _trial_page(request, participant, texts, sequence, form)
+    answer, confidence = form.answer_and_confidence()
+    if not record_trial_answer(participant, page.item_pk, answer, confidence, form.response_ms()):
+        return redirect(next_url(_participant(participant.token)))
+    following = sequence[participant.answered] if participant.answered < len(sequence) else page
+    return _answered(request, participant, lambda: _trial_page(
+        request, participant, texts, sequence, TrialAnswerForm(page=following)))
+
+
+def _trial_page(request: HttpRequest, participant: Participant, texts: StudyTexts, sequence: tuple[TrialPage, ...],
+                form: TrialAnswerForm, preview: bool = False) -> HttpResponse:  # fmt: skip
+    """The page of the participant's first unanswered trial (``form`` bound and invalid: with its errors)."""
+    shown = sequence[participant.answered]
+    following = sequence[participant.answered + 1] if participant.answered + 1 < len(sequence) else None
+    context = {
+        "study_title": texts.title,
+        "participant": participant,
+        "trial": shown,
+        "prompt": trial_prompt_html(shown),
+        "form": form,
+        "instructed": shown.answer_label(shown.instructed) if shown.instructed else "",
+        "preview_banner": preview,
+        "shown": shown_stamp(shown.item_pk),
+        "answered": participant.answered,
+        "preload": [url for url in (following.image_url, *following.panel_urls) if url] if following else [],
+    }
+    return render(request, "studyapp/trial.html", context, status=400 if form.errors else 200)
 
 
 def _question_page(request: HttpRequest, participant: Participant, texts: StudyTexts,

@@ -10,7 +10,7 @@ from studyapp.operations.export import write_export
 
 
 class Command(BaseCommand):
-    help = "Write a study's answers.csv, participants.csv and export_manifest.json (SHA-256, row counts) into a folder."
+    help = "Write a study's answers.csv, participants.csv (a usefulness study's trials.csv) and export_manifest.json (SHA-256, row counts) into a folder."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--study", required=True, help="slug of the study to export")
@@ -25,7 +25,9 @@ class Command(BaseCommand):
             counts = write_export(study, options["out"])
         except OSError as exc:
             raise CommandError(f"--out {options['out']!r} cannot be written ({exc.strerror}).") from None
+        trials = f", {counts['trials.csv']} trials" if "trials.csv" in counts else ""
+        files = "answers.csv, participants.csv and trials.csv" if trials else "answers.csv and participants.csv"
         self.stdout.write(
-            f"wrote {counts['answers.csv']} answers and {counts['participants.csv']} participants of study "
-            f"{study.slug!r} to {options['out']}/answers.csv and participants.csv (SHA-256 in export_manifest.json)"
+            f"wrote {counts['answers.csv']} answers{trials} and {counts['participants.csv']} participants of study "
+            f"{study.slug!r} to {options['out']}/{files} (SHA-256 in export_manifest.json)"
         )

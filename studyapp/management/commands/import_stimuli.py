@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from studyapp.models import Study, attention_check_problem, questions_per_participant
+from studyapp.models import Study, attention_check_problem
 from studyapp.operations.bundle import BundleError, ValidatedBundle, import_bundle, validate_bundle
 
 MAX_PER_PARTICIPANT = 100  # the bound of Study.questions_per_cell and Study.attention_checks
@@ -56,7 +55,7 @@ class Command(BaseCommand):
             Study.objects.filter(pk=result.study.pk).update(status=Study.Status.OPEN)
         status = Study.objects.get(pk=result.study.pk).status
         if result.created:
-            summary = f"imported bundle {bundle.manifest['bundle_id']!r}: {result.pairs} pairs, {result.images} images"
+            summary = f"imported bundle {bundle.manifest['bundle_id']!r}: {result.pairs} {result.unit}, {result.images} images"
         else:
             summary = f"bundle {bundle.manifest['bundle_id']!r} was already imported; nothing changed"
         self.stdout.write(f"{summary} → study {result.study.slug!r} ({status}), link {result.study.get_absolute_url()}")
@@ -75,8 +74,7 @@ class Command(BaseCommand):
         study = Study.objects.filter(slug=slug).first() or Study()
         checks = study.attention_checks if checks is None else checks
         per_cell = study.questions_per_cell if per_cell is None else per_cell
-        cells = Counter((pair["question_type"], pair["dataset"]) for pair in bundle.manifest["pairs"])
-        problem = attention_check_problem(checks, questions_per_participant(cells.values(), per_cell))
+        problem = attention_check_problem(checks, bundle.questions_per_participant(per_cell))
         if problem:
             raise CommandError(f"{problem} ({flags}.)")
 
