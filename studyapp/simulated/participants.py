@@ -5,7 +5,8 @@ A bot reads the pages it gets (the standard library's HTML parser), fills in the
 follows the server's redirects; it never touches the database. Connection failures and 5xx answers are
 retried by asking the server where to resume, so a bot survives a server restart; only answers the
 server acknowledged (a redirect after the POST, or the next question page in its response) are
-reported as acknowledged. Bots answer as study.js does (``inline``: the next page comes back in the
+reported as acknowledged (a usefulness trial's answer, or "" for a learning trial's Next). Bots answer
+as study.js does (``inline``: the next page comes back in the
 answer's response) or, with ``inline=False``, as a browser without JavaScript. An attentive bot reads
 an attention check's instruction and gives the instructed answer; an inattentive one
 (``attentive=False``) never does.
@@ -33,9 +34,19 @@ Chooser = Callable[[str, int, random.Random], str]
 """Picks ``A``, ``B`` or ``equal`` for (participant token, position, the bot's generator)."""
 
 
+TrialChooser = Callable[[str, int, list[str], random.Random], str]
+"""Picks a usefulness trial's answer among the page's answer values for (token, position, values, generator)."""
+CONFIDENCE = "confidence"
+
+
 def random_choice(token: str, position: int, rng: random.Random) -> str:
     """The default policy: each answer uniformly at random."""
     return rng.choice(CHOICES)
+
+
+def random_answer(token: str, position: int, answers: list[str], rng: random.Random) -> str:
+    """The default policy of usefulness trials: each answer uniformly at random."""
+    return rng.choice(answers)
 
 
 @dataclass
@@ -63,6 +74,8 @@ class PageParser(HTMLParser):
         self.forms: list[Form] = []
         self.images: list[str] = []
         self.choice_buttons: list[tuple[str, str]] = []  # (value, label) of each name="choice" button
+        self.answer_labels: list[tuple[str, str]] = []  # (value, label) of each name="answer" radio button
+        self._label: list[str] | None = None  # text of the open <label> around an answer radio button
         self.instructed_label: str | None = None
         self._button: list[str] | None = None  # label text of the open choice button
         self._strong: list[str] | None = None
@@ -82,12 +95,20 @@ class PageParser(HTMLParser):
             self._strong = []
         elif tag in ("input", "button") and self.forms and "name" in a:
             self._add_field(self.forms[-1], tag, a)
+        if tag == "label":
+            self._label = []
+        elif tag == "input" and a.get("type") == "radio" and a.get("name") == "answer" and self._label is not None:
+            self.answer_labels.append((a.get("value", ""), ""))
         if tag == "button" and a.get("name") == "choice":
             self.choice_buttons.append((a.get("value", ""), ""))
             self._button = []
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "strong" and self._strong is not None:
+        if tag == "label" and self._label is not None:
+            if self.answer_labels and not self.answer_labels[-1][1]:
+                self.answer_labels[-1] = (self.answer_labels[-1][0], "".join(self._label).strip())
+            self._label = None
+        elif tag == "strong" and self._strong is not None:
             self._last_strong, self._after, self._strong = "".join(self._strong).strip(), "", None
         elif tag == "button" and self._button is not None:
             self._close_button()
@@ -98,6 +119,8 @@ class PageParser(HTMLParser):
         self._button = None
 
     def handle_data(self, data: str) -> None:
+        if self._label is not None:
+            self._label.append(data)
         if self._button is not None:
             self._button.append(data)
         if self._strong is not None:
@@ -137,7 +160,8 @@ def instructed_choice(html: str) -> str | None:
     page = _parsed(html)
     if page.instructed_label is None:
         return None
-    values = [value for value, label in page.choice_buttons if label == page.instructed_label]
+    offered = page.choice_buttons + page.answer_labels
+    values = [value for value, label in offered if label == page.instructed_label]
     if not values:
         raise ValueError(f"the instruction asks for {page.instructed_label!r}, which no answer button offers")
     return values[0]
@@ -239,6 +263,7 @@ class SimulatedParticipant:
     external_id: str | None = None
     marker: str | None = None
     chooser: Chooser = random_choice
+    trial_chooser: TrialChooser = random_answer
     think_s: tuple[float, float] = (0.0, 0.0)
     fetch_images: bool = False
     inline: bool = True
@@ -387,7 +412,18 @@ class SimulatedParticipant:
         data.update({name: str(self.rng.randint(max(lo, 18), min(hi, 75))) for name, (lo, hi) in form.numbers.items()})
         position = choice = None
         choice_values = [value for name, value in form.buttons if name == "choice"]
-        if choice_values:
+        if "/q/" in path and "shown" in form.fields and not choice_values:  # a usefulness trial
+            position = int(path.rstrip("/").rsplit("/", 1)[-1])
+            answers = form.radios.get("answer", [])
+            choice = self.trial_chooser(self.report.token or "", position, answers, self.rng) if answers else ""
+            if answers and choice not in answers:
+                raise ValueError(f"trial chooser returned {choice!r}, not one of {answers}")
+            if instructed is not None:
+                choice = self._check_answer(instructed, choice, answers)
+            if answers:
+                data.update({"answer": choice, CONFIDENCE: self.rng.choice(form.radios[CONFIDENCE])})
+            data["client_ms"] = str(self.rng.randint(400, 6000))
+        elif choice_values:
             position = int(path.rstrip("/").rsplit("/", 1)[-1])
             choice = self.chooser(self.report.token or "", position, self.rng)
             if choice not in choice_values:

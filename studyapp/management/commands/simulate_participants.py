@@ -11,7 +11,7 @@ from django.db import connections
 
 from studyapp.models import Study
 from studyapp.simulated.participants import run_participants, simulation_marker
-from studyapp.simulated.policies import parse_policy
+from studyapp.simulated.policies import parse_policy, parse_trial_policy
 
 
 class Command(BaseCommand):
@@ -26,7 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--url", default="http://127.0.0.1:8000",
                             help="base URL of the running server (default: %(default)s)")
         parser.add_argument("--policy", default="random",
-                            help="'random' or 'prefer:METHOD:P', e.g. prefer:bla_t:0.7 (default: %(default)s)")
+                            help="'random' or 'prefer:METHOD:P', e.g. prefer:bla_t:0.7; for a usefulness study "
+                                 "'random' or 'match:P[,METHOD=P...]', e.g. match:0.5,bla_t=0.9 (answers as the model "
+                                 "did with probability P per method) (default: %(default)s)")
         parser.add_argument("--concurrency", type=int, default=10, help="bots at a time (default: %(default)s)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the bots' choices (default: %(default)s)")
         parser.add_argument("--inattentive-share", type=float, default=0.0, metavar="SHARE",
@@ -41,7 +43,10 @@ class Command(BaseCommand):
         if not 0.0 <= options["inattentive_share"] <= 1.0:
             raise CommandError(f"--inattentive-share {options['inattentive_share']} must be between 0 and 1.")
         try:
-            chooser = parse_policy(options["policy"])
+            if study.is_usefulness:
+                choosers = {"trial_chooser": parse_trial_policy(options["policy"])}
+            else:
+                choosers = {"chooser": parse_policy(options["policy"])}
         except ValidationError as exc:
             raise CommandError(f"--policy: {exc.messages[0]}.") from None
         _check_listening(options["url"])
@@ -52,7 +57,7 @@ class Command(BaseCommand):
 
         reports, summary = run_participants(
             study_url, options["n"], concurrency=options["concurrency"], seed=options["seed"],
-            marker=simulation_marker(study.slug), chooser=chooser, inattentive_share=options["inattentive_share"],
+            marker=simulation_marker(study.slug), **choosers, inattentive_share=options["inattentive_share"],
             on_done=close_connection,
         )
         problems = [f"{r.external_id}: {'; '.join(r.errors)}" for r in reports if r.errors]
