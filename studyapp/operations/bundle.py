@@ -447,7 +447,7 @@ def _create_trials(record: Bundle, manifest: dict[str, Any], datasets: dict[str,
     ), Trial, record, "trial_id")  # fmt: skip
     TrialPanel.objects.bulk_create(
         TrialPanel(trial=trial, class_name=panel[PANEL_CLASS], image=stored[panel[PANEL_FILE]],
-                   source_file=panel[PANEL_FILE], order=order)  # fmt: skip
+                   source_file=panel[PANEL_FILE], order=order)
         for trial, t in zip(trials, manifest["trials"], strict=True)
         for order, panel in enumerate(t.get(PANELS) or [])
     )

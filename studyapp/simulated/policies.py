@@ -11,9 +11,22 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
-from contracts.usefulness import AGREEMENT, CORRECT, DISTINCTION, FORWARD_SIMULATION, INCORRECT, POST
+from contracts.usefulness import (
+    AGREEMENT,
+    CORRECT,
+    DISTINCTION,
+    FORWARD_SIMULATION,
+    INCORRECT,
+    POST,
+)
 from studyapp.models import SequenceItem, TrialItem
-from studyapp.simulated.participants import CHOICES, Chooser, TrialChooser, random_answer, random_choice
+from studyapp.simulated.participants import (
+    CHOICES,
+    Chooser,
+    TrialChooser,
+    random_answer,
+    random_choice,
+)
 
 
 @dataclass(frozen=True)

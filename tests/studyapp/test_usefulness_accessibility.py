@@ -5,6 +5,7 @@ side by side inside the first screen."""
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def test_on_a_phone_the_panels_are_side_by_side_without_scrolling(
         assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], (box, viewport)
     if task == DISTINCTION:  # the k panels in one row under the image, all the same size
         assert len({(b["y"], b["width"], b["height"]) for b in panels}) == 1
-        assert all(a["x"] + a["width"] <= b["x"] for a, b in zip(panels, panels[1:], strict=False))
+        assert all(a["x"] + a["width"] <= b["x"] for a, b in pairwise(panels))
         assert original["y"] + original["height"] <= panels[0]["y"]
     else:  # the image and its one explanation side by side
         (panel,) = panels
