@@ -5,25 +5,23 @@ CSP).
 Every comparison of the study's design is drawn (N-method designs and random-swap controls alike)
 from the per participant counts of studyapp.aggregates: one grouped query sums, per comparison, the
 participants G, answers for method 1 a_i and all answers n_i of the participants the report counts
-(A = Σa_i, N = Σn_i, Σa_i², Σa_i·n_i, Σn_i²). Method 1's share p = A/N is a ratio estimator; its
-participant-clustered (sandwich) variance is G/(G-1) · Σ(a_i - p·n_i)² / N², so the interval
-p ± z·SE needs only those sums. Degenerate cases: fewer than two participants get no interval (as
-in the report); where the clustered spread is zero (e.g. a share of 0 or 1) the Wilson score
-interval of the N answers stands in, as the analysis does; other ends are clipped to [0, 1].
+(A = Σa_i, N = Σn_i, Σa_i², Σa_i·n_i, Σn_i²), and contracts.intervals gives method 1's share
+with its participant-clustered (sandwich) interval from those sums: none under two participants
+(as in the report), the Wilson score interval where the clustered spread is zero (as the analysis
+does), other ends clipped to [0, 1].
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from statistics import NormalDist
 
 from django.db.models import Count, F, Q, QuerySet, Sum
 
+from contracts.intervals import CONFIDENCE, ComparisonSums, clustered_interval
 from contracts.vocabulary import DEFAULT_MAX_FAILED_CHECKS, method_name, parse_question_type
 from studyapp.models import ComparisonCount, SequenceItem, Study
 
 WIDTH = 600.0
-LIVE_CONFIDENCE = 0.95
+LIVE_CONFIDENCE = CONFIDENCE
 
 
 @dataclass(frozen=True)
@@ -70,24 +68,6 @@ class Progress:
         return 100.0 * self.completed / self.goal if self.goal else 0.0
 
 
-@dataclass(frozen=True)
-class ComparisonSums:
-    """One comparison's sums over participants: G, Σa, Σb, Σe, Σa², Σa·n, Σn² (n = a + b + e)."""
-
-    comparison: str
-    participants: int
-    method_1: int
-    method_2: int
-    equal: int
-    a2: int
-    an: int
-    n2: int
-
-    @property
-    def answers(self) -> int:
-        return self.method_1 + self.method_2 + self.equal
-
-
 def comparison_sums(study: Study, include_simulated: bool = False) -> list[ComparisonSums]:
     """The sums of every comparison of ``study`` over the participants the report counts
     (not excluded, not inattentive; bots only when asked)."""
@@ -112,29 +92,6 @@ def inattentive_participants(study: Study) -> QuerySet:
               .exclude(expected_choice="").exclude(answer__choice=F("expected_choice")))
     return (failed.values("participant_id").annotate(failed=Count("id"))
             .filter(failed__gt=DEFAULT_MAX_FAILED_CHECKS).values("participant_id"))
-
-
-def clustered_interval(sums: ComparisonSums,
-                       confidence: float = LIVE_CONFIDENCE) -> tuple[float, float] | None:
-    """Method 1's share's interval (fractions), clustered by participant; None under two people."""
-    g, total = sums.participants, sums.answers
-    if g < 2 or total == 0:
-        return None
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = sums.method_1 / total
-    spread = max(sums.a2 - 2 * p * sums.an + p * p * sums.n2, 0.0)  # Σ(a_i - p n_i)²
-    se = math.sqrt(g / (g - 1) * spread) / total
-    if se < 1e-12:
-        return wilson_interval(sums.method_1, total, z)
-    return max(p - z * se, 0.0), min(p + z * se, 1.0)
-
-
-def wilson_interval(successes: int, n: int, z: float) -> tuple[float, float]:
-    """The Wilson score interval of ``successes`` of ``n`` (never empty or outside [0, 1])."""
-    p, z2 = successes / n, z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(centre - half, 0.0), min(centre + half, 1.0)
 
 
 def comparison_bars(study: Study, include_simulated: bool = False) -> list[ComparisonBar]:
