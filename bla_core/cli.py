@@ -125,7 +125,8 @@ def cmd_datasets_check(args: argparse.Namespace) -> str:
 def cmd_explain(args: argparse.Namespace) -> str:
     from .explain import explain_run
 
-    out = explain_run(Path(args.run), args.split, Path(args.out), resolve_device(args.device), args.method)
+    out = explain_run(Path(args.run), args.split, Path(args.out), resolve_device(args.device), args.method,
+                      top_k=args.top_k)
     return f"wrote {out}"
 
 
@@ -164,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="default: the run's own method; cam for a baseline run. Post-hoc: "
                               + ", ".join(keys(lambda m: m.kind == POSTHOC)))
     explain.add_argument("--out", required=True, help="output .npz file")
+    explain.add_argument("--top-k", type=int, default=None, metavar="K",
+                         help="also write the maps explaining each of the model's K best classes (class_ids, "
+                              "class_maps; the usefulness tasks' panels); default: min(classes, 4), 0: none")
     explain.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     explain.set_defaults(handler=cmd_explain)
 

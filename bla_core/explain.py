@@ -12,12 +12,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from contracts import explanations as fields
+from contracts.usefulness import MAX_PANELS
 
 from .checkpoints import LoadedRun, load_run, versions
 from .errors import BLAError
 from .features import stack_labels
 from .files import prepare_output_dir, write_atomic
-from .methods import CLASSIFIER, TRAINED, keys, lookup
+from .methods import CLASSIFIER, TRAINED, Method, keys, lookup
 from .model_building import for_backbone
 from .selectivity import assess, unselective_warning, warn
 
@@ -68,40 +69,87 @@ def image_paths(run: LoadedRun, split: str, out: Path) -> list[str]:
     return paths
 
 
+def top_k_for(requested: int | None, classes: int) -> int:
+    """How many classes get their own map: ``requested`` (0: none), by default min(classes, 4)."""
+    if requested is None:
+        return min(classes, MAX_PANELS)
+    if requested < 0 or requested > classes:
+        raise BLAError(f"--top-k {requested} must lie between 0 (no class maps) and the {classes} classes "
+                       "of the run's dataset")
+    return requested
+
+
+def top_classes(logits: torch.Tensor, preds: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` classes of highest score of each image (B, k), the prediction ``preds`` first even
+    where scores tie."""
+    scores = logits.detach().float().clone()
+    scores.scatter_(1, preds.view(-1, 1), float("inf"))
+    return scores.topk(k, dim=1).indices
+
+
+def class_maps(entry: Method, model: torch.nn.Module, images: torch.Tensor, maps: torch.Tensor,
+               ids: torch.Tensor) -> torch.Tensor:
+    """The maps (B, k, h, w) explaining each class of ``ids``; the first is ``maps`` (the prediction's).
+
+    A class-agnostic method (no ``explain_class``) has one map per image, repeated for every class.
+    """
+    if entry.explain_class is None:
+        return maps.unsqueeze(1).expand(-1, ids.shape[1], *maps.shape[1:])
+    others = [entry.explain_class(model, images, ids[:, j]).float() for j in range(1, ids.shape[1])]
+    return torch.stack([maps, *others], dim=1)
+
+
+def _explain_batches(run: LoadedRun, entry: Method, loader: DataLoader, device: torch.device,
+                     top_k: int) -> dict[str, list[torch.Tensor]]:
+    """Predictions, maps, soft predictions (hard-mask methods) and top-k class ids and maps per batch."""
+    out: dict[str, list[torch.Tensor]] = {"preds": [], "maps": [], "soft_preds": [], "ids": [], "class_maps": []}
+    for images, _ in tqdm(loader, desc=f"explain {entry.key}", leave=False):
+        images = images.to(device)
+        p, m = entry.explain(run.model, images)
+        if entry.hard_masks:
+            with torch.no_grad():
+                out["soft_preds"].append(run.model(images, hard=False).logits.argmax(1).cpu())
+        if top_k:
+            with torch.no_grad():
+                ids = top_classes(run.model(images, hard=True).logits, p, top_k)
+            out["ids"].append(ids.cpu())
+            out["class_maps"].append(class_maps(entry, run.model, images, m.float(), ids).cpu())
+        out["preds"].append(p.cpu())
+        out["maps"].append(m.float().cpu())
+    return out
+
+
 def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, method: str | None = None,
-                batch_size: int = 128) -> Path:
-    """Explain every image of ``split`` with the run's model and write ``out`` (.npz)."""
+                batch_size: int = 128, top_k: int | None = None) -> Path:
+    """Explain every image of ``split`` with the run's model and write ``out`` (.npz), with the maps
+    of the model's ``top_k`` classes (default min(classes, 4); 0: none) for the usefulness tasks."""
     out = Path(out)
     if out.suffix != ".npz":
         raise BLAError(f"the explanations file must end in .npz, got {out}")
     run = load_run(Path(run_dir), device)
     method = explanation_method(run.config.method, method)
     entry = lookup(method)
+    top_k = top_k_for(top_k, len(run.splits.class_names))
     dataset = for_backbone(run.splits.split(split), run.model.backbone)
     prepare_output_dir(out.parent)
-    preds, maps, soft_preds = [], [], []
     workers = min(8, os.cpu_count() or 1) if dataset.paths is not None else 0
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
-    for images, _ in tqdm(loader, desc=f"explain {method}", leave=False):
-        images = images.to(device)
-        p, m = entry.explain(run.model, images)
-        if entry.hard_masks:
-            with torch.no_grad():
-                soft_preds.append(run.model(images, hard=False).logits.argmax(1).cpu())
-        preds.append(p.cpu())
-        maps.append(m.float().cpu())
+    batches = _explain_batches(run, entry, loader, device, top_k)
+    preds, maps = torch.cat(batches["preds"]).numpy(), torch.cat(batches["maps"]).numpy()
     labels = stack_labels(dataset).numpy().astype(np.int64)
-    verdict = {}
+    extra = {}
     if entry.hard_masks:
-        verdict[fields.SELECTIVITY] = np.array(json.dumps(run_selectivity(
-            run_dir, run, labels, torch.cat(preds).numpy(), torch.cat(soft_preds).numpy(),
-            torch.cat(maps).numpy())))
+        extra[fields.SELECTIVITY] = np.array(json.dumps(run_selectivity(
+            run_dir, run, labels, preds, torch.cat(batches["soft_preds"]).numpy(), maps)))
+    if top_k:
+        extra[fields.CLASS_IDS] = torch.cat(batches["ids"]).numpy().astype(np.int64)
+        extra[fields.CLASS_MAPS] = torch.cat(batches["class_maps"]).numpy().astype(np.float32)
     arrays = {
         fields.IMAGE_IDS: np.array(dataset.image_ids, dtype=str),
         fields.IMAGE_PATHS: np.array(image_paths(run, split, out), dtype=str),
         fields.LABELS: labels,
-        fields.PREDS: torch.cat(preds).numpy().astype(np.int64),
-        fields.MAPS: torch.cat(maps).numpy().astype(np.float32),
+        fields.PREDS: preds.astype(np.int64),
+        fields.MAPS: maps.astype(np.float32),
         fields.METHOD: np.array(method),
         fields.CLASS_NAMES: np.array(run.splits.class_names, dtype=str),
         fields.DATASET: np.array(run.splits.key),
@@ -111,9 +159,10 @@ def explain_run(run_dir: Path, split: str, out: Path, device: torch.device, meth
         fields.PROVENANCE: np.array(json.dumps({
             "checkpoint_sha256": run.checkpoint_sha256, "run": str(Path(run_dir).resolve()),
             "config": asdict(run.config), "split": split, "seed": run.config.seed, "versions": versions(),
-            **({"explainer": entry.library.record(maps[0].shape[1:])} if entry.library else {}),
+            **({"explainer": entry.library.record(maps.shape[1:])} if entry.library else {}),
+            **({fields.CLASS_AGNOSTIC: entry.explain_class is None} if top_k else {}),
         }, sort_keys=True)),
-        **verdict,
+        **extra,
     }
 
     def write(tmp: Path) -> None:

@@ -65,6 +65,7 @@ class LibraryMethod:
     channels: str  # how colour channels become one map
     chunk: int | None = None  # images per call (None: the whole batch)
     settings: dict[str, Any] = field(default_factory=dict)
+    class_agnostic: bool = False  # the map ignores the target class (EigenCAM)
 
     def record(self, resolution: tuple[int, int]) -> dict[str, Any]:
         """What the explanations file's provenance says about this method."""
@@ -154,7 +155,8 @@ _METHODS = (
                   chunk=1, settings={"batch_size": SCORE_CAM_BATCH}),
     LibraryMethod("xgrad_cam", "grad-cam", "XGradCAM", _grad_cam_family("XGradCAM"), _CAM_CHANNELS),
     LibraryMethod("eigen_cam", "grad-cam", "EigenCAM", _grad_cam_family("EigenCAM"), _CAM_CHANNELS,
-                  settings={"target": "none: the first principal component of the feature map, whatever the class"}),
+                  settings={"target": "none: the first principal component of the feature map, whatever the class"},
+                  class_agnostic=True),
     LibraryMethod("layer_cam", "grad-cam", "LayerCAM", _grad_cam_family("LayerCAM"), _CAM_CHANNELS),
     LibraryMethod("hires_cam", "grad-cam", "HiResCAM", _grad_cam_family("HiResCAM"), _CAM_CHANNELS),
     LibraryMethod("integrated_gradients", "captum", "IntegratedGradients", _integrated_gradients,
@@ -176,16 +178,27 @@ LIBRARY_METHODS: dict[str, LibraryMethod] = {m.key: m for m in _METHODS}
 def library_maps(model: ExplainedClassifier, images: torch.Tensor,
                  method: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Predictions and ``method``'s maps (B, h, w) for the predicted classes; the model's mode is kept."""
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            preds = LogitNetwork(model)(images).argmax(1)
+    finally:
+        model.train(was_training)
+    return preds, library_class_maps(model, images, preds, method=method)
+
+
+def library_class_maps(model: ExplainedClassifier, images: torch.Tensor, targets: torch.Tensor,
+                       method: str) -> torch.Tensor:
+    """``method``'s maps (B, h, w) explaining the classes ``targets`` (B,); the model's mode is kept."""
     entry = LIBRARY_METHODS[method]
     net = LogitNetwork(model)
     was_training = model.training
     try:
         net.eval()
-        with torch.no_grad():
-            preds = net(images).argmax(1)
         step = entry.chunk or images.shape[0]
-        maps = [entry.explain(net, net.tap, images[i:i + step], preds[i:i + step])
+        maps = [entry.explain(net, net.tap, images[i:i + step], targets[i:i + step])
                 for i in range(0, images.shape[0], step)]
     finally:
         model.train(was_training)
-    return preds, torch.cat(maps).detach().float().to(preds.device)
+    return torch.cat(maps).detach().float().to(targets.device)

@@ -22,7 +22,7 @@ from .attention import BoundedLogitAttention
 from .classifier import ExplainedClassifier, PoolingConfig
 from .errors import BLAError
 from .l2x import L2XSelector
-from .library_methods import LIBRARY_METHODS, LibraryMethod, library_maps
+from .library_methods import LIBRARY_METHODS, LibraryMethod, library_class_maps, library_maps
 from .pooling import AveragePooling
 from .posthoc import cam, grad_cam
 
@@ -45,6 +45,7 @@ PoolingFactory = Callable[
 ]  # (config, channels C, positions h·w)
 PoolingCheck = Callable[[PoolingConfig, int], None]  # (config, positions h·w); raises BLAError
 Explainer = Callable[[ExplainedClassifier, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+ClassExplainer = Callable[[ExplainedClassifier, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,9 @@ class Method:
     the dead check apply; ``variable_size``: the mask size varies per image (BLA), so the dead check
     also looks at the sizes. ``default_explanation``: what a run of this method explains with when
     no method is asked (None: its own module). ``baseline_runs_only``: a post-hoc method that needs
-    an average-pooled baseline run (CAM reads its linear head).
+    an average-pooled baseline run (CAM reads its linear head). ``explain_class(model, images,
+    targets)`` gives the maps (B, h, w) explaining the classes ``targets`` (B,); None: the method is
+    class-agnostic (one map per image, whatever the class: the BLA family, L2X-F).
     """
 
     key: str
@@ -72,6 +75,7 @@ class Method:
     default_explanation: str | None = None
     baseline_runs_only: bool = False
     library: LibraryMethod | None = None
+    explain_class: ClassExplainer | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -236,11 +240,13 @@ for _entry in (
     Method("bla", TRAINED, pooling=partial(_bla, thresholded=False), trains=END_TO_END, **_BLA),
     Method("bla_t", TRAINED, trains=END_TO_END, **_BLA_T),
     Method("bla_ph", TRAINED, trains=HEAD, frozen_head=True, **_BLA_T),
-    Method("cam", POSTHOC, explain=partial(predicted_class_maps, cam), baseline_runs_only=True),
-    Method("grad_cam", POSTHOC, explain=partial(predicted_class_maps, grad_cam)),
+    Method("cam", POSTHOC, explain=partial(predicted_class_maps, cam), baseline_runs_only=True,
+           explain_class=cam),
+    Method("grad_cam", POSTHOC, explain=partial(predicted_class_maps, grad_cam), explain_class=grad_cam),
     Method(RANDOM_METHOD, CONTROL),
     *(
-        Method(key, POSTHOC, explain=partial(library_maps, method=key), library=entry)
+        Method(key, POSTHOC, explain=partial(library_maps, method=key), library=entry,
+               explain_class=None if entry.class_agnostic else partial(library_class_maps, method=key))
         for key, entry in LIBRARY_METHODS.items()
     ),
 ):

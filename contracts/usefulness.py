@@ -45,11 +45,17 @@ TRIAL_ID, PHASE, METHOD, PANELS, PANEL_CLASS, PANEL_FILE = "trial_id", "phase", 
 IMAGE_FILE, MODEL_CORRECT, ARMS = "image_file", "model_correct", "arms"
 
 # Columns of the export's trials.csv, in the order they are written.
-TRIAL_COLUMNS: tuple[str, ...] = (
+REQUIRED_TRIAL_COLUMNS: tuple[str, ...] = (
     "study", "participant", "position", "trial_id", "task", "phase", "arm", "method", "dataset",
     "image_id", "true_class", "predicted_class", "model_correct", "panel_classes", "prediction_panel",
     "answer", "matches_model", "confidence", "response_ms", "answered_at",
 )
+# An attention check's instructed answer (empty for every other trial). A check repeats an answered
+# trial; it is passed iff ``answer`` equals it, and it never counts in the usefulness statistics.
+# Appended later: exports without the column have no check rows.
+EXPECTED_ANSWER = "expected_answer"
+OPTIONAL_TRIAL_COLUMNS: tuple[str, ...] = (EXPECTED_ANSWER,)
+TRIAL_COLUMNS: tuple[str, ...] = (*REQUIRED_TRIAL_COLUMNS, *OPTIONAL_TRIAL_COLUMNS)
 ARM = "arm"  # participants.csv's optional column: a forward-simulation participant's arm
 
 
