@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ from django.utils import timezone
 from contracts.columns import ANSWER_COLUMNS, EXPORT_COLUMNS, PARTICIPANT_COLUMNS, USEFULNESS_EXPORT_COLUMNS
 from contracts.comparisons import oriented_answer
 from contracts.files import atomic_binary
-from contracts.usefulness import ARM, LEARN, TRIAL_COLUMNS, matches_model, panel_classes_value
+from contracts.usefulness import ARM, EXPECTED_ANSWER, LEARN, TRIAL_COLUMNS, matches_model, panel_classes_value
 from studyapp.models import ATTENTION_CHECK, Answer, Participant, Study, TrialAnswer, TrialPanel
 
 EXPORT_FILES = tuple(EXPORT_COLUMNS)
@@ -82,26 +82,31 @@ def _flag(value: bool) -> str:
 
 
 def trial_rows(study: Study) -> Iterator[tuple[object, ...]]:
-    """One row per stored trial answer of a usefulness study (attention checks left out), ordered by
-    participant start and position, in the columns of ``contracts.usefulness.TRIAL_COLUMNS``."""
+    """One row per stored trial answer of a usefulness study, attention checks included, ordered by
+    participant start and position, in the columns of ``contracts.usefulness.TRIAL_COLUMNS``.
+
+    A check's row is the trial it showed with the answer as given, scored against the model like any
+    trial's (``matches_model``), and its instructed answer in ``expected_answer`` (empty for every
+    trial of the design).
+    """
     classes = dict(TrialPanel.objects.filter(trial__bundle__study=study).values_list("pk", "class_name"))
     answers = (
-        TrialAnswer.objects.filter(item__participant__study=study, item__expected_answer="")
+        TrialAnswer.objects.filter(item__participant__study=study)
         .select_related("item__participant", "item__trial__dataset")
         .order_by("item__participant__started_at", "item__participant_id", "item__position")
     )
     for answer in answers.iterator(chunk_size=2000):
         item, trial = answer.item, answer.item.trial
         scored = trial.phase != LEARN
-        matches = matches_model(study.task, answer.answer, predicted_class=trial.predicted_class,
-                                model_correct=trial.model_correct, prediction_panel=item.prediction_panel)  # fmt: skip
+        matches = scored and matches_model(study.task, answer.answer, predicted_class=trial.predicted_class,
+                                           model_correct=trial.model_correct, prediction_panel=item.prediction_panel)  # fmt: skip
         yield (
             study.slug, item.participant.public_id, item.position, trial.trial_id, study.task, trial.phase,
             item.participant.arm, trial.method, trial.dataset.key, trial.image_id, trial.true_class,
             trial.predicted_class, _flag(trial.model_correct), panel_classes_value([classes[pk] for pk in item.panel_order]),
             "" if item.prediction_panel is None else item.prediction_panel, answer.answer if scored else "",
             _flag(matches) if scored else "", "" if answer.confidence is None else answer.confidence,
-            answer.response_ms, iso_utc(answer.answered_at),
+            answer.response_ms, iso_utc(answer.answered_at), item.expected_answer,
         )  # fmt: skip
 
 
@@ -216,16 +221,28 @@ def export_zip(study: Study) -> bytes:
     return buffer.getvalue()
 
 
+def _is_check(header: list[str]) -> Callable[[list[str]], bool]:
+    """Whether a row of a file with ``header`` is an attention check: answers.csv's question type
+    ``attention_check``, trials.csv's non-empty ``expected_answer`` (never, for files with neither)."""
+    if "question_type" in header:
+        kind = header.index("question_type")
+        return lambda row: len(row) > kind and row[kind] == ATTENTION_CHECK
+    if EXPECTED_ANSWER in header:
+        instructed = header.index(EXPECTED_ANSWER)
+        return lambda row: len(row) > instructed and row[instructed] != ""
+    return lambda row: False
+
+
 def _csv_shape(path: Path) -> tuple[list[str], int, int]:
     """A CSV file's header, its number of data rows and how many of them are attention checks."""
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, [])
-        kind = header.index("question_type") if "question_type" in header else None
+        is_check = _is_check(header)
         rows = checks = 0
         for row in reader:
             rows += 1
-            checks += kind is not None and len(row) > kind and row[kind] == ATTENTION_CHECK
+            checks += is_check(row)
     return header, rows, checks
 
 
@@ -254,13 +271,25 @@ def verify_export(folder: str | Path) -> list[str]:
         if "columns" in entry and header != entry["columns"]:
             problems.append(f"{path}: columns {header} differ from the manifest's {entry['columns']}.")
         expected_checks = manifest["database_rows"].get("attention_checks")
-        if name == "answers.csv" and "trials" not in manifest["database_rows"] and expected_checks is not None and checks != expected_checks:
+        if name == _checks_file(manifest) and expected_checks is not None and checks != expected_checks:
             problems.append(f"{path}: {checks} attention-check rows, but the database held {expected_checks}.")
-    tables = [("answers.csv", "answers"), ("participants.csv", "participants")]
+    rows = manifest["database_rows"]
+    tables = [("answers.csv", "answers", rows.get("answers")), ("participants.csv", "participants", rows.get("participants"))]
     if "trials.csv" in manifest["files"]:
-        tables.append(("trials.csv", "trials"))
-    for name, table in tables:
-        listed, counted = manifest["files"].get(name, {}).get("rows"), manifest["database_rows"].get(table)
+        checks = rows.get("attention_checks", 0) if _checks_file(manifest) == "trials.csv" else 0
+        tables.append(("trials.csv", "trials and attention checks" if checks else "trials",
+                       None if rows.get("trials") is None else rows["trials"] + checks))
+    for name, table, counted in tables:
+        listed = manifest["files"].get(name, {}).get("rows")
         if listed != counted:
             problems.append(f"{root / MANIFEST_NAME}: {name} has {listed} rows but the database held {counted} {table}.")
     return problems
+
+
+def _checks_file(manifest: dict) -> str | None:
+    """The file whose rows include the attention checks: answers.csv of a preference study, trials.csv of
+    a usefulness study with ``expected_answer`` (older usefulness exports and manifests have none)."""
+    if "trials" not in manifest["database_rows"]:
+        return "answers.csv"
+    columns = manifest["files"].get("trials.csv", {}).get("columns", [])
+    return "trials.csv" if EXPECTED_ANSWER in columns else None

@@ -57,9 +57,13 @@ def test_bots_answer_usefulness_trials_as_their_policy_says(task, live_server, t
     assert people.count() == 3 and all(p.simulated and p.completed_at for p in people)
     assert TrialAnswer.objects.count() == sum(p.sequence_length for p in people)
     rows = _trials(study.slug, tmp_path / "export")
-    assert len(rows) == sum(p.sequence_length - 1 for p in people)  # every trial but the check
+    assert len(rows) == sum(p.sequence_length for p in people)  # every trial and the check
+    checks = [row for row in rows if row["expected_answer"]]
+    assert len(checks) == 3 and all(row["answer"] == row["expected_answer"] for row in checks)
     scored = defaultdict(set)
     for row in rows:
+        if row["expected_answer"]:
+            continue
         if row["phase"] == "learn":
             assert (row["answer"], row["matches_model"], row["confidence"]) == ("", "", "")
             continue

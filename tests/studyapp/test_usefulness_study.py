@@ -281,7 +281,10 @@ def test_an_attention_check_instructs_an_answer_among_the_trials(tmp_path):
             assert "To show that you are reading" not in html
             answer_trial(client, participant)
     rows = _export(study, tmp_path / "export")
-    assert len(rows["trials.csv"]) == 8  # the checks are not trials of the design
+    assert verify_export(tmp_path / "export") == []
+    assert len(rows["trials.csv"]) == 10  # the 8 trials of the design and the 2 checks
+    instructed = {int(r["position"]): r["expected_answer"] for r in rows["trials.csv"] if r["expected_answer"]}
+    assert instructed == {item.position: item.expected_answer for item in checks}
     manifest = json.loads(
         (tmp_path / "export" / "export_manifest.json").read_text(encoding="utf-8")
     )
@@ -349,6 +352,7 @@ def test_the_export_writes_trials_csv_scored_against_the_model(task, tmp_path):
             "confidence": "" if learning else "3",
             "response_ms": str(answer.response_ms),
             "answered_at": row["answered_at"],
+            "expected_answer": "",
         }
         if task == DISTINCTION:
             assert classes[item.prediction_panel - 1] == trial.predicted_class
