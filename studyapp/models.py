@@ -10,10 +10,11 @@ import secrets
 from collections import Counter
 from collections.abc import Iterable
 from string import Formatter
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -36,6 +37,7 @@ from contracts.usefulness import (
 from contracts.vocabulary import (
     ATTENTION_CHECK,  # noqa: F401  (the export's question type of a check)
     CHOICES,
+    DEFAULT_MAX_FAILED_CHECKS,
     EQUAL,
 )
 from studyapp.conf import PARTICIPANT_LANGUAGES
@@ -148,6 +150,34 @@ def new_completion_code() -> str:
     return secrets.token_hex(4).upper()
 
 
+COMPLETION_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+validate_completion_code = RegexValidator(
+    COMPLETION_CODE_PATTERN, "A completion code is 1 to 32 letters, digits, '_' or '-'."
+)
+CODE_PLACEHOLDER = "{code}"
+STUDY_MAX_FAILED_CHECKS = max(DEFAULT_MAX_FAILED_CHECKS, 1)
+"""A new study's screening rule: the analysis's default, but never ending a study on a single failed check
+(Prolific forbids acting on one failure; a researcher may still set 0)."""
+DEFAULT_RELEASE_AFTER_MINUTES = 60
+
+
+def validate_redirect_url(url: str) -> None:
+    """Refuse a redirect URL with braces other than the one placeholder ``{code}``."""
+    if "{" in url.replace(CODE_PLACEHOLDER, "") or "}" in url.replace(CODE_PLACEHOLDER, ""):
+        raise ValidationError(
+            f"The redirect URL may only use the placeholder {CODE_PLACEHOLDER}, which is replaced by the "
+            "participant's completion code."
+        )
+
+
+class Outcome(models.TextChoices):
+    """How a participant's session ends: each end has its own completion code (Prolific's codes)."""
+
+    COMPLETE = "complete", "complete"
+    SCREENED_OUT = "screened_out", "screened out"
+    NO_CONSENT = "no_consent", "no consent"
+
+
 def image_url(stored_name: str) -> str:
     """The participant-facing URL of a stored stimulus image: only its opaque random name."""
     return reverse("studyapp:image", args=[stored_name.rsplit("/", 1)[-1]])
@@ -197,9 +227,32 @@ class Study(models.Model):
         help_text="Participants get the language their browser asks for (Accept-Language), with a switch on the page.",
     )
     completion_redirect_url = models.URLField(
-        blank=True, max_length=500, help_text="Where to send participants after the last answer (e.g. Prolific)."
-    )
-    completion_code = models.CharField(max_length=32, default=new_completion_code)
+        blank=True, max_length=500, validators=[validate_redirect_url],
+        help_text="Where to send participants after the last answer (e.g. Prolific). With {code} in it "
+        "(https://app.prolific.com/submissions/complete?cc={code}) every outcome is sent there with its own code.",
+    )  # fmt: skip
+    completion_code = models.CharField(
+        max_length=32, default=new_completion_code, validators=[validate_completion_code],
+        help_text="Shown to (or sent on with) participants who answered every question.",
+    )  # fmt: skip
+    screened_out_code = models.CharField(
+        max_length=32, default=new_completion_code, validators=[validate_completion_code],
+        help_text="Shown to (or sent on with) participants screened out by failed attention checks.",
+    )  # fmt: skip
+    no_consent_code = models.CharField(
+        max_length=32, default=new_completion_code, validators=[validate_completion_code],
+        help_text="Shown to (or sent on with) visitors who do not consent; they are asked to return the submission.",
+    )  # fmt: skip
+    max_failed_checks = models.PositiveSmallIntegerField(
+        default=STUDY_MAX_FAILED_CHECKS, validators=[MaxValueValidator(100)],
+        help_text="A participant who fails more attention checks than this is screened out at once: the study "
+        "ends for them with the screened-out code, their answers are kept and they are excluded (0: after one failure).",
+    )  # fmt: skip
+    release_after_minutes = models.PositiveIntegerField(
+        default=DEFAULT_RELEASE_AFTER_MINUTES, validators=[MaxValueValidator(60 * 24 * 30)],
+        help_text="A participant inactive this long without completing no longer holds their unanswered questions: "
+        "they go to newcomers (returned or timed-out submissions; 0 = never).",
+    )  # fmt: skip
     task = models.CharField(
         max_length=20, choices=[(task, task) for task in TASKS], default=PREFERENCE, editable=False,
         help_text="What participants do: compare two explanations (preference) or a usefulness task; set by the import.",
@@ -254,12 +307,34 @@ class Study(models.Model):
         )
         return questions_per_participant((cell["n"] for cell in cells), self.questions_per_cell)
 
+    def outcome_code(self, outcome: str) -> str:
+        """The completion code of an outcome (``Outcome``)."""
+        return {Outcome.COMPLETE: self.completion_code, Outcome.SCREENED_OUT: self.screened_out_code,
+                Outcome.NO_CONSENT: self.no_consent_code}[outcome]  # fmt: skip
+
+    def outcome_redirect_url(self, outcome: str) -> str:
+        """Where the outcome's end page sends the participant, or "" to show the page with its code.
+
+        A redirect URL with ``{code}`` serves every outcome, the outcome's code filled in; one without
+        serves completion only, as before per-outcome codes.
+        """
+        url = self.completion_redirect_url
+        if CODE_PLACEHOLDER in url:
+            return url.replace(CODE_PLACEHOLDER, quote(self.outcome_code(outcome), safe=""))
+        return url if outcome == Outcome.COMPLETE else ""
+
     def clean(self) -> None:
-        """Attention checks must fit into the questions of the imported bundle."""
+        """Attention checks must fit into the questions of the imported bundle; the outcomes' codes must differ."""
         questions = self.question_count()
         problem = None if questions is None else attention_check_problem(self.attention_checks, questions)
         if problem:
             raise ValidationError({"attention_checks": problem})
+        codes = [self.completion_code, self.screened_out_code, self.no_consent_code]
+        if len(set(codes)) < len(codes):
+            raise ValidationError(
+                "The completion codes of the three outcomes (complete, screened out, no consent) must differ, "
+                "so that the code tells which outcome a participant had."
+            )
 
 
 class Bundle(models.Model):
@@ -392,6 +467,12 @@ class Participant(models.Model):
         max_length=100, blank=True, default="",
         help_text="Forward simulation: the arm the participant learns in (a method key or 'none'); else empty.",
     )  # fmt: skip
+    last_active_at = models.DateTimeField(
+        default=timezone.now, help_text="The participant's last step (start, about you, instructions, an answer)."
+    )
+    screened_out_at = models.DateTimeField(
+        null=True, blank=True, help_text="When failed attention checks exceeded the study's rule and ended the study."
+    )
 
     class Meta:
         ordering = ["started_at", "id"]
@@ -415,6 +496,13 @@ class Participant(models.Model):
         if self.excluded:
             return "excluded"
         return "completed" if self.completed_at else "incomplete"
+
+    @property
+    def outcome(self) -> str:
+        """How the session ended, as participants.csv's ``outcome``: complete, screened_out, or "" (not yet)."""
+        if self.screened_out_at is not None:
+            return Outcome.SCREENED_OUT
+        return Outcome.COMPLETE if self.completed_at else ""
 
 
 class Choice(models.TextChoices):
