@@ -2,9 +2,10 @@
 
 A backup is one tar file: ``backup.json`` (format, time, row counts, SHA-256 and size of every member),
 ``backup.sig`` (an HMAC-SHA256 tag over backup.json under ``STUDY_BACKUP_KEY``, or a key derived from
-``SECRET_KEY``), ``data.json`` (studies, bundles, participants, sequences, answers and researcher
-accounts, read in one consistent snapshot, times to the microsecond) and ``media/…`` (the stored
-stimulus images the data refers to). Restoring checks the tag, then streams each listed member
+``SECRET_KEY``), ``data.json`` (studies, bundles, participants, sequences, answers — a usefulness
+study's trials, panels, trial sequences and trial answers too — and researcher accounts, read in one
+consistent snapshot, times to the microsecond) and ``media/…`` (the stored stimulus and trial images
+the data refers to). Restoring checks the tag, then streams each listed member
 (size-checked before a byte is read; unlisted members are never read) into a temporary folder while
 hashing it, checks the row counts of every table, then writes the images and loads the rows in one
 transaction; a failure anywhere leaves the target as it was.
@@ -47,6 +48,10 @@ from studyapp.models import (
     SequenceItem,
     Stimulus,
     Study,
+    Trial,
+    TrialAnswer,
+    TrialItem,
+    TrialPanel,
 )
 from studyapp.operations.export import consistent_read, iso_utc
 
@@ -60,7 +65,8 @@ CHUNK = 1024 * 1024
 ATTENTION_CHECKS_MIGRATION = "0003_attention_checks"
 # Parents before children, so that the rows load in this order.
 MODELS: tuple[type[models.Model], ...] = (
-    Group, User, Study, Bundle, Dataset, Pair, Stimulus, Participant, SequenceItem, Answer,
+    Group, User, Study, Bundle, Dataset, Pair, Stimulus, Trial, TrialPanel, Participant, SequenceItem, Answer,
+    TrialItem, TrialAnswer,
 )  # fmt: skip
 MEDIA_MEMBER = re.compile(r"media/(stimuli/[A-Za-z0-9_-]{16,64}\.(?:png|jpg))")
 
@@ -92,8 +98,8 @@ def _label(model: type[models.Model]) -> str:
 
 
 def _media_names() -> list[str]:
-    """Stored image names the database refers to."""
-    names = set(Stimulus.objects.values_list("image", flat=True)) | set(Pair.objects.values_list("image", flat=True))
+    """Stored image names the database refers to (preference pairs and usefulness trials alike)."""
+    names = {name for model in (Stimulus, Pair, Trial, TrialPanel) for name in model.objects.values_list("image", flat=True)}
     return sorted(name for name in names if name)
 
 
@@ -149,6 +155,12 @@ def write_backup(out: str | Path, progress: Callable[[int], None] | None = None)
         _add(archive, HEADER_MEMBER, header_bytes, unlisted)
         _add(archive, TAG_MEMBER, backup_tag(header_bytes).encode("ascii"), unlisted)
     return BackupSummary(target, rows, len(media))
+
+
+def trial_answers(rows: dict[str, int]) -> str:
+    """The commands' note of a backup's usefulness trials (", 40 trial answers"); empty without any."""
+    count = rows.get(_label(TrialAnswer), 0)
+    return f", {count} trial answers" if count else ""
 
 
 def _member_bytes(archive: tarfile.TarFile, member: tarfile.TarInfo | None, limit: int, path: Path, name: str) -> bytes:
@@ -302,7 +314,7 @@ def restore_backup(source: str | Path, *, replace: bool = False, trust_unsigned:
                 if ATTENTION_CHECKS_MIGRATION not in header.get("studyapp_migrations", []):
                     Study.objects.update(attention_checks=0)  # studies from before checks keep their behaviour
                 rows = {_label(m): m.objects.count() for m in MODELS if m not in (Group, User)}
-                expected = {k: v for k, v in header["rows"].items() if k in rows}
+                expected = {k: header["rows"].get(k, 0) for k in rows}  # tables newer than the backup: none
                 if rows != expected:
                     raise BackupError(f"{path}: loaded rows {rows} differ from the backup's {expected}.")
         except BaseException:

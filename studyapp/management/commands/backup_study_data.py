@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from studyapp.operations.backup import BackupError, write_backup
+from studyapp.operations.backup import BackupError, trial_answers, write_backup
 
 
 class Command(BaseCommand):
@@ -32,4 +32,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"wrote backup {summary.path}: {rows['studyapp.study']} studies, {rows['studyapp.participant']} participants, "
             f"{rows['studyapp.answer']} answers, {rows['auth.user']} researcher accounts, {summary.media_files} images"
+            + trial_answers(rows)
         )

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.base import DeserializationError
 from django.db import DatabaseError
 
-from studyapp.operations.backup import BackupError, restore_backup
+from studyapp.operations.backup import BackupError, restore_backup, trial_answers
 
 
 class Command(BaseCommand):
@@ -37,4 +37,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"restored {summary.path}: {rows['studyapp.study']} studies, {rows['studyapp.participant']} participants, "
             f"{rows['studyapp.answer']} answers, {summary.media_files} images"
+            + trial_answers(rows)
         )
