@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -105,11 +105,8 @@ def build_bundle(options: BuildOptions, progress: bool = False) -> BuildResult:
     if options.workers < 1:
         raise GenerationError(f"--workers {options.workers} must be at least 1")
     check_writable(options.out, options.overwrite, "bundle")
-    files = [load_explanations(path) for path in options.explanation_files]
-    if not options.allow_unselective:
-        _refuse_unselective(files)
-    datasets = group_by_dataset(files)
-    _check_wording_keys(datasets, options)
+    files, datasets = load_inputs(options.explanation_files, options.allow_unselective)
+    check_wording_keys(datasets, options.titles, options.tasks)
     wording = {key: dataset_wording(d, options.titles, options.tasks) for key, d in datasets.items()}
     questions, notes = resolve_comparisons(datasets, options.study_design)
     plans, shortfalls = select_pairs(
@@ -117,7 +114,7 @@ def build_bundle(options: BuildOptions, progress: bool = False) -> BuildResult:
     )
     notes += shortfalls + _unused_file_notes(files, plans)
     notes += [f"dataset '{key}': {note}" for key, (_, _, note) in wording.items() if note]
-    _check_images_exist(plans)
+    check_images_exist((plan.dataset.reference, plan.row) for plan in plans)
 
     tokens = TokenSource(options.seed, [ex.sha256 for ex in files])
     names = _name_files(plans, tokens)
@@ -125,14 +122,27 @@ def build_bundle(options: BuildOptions, progress: bool = False) -> BuildResult:
         (folder / IMAGES_DIR).mkdir()
         _render_all(plans, names, folder, options, progress)
         manifest = _manifest(options, files, datasets, wording, questions, plans, names)
-        (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        problems = validate_bundle(folder)
-        if problems:
-            raise GenerationError(f"the new bundle failed its own check ({problems[0]}); nothing was written")
+        write_checked_manifest(folder, manifest)
     return BuildResult(options.out, manifest, notes)
 
 
-def _refuse_unselective(files: Sequence[Explanations]) -> None:
+def load_inputs(paths: Sequence[Path], allow_unselective: bool) -> tuple[list[Explanations], dict[str, DatasetInputs]]:
+    """Read and check the explanation files, refuse unselective runs (unless allowed), group them by dataset."""
+    files = [load_explanations(path) for path in paths]
+    if not allow_unselective:
+        refuse_unselective(files)
+    return files, group_by_dataset(files)
+
+
+def write_checked_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
+    """Write the manifest into the bundle being built and run the bundle check on the result."""
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    problems = validate_bundle(folder)
+    if problems:
+        raise GenerationError(f"the new bundle failed its own check ({problems[0]}); nothing was written")
+
+
+def refuse_unselective(files: Sequence[Explanations]) -> None:
     """Refuse the explanations of a run whose hard explanation does not select (issue 25): a study of
     them would ask people to judge background."""
     for ex in files:
@@ -160,7 +170,7 @@ def _name_files(plans: Sequence[PairPlan], tokens: TokenSource) -> list[PairFile
 
 
 def dataset_wording(
-    dataset: DatasetInputs, titles: Mapping[str, str], tasks: Mapping[str, str]
+    dataset: DatasetInputs, titles: Mapping[str, str], tasks: Mapping[str, str], task_flag: str = "--task"
 ) -> tuple[str, str, str | None]:
     """Title and task for the question text: flags first, then the files, then a plain default.
 
@@ -176,12 +186,14 @@ def dataset_wording(
         task = f"tell {classes[0]} from {classes[1]}" if len(classes) == 2 else f"sort images into {len(classes)} classes"
     task = task_phrase(task)
     title = title or dataset.key
-    note = f"no {' or '.join(defaulted)} given, using {title!r} / {task!r} (set --title/--task)" if defaulted else None
+    note = f"no {' or '.join(defaulted)} given, using {title!r} / {task!r} (set --title/{task_flag})" if defaulted else None
     return title, task, note
 
 
-def _check_wording_keys(datasets: Mapping[str, DatasetInputs], options: BuildOptions) -> None:
-    for flag, given in (("--title", options.titles), ("--task", options.tasks)):
+def check_wording_keys(datasets: Mapping[str, DatasetInputs], titles: Mapping[str, str], tasks: Mapping[str, str],
+                       task_flag: str = "--task") -> None:
+    """Every dataset a --title or task-phrase flag names is one of the files' datasets."""
+    for flag, given in (("--title", titles), (task_flag, tasks)):
         unknown = sorted(set(given) - set(datasets))
         if unknown:
             raise GenerationError(
@@ -195,9 +207,10 @@ def _unused_file_notes(files: Sequence[Explanations], plans: Sequence[PairPlan])
             for ex in files if (ex.dataset, ex.method) not in used]
 
 
-def _check_images_exist(plans: Sequence[PairPlan]) -> None:
-    missing = sorted({(str(p.dataset.reference.image_paths[p.row]), p.dataset.reference.image_ids[p.row])
-                      for p in plans if not p.dataset.reference.image_paths[p.row].is_file()})
+def check_images_exist(rows: Iterable[tuple[Explanations, int]]) -> None:
+    """Every (file, row) to be shown has its image file on disk; else one sentence naming the first missing."""
+    missing = sorted({(str(ex.image_paths[row]), ex.image_ids[row]) for ex, row in rows
+                      if not ex.image_paths[row].is_file()})
     if missing:
         path, image_id = missing[0]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -226,25 +239,48 @@ def _render_all(
     plans: Sequence[PairPlan], names: Sequence[PairFiles], folder: Path, options: BuildOptions, progress: bool
 ) -> None:
     """Render every pair, in worker processes when asked; names are fixed beforehand, so output is deterministic."""
-    images: dict[Path, np.ndarray] = {}
-    jobs, plain_written = [], set()
+    images = DisplayImages(options.render)
+    jobs = []
     for plan, files in zip(plans, names):
-        path = plan.dataset.reference.image_paths[plan.row]
-        if path not in images:
-            images[path] = load_display_image(path, options.render.size, options.render.image_resample)
         sides = tuple((side.source.maps[side.row], side.source.is_hard, folder / name)
                       for side, name in zip(plan.sides, files.sides))
-        plain = None if files.image in plain_written else folder / files.image
-        plain_written.add(files.image)
-        jobs.append(RenderJob(images[path], plain, sides, options.render))
+        path = plan.dataset.reference.image_paths[plan.row]
+        jobs.append(RenderJob(images.pixels(path), images.plain_target(folder, files.image), sides, options.render))
+    run_render_jobs(jobs, options.workers, progress, "pair")
+
+
+class DisplayImages:
+    """Each image loaded once at the bundle's size, and each plain image file written by one job only."""
+
+    def __init__(self, render: RenderSettings) -> None:
+        self._render = render
+        self._pixels: dict[Path, np.ndarray] = {}
+        self._written: set[str] = set()
+
+    def pixels(self, path: Path) -> np.ndarray:
+        """The image at ``path`` as the bundle shows it (size×size RGB)."""
+        if path not in self._pixels:
+            self._pixels[path] = load_display_image(path, self._render.size, self._render.image_resample)
+        return self._pixels[path]
+
+    def plain_target(self, folder: Path, name: str) -> Path | None:
+        """Where the first job naming plain image ``name`` writes it; None for every later job."""
+        if name in self._written:
+            return None
+        self._written.add(name)
+        return folder / name
+
+
+def run_render_jobs(jobs: Sequence[RenderJob], workers: int, progress: bool, unit: str) -> None:
+    """Run the render jobs, in ``workers`` processes (1: in this one), with a progress bar on a terminal."""
     # disable=None shows the bar only on a terminal, so logs and captured output stay clean
-    bar = functools.partial(tqdm, total=len(jobs), desc="rendering pairs", unit="pair",
+    bar = functools.partial(tqdm, total=len(jobs), desc=f"rendering {unit}s", unit=unit,
                             disable=None if progress else True)
-    if options.workers == 1:
+    if workers == 1:
         for _ in bar(map(run_render_job, jobs)):
             pass
         return
-    with ProcessPoolExecutor(max_workers=options.workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers) as pool:
         for _ in bar(pool.map(run_render_job, jobs, chunksize=4)):
             pass
 
@@ -259,29 +295,40 @@ def _manifest(
     names: Sequence[PairFiles],
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "generator": {
-            "version": generation.__version__,
-            "seed": options.seed,
-            "argv": list(options.argv),
-            "options": {
-                "question_types": [q.key for q in questions],
-                "design": options.study_design.name,
-                "per_type": options.per_type,
-                "include_misclassified": options.include_misclassified,
-            },
-        },
-        "datasets": [
-            {"key": key, "title": wording[key][0], "task": wording[key][1],
-             "class_names": list(d.reference.class_names)}
-            for key, d in datasets.items()
-        ],
+        "generator": generator_record(options.seed, options.argv, {
+            "question_types": [q.key for q in questions],
+            "design": options.study_design.name,
+            "per_type": options.per_type,
+            "include_misclassified": options.include_misclassified,
+        }),
+        "datasets": dataset_records(datasets, wording),
         "pairs": [_pair_entry(plan, files_, options.render) for plan, files_ in zip(plans, names)],
-        "provenance": {
-            "explanations": {str(ex.path): ex.sha256 for ex in files},
-            "explanation_provenance": {str(ex.path): ex.provenance for ex in files},
-        },
+        "provenance": provenance_record(files),
         "render": options.render.as_manifest(),
     }
+    return stamped_manifest(body)
+
+
+def generator_record(seed: int, argv: Sequence[str], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest's ``generator``: this package's version, the seed, the command line and its options."""
+    return {"version": generation.__version__, "seed": seed, "argv": list(argv), "options": dict(settings)}
+
+
+def dataset_records(datasets: Mapping[str, DatasetInputs],
+                    wording: Mapping[str, tuple[str, str, str | None]]) -> list[dict[str, Any]]:
+    """The manifest's ``datasets``: key, title, task phrase and class names of each."""
+    return [{"key": key, "title": wording[key][0], "task": wording[key][1],
+             "class_names": list(d.reference.class_names)} for key, d in datasets.items()]
+
+
+def provenance_record(files: Sequence[Explanations]) -> dict[str, Any]:
+    """The manifest's ``provenance``: each explanations file's sha256 and its own provenance."""
+    return {"explanations": {str(ex.path): ex.sha256 for ex in files},
+            "explanation_provenance": {str(ex.path): ex.provenance for ex in files}}
+
+
+def stamped_manifest(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest: schema version, a bundle id digested from the body, the build time, then the body."""
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"schema_version": SCHEMA_VERSION, "bundle_id": digest, "created_at": created, **body}

@@ -1,4 +1,4 @@
-"""Command line: `python -m generation build|preview|validate`."""
+"""Command line: `python -m generation build|usefulness|preview|validate|import-maps`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from contracts.usefulness import DEFAULT_CORRECT_SHARE, FORWARD_SIMULATION, MAX_PANELS, USEFULNESS_TASKS
 from generation.build import BuildOptions, build_bundle
 from generation.errors import GenerationError
 from generation import import_maps
+from generation.usefulness import UsefulnessOptions, build_usefulness_bundle
 from generation.preview import write_contact_sheet
 from generation.render import DEFAULT_STYLE, RENDER_STYLES, RESAMPLE_MODES, RenderSettings
 from generation.design import ALL_PAIRS, DESIGNS, PAPER
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build, preview and validate blinded stimulus bundles for the BLA user study.",
         epilog="Formats of the explanations file and the bundle manifest: docs/formats.md.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{build,preview,validate,import-maps}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{build,usefulness,preview,validate,import-maps}")
 
     build = commands.add_parser("build", help="write a stimulus bundle from explanation files",
                                 description="Choose image pairs, render both explanations on each image and "
@@ -88,22 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--task", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
                        help='what the systems were trained to do, shown as "trained to TEXT" '
                             "(default: from the files); repeat per dataset")
-    build.add_argument("--style", default=DEFAULT_STYLE,
-                       help="how both sides of every pair are drawn: "
-                            + "; ".join(f"{s.name}: {s.description} ({s.upscale} upscaling)" for s in RENDER_STYLES.values())
-                            + " (default: %(default)s)")
-    build.add_argument("--size", type=int, default=224, help="side of the square stimulus images in pixels (default: %(default)s)")
-    build.add_argument("--image-resample", choices=list(RESAMPLE_MODES), default="bilinear",
-                       help="how the photo is scaled to --size (default: %(default)s)")
-    build.add_argument("--upscale", choices=list(RESAMPLE_MODES), default=None,
-                       help="how the explanation grid is scaled: nearest shows cells, bilinear smooths (default: the style's)")
-    build.add_argument("--colormap", default="turbo", help="matplotlib colormap of the explanation (default: %(default)s)")
-    build.add_argument("--alpha", type=float, default=0.5, help="weight of the explanation colour in the blend (default: %(default)s)")
-    build.add_argument("--workers", type=_positive_int, default=2, help="rendering processes (1: render in this process) (default: %(default)s)")
-    build.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
-    build.add_argument("--allow-unselective", action="store_true",
-                       help="build from explanations their run judged not selective (mask over half the grid on "
-                            "most images, hard accuracy far below soft, or a dead module); refused by default")
+    _add_render_arguments(build, "both sides of every pair")
 
     preview = commands.add_parser("preview", help="draw a contact sheet of a bundle",   description="Draw one row per pair (image, both sides, method names, classes) "
                                               "for a researcher to eyeball.")
@@ -118,12 +105,100 @@ def build_parser() -> argparse.ArgumentParser:
                                                "reveals a method. Exit status 1 lists the problems.")
     validate.add_argument("bundle", type=Path, help="bundle folder")
     import_maps.add_parser(commands)
+    _add_usefulness_parser(commands)
     return parser
 
 
+def _share(value: str) -> float:
+    share = float(value)
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not a share between 0 and 1")
+    return share
+
+
+def _add_usefulness_parser(commands: argparse._SubParsersAction) -> None:
+    """Register `usefulness`: a distinction, agreement or forward-simulation bundle (docs/formats.md)."""
+    parser = commands.add_parser(
+        "usefulness", help="write a usefulness bundle (distinction, agreement, forward simulation)",
+        description="Choose images (misclassified ones included), render each trial's explanations with one "
+                    "setting and write a usefulness bundle folder (manifest.json with task and trials + images/) "
+                    "atomically.")
+    parser.add_argument("--task", required=True, metavar="|".join(USEFULNESS_TASKS),
+                        help="distinction: k panels, one per top-k class (needs class_maps); agreement: the "
+                             "prediction and its explanation; forward_simulation: pre, learn and post phases")
+    parser.add_argument("--explanations", nargs="+", type=Path, required=True, metavar="FILE.npz",
+                        help="explanation files, one per (dataset, method), as for build")
+    parser.add_argument("--out", type=Path, required=True, metavar="BUNDLE", help="bundle folder to create")
+    parser.add_argument("--per-method", type=_positive_int, default=12, metavar="N",
+                        help="distinction and agreement: trials per method and dataset, the same images for every "
+                             "method where possible (default: %(default)s)")
+    parser.add_argument("--k", type=_positive_int, default=None, metavar="K",
+                        help=f"distinction: panels per trial (default: min(classes, {MAX_PANELS}))")
+    parser.add_argument("--correct-share", type=_share, default=None, metavar="S",
+                        help=f"share of trials whose prediction is correct (agreement default: {DEFAULT_CORRECT_SHARE:g}; "
+                             "other tasks: the images as drawn)")
+    for phase, text in (("pre", "pre-test images (no explanation)"),
+                        ("learn", "learning images (one trial per arm: each method and 'none')"),
+                        ("post", "post-test images (no explanation, unseen)")):
+        parser.add_argument(f"--{phase}", type=_positive_int, default=6, metavar="N",
+                            help=f"{FORWARD_SIMULATION}: {text} per dataset (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for image choice and file names (default: %(default)s)")
+    parser.add_argument("--title", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
+                        help="dataset title for the study (default: from the files); repeat per dataset")
+    parser.add_argument("--dataset-task", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
+                        help='what the model was trained to do, shown as "trained to TEXT" (build\'s --task; '
+                             "default: from the files); repeat per dataset")
+    _add_render_arguments(parser, "all panels of every trial")
+
+
+def _run_usefulness(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    options = UsefulnessOptions(
+        task=args.task, explanation_files=tuple(args.explanations), out=args.out, per_method=args.per_method,
+        k=args.k, correct_share=args.correct_share, pre=args.pre, learn=args.learn, post=args.post, seed=args.seed,
+        titles=dict(args.title), dataset_tasks=dict(args.dataset_task), render=render_settings(args),
+        overwrite=args.overwrite, workers=args.workers, argv=tuple(argv), allow_unselective=args.allow_unselective,
+    )
+    result = build_usefulness_bundle(options, progress=True)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    manifest = result.manifest
+    trials = manifest["trials"]
+    arms = f", arms {', '.join(manifest['arms'])}" if manifest["arms"] else ""
+    datasets = ", ".join(d["key"] for d in manifest["datasets"])
+    wrong = sum(not t["model_correct"] for t in trials)
+    print(f"wrote {len(trials)} {args.task} trials ({wrong} with a misclassified image{arms}) for {datasets} "
+          f"to {result.bundle} (bundle {manifest['bundle_id']}, style {options.render.style})")
+    return 0
+
+
+def _add_render_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """The drawing, output and selectivity flags that `build` and `usefulness` share."""
+    parser.add_argument("--style", default=DEFAULT_STYLE,
+                        help=f"how {what} are drawn: "
+                             + "; ".join(f"{s.name}: {s.description} ({s.upscale} upscaling)" for s in RENDER_STYLES.values())
+                             + " (default: %(default)s)")
+    parser.add_argument("--size", type=int, default=224, help="side of the square stimulus images in pixels (default: %(default)s)")
+    parser.add_argument("--image-resample", choices=list(RESAMPLE_MODES), default="bilinear",
+                        help="how the photo is scaled to --size (default: %(default)s)")
+    parser.add_argument("--upscale", choices=list(RESAMPLE_MODES), default=None,
+                        help="how the explanation grid is scaled: nearest shows cells, bilinear smooths (default: the style's)")
+    parser.add_argument("--colormap", default="turbo", help="matplotlib colormap of the explanation (default: %(default)s)")
+    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the explanation colour in the blend (default: %(default)s)")
+    parser.add_argument("--workers", type=_positive_int, default=2, help="rendering processes (1: render in this process) (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    parser.add_argument("--allow-unselective", action="store_true",
+                        help="build from explanations their run judged not selective (mask over half the grid on "
+                             "most images, hard accuracy far below soft, or a dead module); refused by default")
+
+
+def render_settings(args: argparse.Namespace) -> RenderSettings:
+    """The drawing the render flags ask for (GenerationError for an unusable one)."""
+    return RenderSettings(style=args.style, size=args.size, upscale=args.upscale, image_resample=args.image_resample,
+                          colormap=args.colormap, alpha=args.alpha)
+
+
 def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    render = RenderSettings(style=args.style, size=args.size, upscale=args.upscale, image_resample=args.image_resample,
-                            colormap=args.colormap, alpha=args.alpha)
+    render = render_settings(args)
     options = BuildOptions(
         explanation_files=tuple(args.explanations), out=args.out,
         question_types=tuple(args.question_types) if args.question_types else None,
@@ -167,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
-        if args.command in ("build", "preview"):
+        if args.command in ("build", "preview", "usefulness"):
             _create_parent(args.out)
         if args.command == "build":
             return _run_build(args, argv)
@@ -175,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_preview(args)
         if args.command == "import-maps":
             return import_maps.run(args)
+        if args.command == "usefulness":
+            return _run_usefulness(args, argv)
         return _run_validate(args)
     except GenerationError as exc:
         print(f"error: {exc}", file=sys.stderr)

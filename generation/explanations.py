@@ -41,11 +41,18 @@ class Explanations:
     task: str | None
     provenance: Any
     selectivity: dict[str, Any] | None = None  # the run's verdict; None: unknown (older file, post-hoc maps)
+    class_ids: np.ndarray | None = None  # N×k: the model's top-k classes, the first its prediction; None: not written
+    class_maps: np.ndarray | None = None  # N×k×h×w: the method's map of each class of class_ids
 
     @property
     def unselective(self) -> bool:
         """True only when the file says its run's hard explanations are not selective."""
         return self.selectivity is not None and self.selectivity.get("selective") is False
+
+    @property
+    def top_k(self) -> int:
+        """How many classes per image the file explains (0 without class maps)."""
+        return 0 if self.class_ids is None else int(self.class_ids.shape[1])
 
     @property
     def is_hard(self) -> bool:
@@ -61,6 +68,8 @@ class Explanations:
             labels=self.labels[rows],
             preds=self.preds[rows],
             maps=self.maps[rows],
+            class_ids=None if self.class_ids is None else self.class_ids[rows],
+            class_maps=None if self.class_maps is None else self.class_maps[rows],
         )
 
 
@@ -94,6 +103,8 @@ def load_explanations(path: str | Path) -> Explanations:
     labels = _class_vector(path, arrays, fields.LABELS, count, len(class_names))
     preds = _class_vector(path, arrays, fields.PREDS, count, len(class_names))
     maps = _maps(path, arrays[fields.MAPS], count)
+    map_kind = _map_kind(path, arrays, maps)
+    class_ids, class_maps = _class_maps(path, arrays, preds, maps, len(class_names), map_kind)
     return Explanations(
         path=path,
         sha256=hashlib.sha256(raw).hexdigest(),
@@ -105,12 +116,61 @@ def load_explanations(path: str | Path) -> Explanations:
         preds=preds,
         maps=maps,
         class_names=class_names,
-        map_kind=_map_kind(path, arrays, maps),
+        map_kind=map_kind,
         title=_optional_string(path, arrays, fields.DATASET_TITLE),
         task=_optional_string(path, arrays, fields.DATASET_TASK),
         provenance=_provenance(arrays[fields.PROVENANCE]),
         selectivity=_selectivity(path, arrays),
+        class_ids=class_ids,
+        class_maps=class_maps,
     )
+
+
+def _class_maps(path: Path, arrays: dict[str, np.ndarray], preds: np.ndarray, maps: np.ndarray, classes: int,
+                map_kind: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The optional ``class_ids`` (N×k, distinct classes, the first the prediction) and ``class_maps``
+    (N×k×h×w, finite, 0/1 for a hard file): both or neither."""
+    present = [name for name in (fields.CLASS_IDS, fields.CLASS_MAPS) if name in arrays]
+    if not present:
+        return None, None
+    if len(present) == 1:
+        other = fields.CLASS_MAPS if present[0] == fields.CLASS_IDS else fields.CLASS_IDS
+        raise GenerationError(f"{path}: field '{present[0]}' is present but '{other}' is missing; they come together")
+    ids = _class_ids(path, arrays[fields.CLASS_IDS], preds, classes)
+    return ids, _class_map_values(path, arrays[fields.CLASS_MAPS], ids.shape, maps.shape[1:], map_kind)
+
+
+def _class_ids(path: Path, ids: np.ndarray, preds: np.ndarray, classes: int) -> np.ndarray:
+    """``class_ids``: N×k distinct class indices per image, the first one the prediction."""
+    count = len(preds)
+    if ids.ndim != 2 or ids.dtype.kind not in "iu" or ids.shape[0] != count or not 1 <= ids.shape[1] <= classes:
+        raise GenerationError(f"{path}: field 'class_ids' must be integers of shape ({count}, k) with 1 <= k <= "
+                              f"{classes}, got {ids.dtype} of shape {ids.shape}")
+    ids = ids.astype(np.int64)
+    if ((ids < 0) | (ids >= classes)).any():
+        raise GenerationError(f"{path}: field 'class_ids' holds a class index outside 0..{classes - 1}")
+    if any(len(set(row)) != len(row) for row in ids.tolist()):
+        raise GenerationError(f"{path}: field 'class_ids' repeats a class within an image's top-k")
+    wrong = np.flatnonzero(ids[:, 0] != preds)
+    if wrong.size:
+        raise GenerationError(f"{path}: field 'class_ids' of image {int(wrong[0])} does not start with its "
+                              "prediction ('preds')")
+    return ids
+
+
+def _class_map_values(path: Path, values: np.ndarray, ids_shape: tuple[int, ...], grid: tuple[int, ...],
+                      map_kind: str) -> np.ndarray:
+    """``class_maps``: one finite map (of the grid of ``maps``) per class of ``class_ids``."""
+    expected = (*ids_shape, *grid)
+    if values.shape != expected or values.dtype.kind not in "fiub":
+        raise GenerationError(f"{path}: field 'class_maps' must be numbers of shape {expected}, "
+                              f"got {values.dtype} of shape {values.shape}")
+    values = values.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise GenerationError(f"{path}: field 'class_maps' holds NaN or infinite values")
+    if map_kind == fields.HARD and not np.isin(values, (0.0, 1.0)).all():
+        raise GenerationError(f"{path}: field 'map_kind' says 'hard' but 'class_maps' holds values other than 0 and 1")
+    return values
 
 
 def _selectivity(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:

@@ -9,12 +9,15 @@ from contracts.blinding import revealing_fragment
 from contracts.bundle import (
     IMAGES_DIR,
     BundleFileError,
+    bundle_entries,
+    bundle_task,
     check_manifest,
+    entries_field,
+    explanation_files,
     plain_image_files,
     png_size,
     read_manifest,
     referenced_files,
-    stimulus_files,
     unreferenced_images,
 )
 
@@ -31,14 +34,18 @@ def validate_bundle(bundle: Path) -> list[str]:
     except BundleFileError as exc:
         return [str(exc)]
     problems = check_manifest(manifest)
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("pairs"), list):
+    try:
+        field = entries_field(bundle_task(manifest))
+    except ValueError:
+        return problems
+    if not isinstance(manifest, dict) or not isinstance(manifest.get(field), list):
         return problems
     size = (manifest.get("render") or {}).get("size") if isinstance(manifest.get("render"), dict) else None
     stimuli: set[str] = set()
     checked: dict[str, tuple[int, int] | None] = {}
-    pairs = [pair for pair in manifest["pairs"] if isinstance(pair, dict)]
+    pairs = bundle_entries(manifest)  # a preference bundle's pairs or a usefulness bundle's trials
     for pair in pairs:
-        problems += _check_pair_files(bundle, pair, size, stimuli, checked)
+        problems += _check_pair_files(bundle, pair, size, stimuli, checked, field[:-1])
     plain = {name for pair in pairs for name in plain_image_files(pair)}
     problems += [f"{name}: file is both a stimulus and a plain image"
                  for name in sorted(stimuli & plain)]
@@ -47,11 +54,12 @@ def validate_bundle(bundle: Path) -> list[str]:
 
 
 def _check_pair_files(
-    bundle: Path, pair: dict, size: object, stimuli: set[str], checked: dict[str, tuple[int, int] | None]
+    bundle: Path, pair: dict, size: object, stimuli: set[str], checked: dict[str, tuple[int, int] | None],
+    noun: str = "pair",
 ) -> list[str]:
-    """Check a pair's files (each file once, even when pairs share a plain image) and their sizes."""
+    """Check a pair's (or trial's) files (each file once, even when entries share a plain image) and their sizes."""
     problems: list[str] = []
-    for name in stimulus_files(pair):
+    for name in explanation_files(pair):
         if name in stimuli:
             problems.append(f"{name}: file is used by more than one stimulus")
         stimuli.add(name)
@@ -61,10 +69,11 @@ def _check_pair_files(
             checked[name], found = _check_file(bundle, name)
             problems += found
     sizes = {checked[name] for name in names if checked[name] is not None}
+    label = f"{noun} {pair.get(f'{noun}_id')!r}"
     if len(sizes) > 1:
-        problems.append(f"pair {pair.get('pair_id')!r}: its images differ in size {sorted(sizes)}")
+        problems.append(f"{label}: its images differ in size {sorted(sizes)}")
     if isinstance(size, int) and sizes and sizes != {(size, size)}:
-        problems.append(f"pair {pair.get('pair_id')!r}: image size {sorted(sizes)[0]} differs from render.size {size}")
+        problems.append(f"{label}: image size {sorted(sizes)[0]} differs from render.size {size}")
     return problems
 
 
