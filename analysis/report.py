@@ -408,13 +408,14 @@ def interval_text(low: float, high: float) -> str:
     return "–" if math.isnan(low) else f"{100 * low:.1f}–{100 * high:.1f}%"
 
 
-def figures_html(figures: dict[str, list[Path]]) -> str:
-    """Each figure's PNG embedded as base64 with its caption."""
+def figures_html(figures: dict[str, list[Path]],
+                 captions: dict[str, str] = FIGURE_CAPTIONS) -> str:
+    """Each figure's PNG embedded as base64 with its caption (``captions`` by figure key)."""
     esc = html.escape
     return "".join(
-        f'<figure><img alt="{esc(FIGURE_CAPTIONS[key])}" src="data:image/png;base64,'
+        f'<figure><img alt="{esc(captions[key])}" src="data:image/png;base64,'
         f'{base64.b64encode(paths[0].read_bytes()).decode("ascii")}">'
-        f"<figcaption>{esc(FIGURE_CAPTIONS[key])}</figcaption></figure>"
+        f"<figcaption>{esc(captions[key])}</figcaption></figure>"
         for key, paths in figures.items())
 
 

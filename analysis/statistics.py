@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import signal, stats
-from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from analysis.percentages import DEFAULT_DECIMALS, format_shares
@@ -81,18 +80,16 @@ def count_tensor(participant: np.ndarray, dataset: np.ndarray, result: np.ndarra
     return np.bincount(flat, minlength=size).reshape(n_participants, n_datasets, len(RESULTS))
 
 
-def cluster_bootstrap_ci(hits: np.ndarray, totals: np.ndarray, n_boot: int,
-                         rng: np.random.Generator,
-                         confidence: float = DEFAULT_CONFIDENCE) -> np.ndarray:
-    """Percentile CIs of sum(hits[:, k]) / sum(totals[:, k]) resampling rows (participants).
+def cluster_bootstrap_shares(hits: np.ndarray, totals: np.ndarray, n_boot: int,
+                             rng: np.random.Generator) -> np.ndarray:
+    """Replicates × cells of sum(hits[:, k]) / sum(totals[:, k]) resampling rows (participants).
 
     ``hits`` and ``totals`` are participants × cells. Each replicate draws as many participants
     as there are, with replacement, and all cells are computed from the same replicate.
     Participants with identical counts are interchangeable, so a replicate is drawn as
     multinomial numbers of each distinct count profile — the same distribution as drawing
     people one by one, at a cost that grows with the number of profiles, not of people.
-    Replicates in which no drawn participant answered a cell are skipped for that cell.
-    Returns cells × 2 (low, high) as shares in [0, 1]; NaN where no replicate is usable.
+    A cell is NaN in a replicate in which no drawn participant answered it.
     """
     n_people, n_cells = hits.shape
     profiles, multiplicity = np.unique(np.hstack([hits, totals]), axis=0, return_counts=True)
@@ -106,12 +103,33 @@ def cluster_bootstrap_ci(hits: np.ndarray, totals: np.ndarray, n_boot: int,
         sums = weights.astype(np.float64) @ profiles
         with np.errstate(invalid="ignore", divide="ignore"):
             shares[start:start + size] = sums[:, :n_cells] / sums[:, n_cells:]
+    return shares
+
+
+def percentile_bounds(replicates: np.ndarray,
+                      confidence: float = DEFAULT_CONFIDENCE) -> np.ndarray:
+    """Percentile interval of each column of replicates × cells, skipping NaN replicates.
+
+    Returns cells × 2 (low, high); NaN where a cell has no finite replicate.
+    """
     alpha = (1.0 - confidence) / 2.0
     with np.errstate(all="ignore"):
-        bounds = [np.nanquantile(shares[:, k], [alpha, 1.0 - alpha])
-                  if np.isfinite(shares[:, k]).any() else [np.nan, np.nan]
-                  for k in range(n_cells)]
-    return np.asarray(bounds, dtype=np.float64).reshape(n_cells, 2)
+        bounds = [np.nanquantile(replicates[:, k], [alpha, 1.0 - alpha])
+                  if np.isfinite(replicates[:, k]).any() else [np.nan, np.nan]
+                  for k in range(replicates.shape[1])]
+    return np.asarray(bounds, dtype=np.float64).reshape(replicates.shape[1], 2)
+
+
+def cluster_bootstrap_ci(hits: np.ndarray, totals: np.ndarray, n_boot: int,
+                         rng: np.random.Generator,
+                         confidence: float = DEFAULT_CONFIDENCE) -> np.ndarray:
+    """Percentile CIs of sum(hits[:, k]) / sum(totals[:, k]) resampling rows (participants).
+
+    The replicates of :func:`cluster_bootstrap_shares`; replicates in which no drawn participant
+    answered a cell are skipped for that cell. Returns cells × 2 (low, high) as shares in
+    [0, 1]; NaN where no replicate is usable.
+    """
+    return percentile_bounds(cluster_bootstrap_shares(hits, totals, n_boot, rng), confidence)
 
 
 def sign_test(wins: int, losses: int) -> float:
@@ -152,11 +170,21 @@ def sign_flip_test(differences: np.ndarray) -> float:
 
 
 def holm(p_values: pd.Series) -> pd.Series:
-    """Holm-adjusted p-values of one family (undefined ones stay NaN and do not count)."""
+    """Holm-adjusted p-values of one family (undefined ones stay NaN and do not count).
+
+    The step-down values of statsmodels' ``multipletests(method="holm")``, computed here because
+    that function runs a full ``gc.collect()`` on every call (0.2 s in a process holding
+    pandas, scipy and matplotlib; a usefulness report adjusts dozens of families).
+    """
     adjusted = pd.Series(math.nan, index=p_values.index)
-    defined = p_values.notna()
-    if defined.any():
-        adjusted[defined] = multipletests(p_values[defined].to_numpy(), method="holm")[1]
+    defined = p_values.notna().to_numpy()
+    values = p_values.to_numpy(dtype=np.float64)[defined]
+    if values.size:
+        order = np.argsort(values, kind="stable")
+        steps = np.maximum.accumulate(values[order] * np.arange(values.size, 0, -1))
+        result = np.empty_like(values)
+        result[order] = np.minimum(steps, 1.0)
+        adjusted[defined] = result
     return adjusted
 
 
