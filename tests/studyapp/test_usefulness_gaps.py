@@ -7,17 +7,24 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
+import re
 import tarfile
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from study_helpers import researcher_client
 from usefulness_helpers import answer_trial, current_url, radio_values, ready, take_trials, usefulness_study
 
+from contracts.intervals import ComparisonSums, clustered_interval
 from contracts.usefulness import AGREEMENT, DISTINCTION, FORWARD_SIMULATION
+from studyapp.console.usefulness_summary import usefulness_summary
 from studyapp.models import Participant, Study, Trial, TrialAnswer, TrialItem, TrialPanel
 from studyapp.operations.backup import backup_tag
 from studyapp.operations.export import verify_export
@@ -179,3 +186,130 @@ def test_a_backup_from_before_the_trial_tables_still_restores(study, tmp_path):
             target.addfile(info, io.BytesIO(data))
     call_command("restore_study_data", str(old), "--replace", stdout=io.StringIO())
     assert Study.objects.get(slug=study.slug).task == "preference"
+
+
+# --- dashboard: the per-method summary ---------------------------------------------------------
+
+
+def _take_at_random(study: Study, seed: int, fail_checks: bool = False) -> Participant:
+    """A participant who answers every trial at random (seeded), checks as instructed unless ``fail_checks``."""
+    rng = random.Random(seed)
+    client = Client()
+    participant = ready(client, study)
+    for _ in range(participant.sequence_length):
+        html = client.get(current_url(client, participant)).content.decode()
+        offered = radio_values(html, "answer")
+        instructed = TrialItem.objects.get(participant=participant, position=participant.answered + 1).expected_answer
+        if instructed:
+            answer = next(v for v in offered if v != instructed) if fail_checks else instructed
+        else:
+            answer = rng.choice(offered) if offered else None
+        answer_trial(client, participant, answer=answer, confidence=str(rng.randint(1, 4)))
+        participant.refresh_from_db()
+    return participant
+
+
+def _expected_shares(study: Study, out: Path, leave_out: set[str]) -> dict[tuple[str, str], tuple[int, int, int, tuple | None]]:
+    """From the export: per (method or arm, phase) the participants, matches, answers and clustered interval."""
+    rows = _csv_rows(_export(study, out)["trials.csv"])
+    per: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for row in rows:
+        if row["expected_answer"] or row["phase"] == "learn" or row["participant"] in leave_out:
+            continue
+        key = (row["arm"], row["phase"]) if study.task == FORWARD_SIMULATION else (row["method"], "")
+        counts = per[key][row["participant"]]
+        counts[0] += 1
+        counts[1] += row["matches_model"] == "true"
+    result = {}
+    for key, people in per.items():
+        groups = list(people.values())
+        sums = ComparisonSums("", len(groups), sum(a for _, a in groups), sum(n - a for n, a in groups), 0,
+                              sum(a * a for _, a in groups), sum(a * n for n, a in groups), sum(n * n for n, _ in groups))
+        result[key] = (len(groups), int(sums.method_1), int(sums.answers), clustered_interval(sums))
+    return result
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_summary_gives_each_methods_share_matching_the_model_as_the_export_scores_it(task, tmp_path):
+    study = usefulness_study(tmp_path, task, checks=1)
+    people = [_take_at_random(study, seed) for seed in range(4)]
+    inattentive = _take_at_random(study, 99, fail_checks=True)
+    excluded = _take_at_random(study, 7)
+    Participant.objects.filter(pk=excluded.pk).update(excluded=True)
+    bot = _take_at_random(study, 8)
+    Participant.objects.filter(pk=bot.pk).update(simulated=True)
+    expected = _expected_shares(study, tmp_path / "export", {inattentive.public_id, excluded.public_id, bot.public_id})
+    rows = usefulness_summary(study)
+    if task == FORWARD_SIMULATION:
+        assert {r.method for r in rows} == {p.arm for p in people}
+        for row in rows:
+            for phase, share in (("pre", row.pre), ("post", row.post)):
+                n_people, matches, answers, interval = expected[(row.method, phase)]
+                assert (share.participants, share.matches, share.answers) == (n_people, matches, answers)
+                assert (share.low, share.high) == (interval or (None, None))
+            assert row.answered == row.pre.answers + row.post.answers
+    else:
+        assert [r.method for r in rows] == ["bla_t", "cam"] and all(r.pre is None and r.post is None for r in rows)
+        for row in rows:
+            n_people, matches, answers, interval = expected[(row.method, "")]
+            assert (row.participants, row.share.matches, row.answered) == (n_people, matches, answers) == (4, matches, answers)
+            assert interval is not None and (row.share.low, row.share.high) == pytest.approx(interval)
+    with_bot = usefulness_summary(study, include_simulated=True)
+    assert sum(r.answered for r in with_bot) > sum(r.answered for r in rows)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_dashboard_shows_the_summary_with_zero_one_and_more_participants(task, tmp_path):
+    study = usefulness_study(tmp_path, task, checks=1)
+    client = researcher_client("ada", study)
+    url = reverse("studyapp:dashboard", args=[study.slug])
+    page = client.get(url)
+    assert page.status_code == 200
+    assert "data-usefulness-summary" in page.content.decode() and "No answered trials yet." in page.content.decode()
+    half = ready(Client(), study)
+    answer_trial(Client(), half)  # one answer (a learning trial of forward simulation counts nowhere)
+    assert client.get(url).status_code == 200
+    _take_at_random(study, 1)
+    html = client.get(url).content.decode()
+    assert "no interval under two participants" in html and "data-share=" in html
+    more = [_take_at_random(study, seed) for seed in range(2, 6 if task == FORWARD_SIMULATION else 3)]
+    html = client.get(url + "?simulated=1").content.decode()
+    assert re.search(r"\[\d+–\d+\]", html)  # an interval once two participants answered (in one arm)
+    first = more[0]
+    assert f'data-checks="{first.public_id}">1 / 1<' in html  # the trial attention checks are counted
+    if task == FORWARD_SIMULATION:
+        assert "Pre-test matching the model" in html and "Post-test matching the model" in html
+    else:
+        assert 'data-method="bla_t"' in html and 'data-method="cam"' in html
+
+
+def test_the_dashboard_summary_costs_the_same_queries_for_more_participants(tmp_path):
+    study = usefulness_study(tmp_path, DISTINCTION, checks=1)
+    client = researcher_client("ada", study)
+    url = reverse("studyapp:dashboard", args=[study.slug])
+    _take_at_random(study, 1)
+    _take_at_random(study, 2)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(url).status_code == 200
+    for seed in range(3, 8):
+        _take_at_random(study, seed)
+    with CaptureQueriesContext(connection) as more:
+        assert client.get(url).status_code == 200
+    assert len(more.captured_queries) == len(few.captured_queries)
+
+
+def test_a_preference_study_has_no_usefulness_summary(study, tmp_path):
+    html = researcher_client("ada", study).get(reverse("studyapp:dashboard", args=[study.slug])).content.decode()
+    assert "data-usefulness-summary" not in html and usefulness_summary(study) == []
+
+
+def test_a_researcher_sees_only_the_dashboard_and_preview_of_their_own_usefulness_study(tmp_path):
+    mine = usefulness_study(tmp_path, AGREEMENT, slug="mine")
+    theirs = usefulness_study(tmp_path / "other", FORWARD_SIMULATION, slug="theirs")
+    client = researcher_client("ada", mine)
+    for name in ("dashboard", "preview"):
+        assert client.get(reverse(f"studyapp:{name}", args=[mine.slug])).status_code == 200
+        assert client.get(reverse(f"studyapp:{name}", args=[theirs.slug])).status_code == 403
+    assert client.get(reverse("studyapp:preview_question", args=[theirs.slug, 1])).status_code == 403
+    listing = client.get(reverse("studyapp:dashboard_index")).content.decode()
+    assert "mine" in listing and "theirs" not in listing

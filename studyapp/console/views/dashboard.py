@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -21,6 +21,7 @@ from studyapp.console.access import studies_for, study_or_403
 from studyapp.console.forms import ExclusionForm, StudyStatusForm
 from studyapp.console.live_chart import LIVE_CONFIDENCE, comparison_bars, completion_progress
 from studyapp.console.report import ReportUnavailable, study_report_html
+from studyapp.console.usefulness_summary import SUMMARY_CONFIDENCE, check_counts, usefulness_summary
 from studyapp.models import Answer, Pair, Participant, Study
 from studyapp.operations.export import export_zip
 from studyapp.participation.blinding import study_text_leaks
@@ -97,13 +98,9 @@ def _participant_page(study: Study, request: HttpRequest) -> tuple[Page, str]:
     if query:
         people = people.filter(Q(public_id__icontains=query) | Q(external_id__icontains=query))
     page = Paginator(people.only("id"), PARTICIPANTS_PER_PAGE).get_page(request.GET.get("page"))
-    check = ~Q(items__expected_choice="")
     rows = (
         Participant.objects.filter(pk__in=[p.pk for p in page.object_list])
-        .annotate(
-            checks_answered=Count("items__answer", filter=check),
-            checks_passed=Count("items__answer", filter=check & Q(items__answer__choice=F("items__expected_choice"))),
-        )
+        .annotate(**check_counts(study))
         .order_by("-started_at", "-id")
     )
     page.object_list = list(rows)
@@ -155,6 +152,8 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "refresh": REFRESH_SECONDS if refresh else None,
         "study_url": request.build_absolute_uri(study.get_absolute_url()),
         "text_leaks": study_text_leaks(study),
+        "usefulness": usefulness_summary(study, include_simulated),
+        "usefulness_confidence": round(100 * SUMMARY_CONFIDENCE),
     }
     return render(request, "studyapp/dashboard/study.html", context)
 
