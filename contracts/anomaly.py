@@ -17,7 +17,7 @@ or a genuine minority taste. It is a flag for a researcher to look at, never an 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 DEFAULT_ANOMALY_ALPHA = 0.1
 PSEUDO_ANSWERS = 1.0  # added to each outcome's count of the other participants
@@ -79,6 +79,33 @@ def gamma_upper(a: float, x: float) -> float:
     return min(1.0, math.exp(log_front) * h)
 
 
+AnomalyTerms = tuple[float, float, float, int]  # Fisher's statistic, its null mean and variance, answers
+
+
+def comparison_terms(counts: Sequence[int], others: Sequence[float]) -> AnomalyTerms:
+    """One comparison's part of a participant's Fisher statistic, of its null mean and variance, and
+    the number of answers: ``counts`` are the participant's per outcome, ``others`` everyone else's."""
+    values = [-2.0 * math.log(p) for p in outcome_p_values(others)]
+    one_mean, one_variance = null_moments(others)
+    n = sum(counts)
+    return sum(c * v for c, v in zip(counts, values)), n * one_mean, n * one_variance, n
+
+
+def combined_anomaly_p(terms: Iterable[AnomalyTerms]) -> float | None:
+    """Anomaly p from the :func:`comparison_terms` of a participant's comparisons; None without answers."""
+    statistic = mean = variance = 0.0
+    answered = 0
+    for one_statistic, one_mean, one_variance, n in terms:
+        statistic += one_statistic
+        mean, variance, answered = mean + one_mean, variance + one_variance, answered + n
+    if not answered:
+        return None
+    if variance <= 0:
+        return 1.0  # the others' shares give no outcome more weight: nothing can be unusual
+    scale, dof = variance / (2 * mean), 2 * mean * mean / variance
+    return gamma_upper(dof / 2, statistic / (2 * scale))
+
+
 def fisher_anomaly_p(own: Mapping[str, Sequence[int]],
                      totals: Mapping[str, Sequence[int]]) -> float | None:
     """Anomaly p of one participant's answers; None without answers.
@@ -87,18 +114,6 @@ def fisher_anomaly_p(own: Mapping[str, Sequence[int]],
     of everyone (the participant included, who is taken out here) — the shape of the dashboard's
     per participant aggregates and of the report's count table alike.
     """
-    statistic = mean = variance = 0.0
-    answered = 0
-    for comparison, counts in own.items():
-        others = [t - c for t, c in zip(totals[comparison], counts, strict=True)]
-        values = [-2.0 * math.log(p) for p in outcome_p_values(others)]
-        one_mean, one_variance = null_moments(others)
-        n = sum(counts)
-        statistic += sum(c * v for c, v in zip(counts, values))
-        mean, variance, answered = mean + n * one_mean, variance + n * one_variance, answered + n
-    if not answered:
-        return None
-    if variance <= 0:
-        return 1.0  # the others' shares give no outcome more weight: nothing can be unusual
-    scale, dof = variance / (2 * mean), 2 * mean * mean / variance
-    return gamma_upper(dof / 2, statistic / (2 * scale))
+    return combined_anomaly_p(
+        comparison_terms(counts, [t - c for t, c in zip(totals[comparison], counts, strict=True)])
+        for comparison, counts in own.items())

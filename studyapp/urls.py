@@ -1,6 +1,7 @@
 """URLs of the study app. Participant URLs carry only the study slug, the participant token and positions."""
 from django.urls import path, re_path, register_converter
 
+from studyapp.console import study_health
 from studyapp.console.views import dashboard, preview, research
 from studyapp.participation import views as participant
 
@@ -40,6 +41,7 @@ urlpatterns = [
     path("research/<slug:slug>/", dashboard.study_dashboard, name="dashboard"),
     path("research/<slug:slug>/export.zip", dashboard.download_export, name="export"),
     path("research/<slug:slug>/report/", dashboard.analysis_report, name="report"),
+    path("research/<slug:slug>/plan/", study_health.planner_page, name="planner"),
     path("research/<slug:slug>/texts/", research.study_texts, name="texts"),
     path("research/<slug:slug>/status/", research.set_status, name="status"),
     path("research/<slug:slug>/preview/", preview.consent, name="preview"),

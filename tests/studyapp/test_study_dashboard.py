@@ -101,7 +101,7 @@ def test_a_researcher_without_access_gets_403_on_every_page_of_the_study(study):
     participant = take_study(Client(), study)
     outsider = researcher_client("eve", Study.objects.create(slug="eves", title="Eve's"))
     urls = _study_page_urls(study.slug, participant.public_id)
-    assert len(urls) == 13 and reverse("studyapp:preview_question", args=[study.slug, 1]) in urls
+    assert len(urls) == 14 and reverse("studyapp:preview_question", args=[study.slug, 1]) in urls
     before = list(Participant.objects.values_list("pk", "excluded"))
     for url in urls:
         statuses = {method: getattr(outsider, method)(url, {"reason": "x", "status": "closed"}).status_code

@@ -21,6 +21,7 @@ from studyapp.console.access import studies_for, study_or_403
 from studyapp.console.forms import ExclusionForm, StudyStatusForm
 from studyapp.console.live_chart import LIVE_CONFIDENCE, comparison_bars, completion_progress
 from studyapp.console.report import ReportUnavailable, study_report_html
+from studyapp.console.study_health import study_health
 from studyapp.console.usefulness_summary import SUMMARY_CONFIDENCE, check_counts, usefulness_summary
 from studyapp.models import Answer, Pair, Participant, Study
 from studyapp.operations.export import export_zip
@@ -147,6 +148,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "pairs": pairs,
         "exposure": exposure,
         "participants": page.object_list,
+        "health": study_health(study, page.object_list, include_simulated),
         "page": page,
         "query": query,
         "refresh": REFRESH_SECONDS if refresh else None,
