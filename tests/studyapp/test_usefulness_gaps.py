@@ -19,7 +19,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from study_helpers import researcher_client
+from study_helpers import DEMOGRAPHICS, form_value, researcher_client
 from usefulness_helpers import answer_trial, current_url, radio_values, ready, take_trials, usefulness_study
 
 from contracts.intervals import ComparisonSums, clustered_interval
@@ -28,6 +28,7 @@ from studyapp.console.usefulness_summary import usefulness_summary
 from studyapp.models import Participant, Study, Trial, TrialAnswer, TrialItem, TrialPanel
 from studyapp.operations.backup import backup_tag
 from studyapp.operations.export import verify_export
+from studyapp.participation.blinding import find_leaks, forbidden_terms
 
 pytestmark = pytest.mark.django_db
 TASKS = (DISTINCTION, AGREEMENT, FORWARD_SIMULATION)
@@ -313,3 +314,68 @@ def test_a_researcher_sees_only_the_dashboard_and_preview_of_their_own_usefulnes
     assert client.get(reverse("studyapp:preview_question", args=[theirs.slug, 1])).status_code == 403
     listing = client.get(reverse("studyapp:dashboard_index")).content.decode()
     assert "mine" in listing and "theirs" not in listing
+
+
+# --- the researcher's preview ------------------------------------------------------------------
+
+
+def _walk_trial_preview(client: Client, study: Study) -> list[str]:
+    """Consent → about you → instructions → every preview trial (first answer, confidence 2) → thank-you."""
+    url = reverse("studyapp:preview", args=[study.slug])
+    response = client.post(url, {"agree": "on"})
+    response = client.post(response["Location"], DEMOGRAPHICS)
+    response = client.post(response["Location"])
+    trials = []
+    while "/q/" in response["Location"]:
+        page = client.get(response["Location"])
+        assert page.status_code == 200
+        html = page.content.decode()
+        trials.append(html)
+        data = {"shown": form_value(html, "shown"), "next": "1"}
+        if offered := radio_values(html, "answer"):
+            data |= {"answer": offered[0], "confidence": "2"}
+        response = client.post(response["Location"], data)
+        assert response.status_code == 302
+    assert response["Location"] == reverse("studyapp:preview_done", args=[study.slug])
+    assert client.get(response["Location"]).status_code == 200
+    return trials
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_preview_shows_a_usefulness_studys_trials_as_participants_see_them_and_stores_nothing(task, tmp_path):
+    study = usefulness_study(tmp_path, task, checks=1)
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.DRAFT)
+    client = researcher_client("ada", study)
+    before = _counts()
+    pages = _walk_trial_preview(client, study)
+    assert _counts() == before  # no participant, trial item (exposure) or answer
+    assert all("data-preview" in page for page in pages)
+    *trials, check = pages
+    assert "To show that you are reading" in check and not any("To show that you are reading" in t for t in trials)
+    panels = [len(re.findall(r'<img src="/[^"]*" alt="(?:Explanation|The image with the parts)', t)) for t in trials]
+    if task == DISTINCTION:
+        assert len(trials) == 2 and all(n >= 2 for n in panels)  # one trial per method, all its panels
+        assert all("Which explanation belongs to the class the model decided for?" in t for t in trials)
+    elif task == AGREEMENT:
+        assert len(trials) == 2 and panels == [1, 1] and all("The model says" in t for t in trials)
+    else:
+        pre, *learning, post = trials
+        assert "Which class will the model decide for" in pre and "Which class will the model decide for" in post
+        assert len(learning) == 3 and all("Study how it decided" in t for t in learning)  # bla_t, cam, none
+        assert sorted(panels[1:-1]) == [0, 1, 1] and panels[0] == panels[-1] == 0
+    terms = forbidden_terms(study)
+    leaks = [find_leaks(re.sub(r"<[^>]+>", " ", page), terms) for page in pages]
+    assert not any(leaks)
+
+
+def test_an_invalid_preview_trial_answer_shows_the_trial_again_and_positions_past_the_end_are_404(tmp_path):
+    study = usefulness_study(tmp_path, AGREEMENT)
+    client = researcher_client("ada", study)
+    url = reverse("studyapp:preview_question", args=[study.slug, 1])
+    html = client.get(url).content.decode()
+    response = client.post(url, {"shown": form_value(html, "shown"), "confidence": "2"})
+    assert response.status_code == 400 and "Please choose an answer." in response.content.decode()
+    assert client.post(url, {"shown": "forged", "answer": "correct", "confidence": "2"}).status_code == 400
+    assert client.get(reverse("studyapp:preview_question", args=[study.slug, 3])).status_code == 404
+    assert client.get(reverse("studyapp:preview_question", args=[study.slug, 0])).status_code == 404
+    assert not TrialAnswer.objects.exists()

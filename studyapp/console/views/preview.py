@@ -1,8 +1,9 @@
 """"Preview as participant": the participant's pages for a researcher with access, writing nothing.
 
-consent → about you → instructions → one question of each type (and a check) → thank-you, each
-rendered from the participant templates with the preview banner; the forms are validated as for a
-participant, but no participant, answer or exposure is ever stored.
+consent → about you → instructions → one question of each type (a usefulness study: its trials,
+studyapp.console.preview) and a check → thank-you, each rendered from the participant templates with
+the preview banner; the forms are validated as for a participant, but no participant, answer or
+exposure is ever stored.
 """
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from studyapp.console.access import study_or_403
-from studyapp.console.preview import preview_participant, preview_questions
+from studyapp.console.preview import preview_length, preview_participant, preview_questions, preview_trials
 from studyapp.models import Study
 from studyapp.participation.flow import StudyTexts
-from studyapp.participation.forms import AnswerForm, ConsentForm, DemographicsForm
+from studyapp.participation.forms import AnswerForm, ConsentForm, DemographicsForm, TrialAnswerForm
 from studyapp.participation.language import enter_language, newcomer_language, participant_page
-from studyapp.participation.views import _question_page
+from studyapp.participation.views import _question_page, _trial_page
 
 
 def _language(request: HttpRequest, study: Study) -> HttpResponse | None:
@@ -70,7 +71,7 @@ def demographics(request: HttpRequest, study: Study) -> HttpResponse:
     form = DemographicsForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         return redirect("studyapp:preview_instructions", study.slug)
-    participant = preview_participant(study, len(preview_questions(study)))
+    participant = preview_participant(study, preview_length(study))
     context = {"study": study, "form": form, "participant": participant}
     return _page(request, "studyapp/demographics.html", context, 400 if form.errors else 200)
 
@@ -78,7 +79,7 @@ def demographics(request: HttpRequest, study: Study) -> HttpResponse:
 @preview_step("GET", "POST")
 def instructions(request: HttpRequest, study: Study) -> HttpResponse:
     """The study's instructions."""
-    participant = preview_participant(study, len(preview_questions(study)))
+    participant = preview_participant(study, preview_length(study))
     if request.method == "POST":
         if not participant.sequence_length:  # a study without a bundle has no questions to show
             return redirect("studyapp:preview_done", study.slug)
@@ -91,6 +92,8 @@ def instructions(request: HttpRequest, study: Study) -> HttpResponse:
 @preview_step("GET", "POST")
 def question(request: HttpRequest, study: Study, position: int) -> HttpResponse:
     """Question ``position`` of the preview sequence; an answer moves on to the next one."""
+    if study.is_usefulness:
+        return _trial(request, study, position)
     sequence = preview_questions(study)
     if not 1 <= position <= len(sequence):
         raise Http404("No such question in the preview.")
@@ -105,9 +108,27 @@ def question(request: HttpRequest, study: Study, position: int) -> HttpResponse:
     return _question_page(request, participant, texts, sequence, preview=True)
 
 
+def _trial(request: HttpRequest, study: Study, position: int) -> HttpResponse:
+    """Trial ``position`` of a usefulness study's preview, on the participant's trial page."""
+    sequence = preview_trials(study)
+    if not 1 <= position <= len(sequence):
+        raise Http404("No such trial in the preview.")
+    participant = preview_participant(study, len(sequence), answered=position - 1)
+    texts = StudyTexts.of(study)
+    page = sequence[position - 1]
+    if request.method == "POST":
+        form = TrialAnswerForm(request.POST, page=page)
+        if not form.is_valid():
+            return _trial_page(request, participant, texts, sequence, form, preview=True)
+        if position == len(sequence):
+            return redirect("studyapp:preview_done", study.slug)
+        return redirect("studyapp:preview_question", study.slug, position + 1)
+    return _trial_page(request, participant, texts, sequence, TrialAnswerForm(page=page), preview=True)
+
+
 @preview_step("GET")
 def done(request: HttpRequest, study: Study) -> HttpResponse:
     """The thank-you page, or a note where the study sends participants on instead."""
-    participant = preview_participant(study, len(preview_questions(study)))
+    participant = preview_participant(study, preview_length(study))
     context = {"study": study, "participant": participant, "preview_redirect": study.completion_redirect_url}
     return _page(request, "studyapp/done.html", context)
