@@ -7,12 +7,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from contracts.bundle import bundle_task, entries_field
 from contracts.usefulness import DEFAULT_CORRECT_SHARE, FORWARD_SIMULATION, MAX_PANELS, USEFULNESS_TASKS
 from generation.build import BuildOptions, build_bundle
 from generation.errors import GenerationError
 from generation import import_maps
 from generation.usefulness import UsefulnessOptions, build_usefulness_bundle
-from generation.preview import write_contact_sheet
+from generation.preview import load_manifest, write_contact_sheet
 from generation.render import DEFAULT_STYLE, RENDER_STYLES, RESAMPLE_MODES, RenderSettings
 from generation.design import ALL_PAIRS, DESIGNS, PAPER
 from generation.selection import QUESTION_TYPES
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: from the files); repeat per dataset")
     _add_render_arguments(build, "both sides of every pair")
 
-    preview = commands.add_parser("preview", help="draw a contact sheet of a bundle",   description="Draw one row per pair (image, both sides, method names, classes) "
+    preview = commands.add_parser("preview", help="draw a contact sheet of a bundle",   description="Draw one row per pair or trial (image, both sides or its panels, method names, classes) "
                                               "for a researcher to eyeball.")
     preview.add_argument("bundle", type=Path, help="bundle folder")
     preview.add_argument("--out", type=Path, required=True, metavar="SHEET.png", help="contact sheet to write")
@@ -220,7 +221,8 @@ def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _run_preview(args: argparse.Namespace) -> int:
     rows = write_contact_sheet(args.bundle, args.out, args.thumb, args.max_pairs)
-    print(f"wrote a contact sheet of {rows} pairs from {args.bundle} to {args.out}")
+    noun = entries_field(bundle_task(load_manifest(args.bundle)))
+    print(f"wrote a contact sheet of {rows} {noun} from {args.bundle} to {args.out}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""A contact sheet of a bundle for the researcher: image, both sides, method names and classes."""
+"""A contact sheet of a bundle for the researcher: image, both sides (a usefulness trial: its panels), method
+names and classes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from contracts.bundle import BundleFileError, check_manifest, read_manifest
+from contracts.bundle import BundleFileError, bundle_entries, check_manifest, read_manifest
 from generation.atomic import atomic_file
 from generation.errors import GenerationError
 from generation.render import describe_render
@@ -32,31 +33,42 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
 
 
 def contact_sheet(bundle: Path, thumb: int = 160, max_pairs: int | None = None) -> tuple[Image.Image, int]:
-    """A line saying how the bundle was drawn, then one row per pair: the plain image and its two
-    stimuli, each captioned with what it shows."""
+    """A line saying how the bundle was drawn, then one row per pair (or trial): the plain image and its
+    two stimuli (or its panels), each captioned with what it shows."""
     if thumb < 32:
         raise GenerationError(f"--thumb {thumb} is below 32 pixels")
     manifest = load_manifest(bundle)
-    pairs = manifest["pairs"][:max_pairs]
+    rows = [_row(entry) for entry in bundle_entries(manifest)[:max_pairs]]
+    width = max([3, *(len(columns) for _, columns in rows)])
     cell_w, row_h = thumb + GAP, thumb + 3 * LINE + 2 * GAP
     font = ImageFont.load_default()
-    heading = _wrapped(describe_render(manifest.get("render")), font, 3 * cell_w - GAP)
+    heading = _wrapped(describe_render(manifest.get("render")), font, width * cell_w - GAP)
     head_h = LINE * len(heading) + GAP
-    sheet = Image.new("RGB", (GAP + 3 * cell_w, GAP + head_h + row_h * len(pairs)), BACKGROUND)
+    sheet = Image.new("RGB", (GAP + width * cell_w, GAP + head_h + row_h * len(rows)), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     for k, line in enumerate(heading):
         draw.text((GAP, GAP + k * LINE), line, fill=INK, font=font)
-    for i, pair in enumerate(pairs):
+    for i, (title, columns) in enumerate(rows):
         top = GAP + head_h + i * row_h
-        draw.text((GAP, top), f"{i + 1}. {pair['question_type']} · {pair['dataset']} · {pair['image_id']}",
-                  fill=INK, font=font)
-        columns = [(pair.get("image_file"), f"true {pair['true_class']}, predicted {pair['predicted_class']}")]
-        columns += [(s["file"], _stimulus_caption(s, pair)) for s in pair["stimuli"]]
+        draw.text((GAP, top), f"{i + 1}. {title}", fill=INK, font=font)
         for c, (name, caption) in enumerate(columns):
             left = GAP + c * cell_w
             sheet.paste(_thumbnail(bundle, name, thumb), (left, top + LINE + 2))
             draw.multiline_text((left, top + LINE + thumb + 4), caption, fill=INK, font=font, spacing=2)
-    return sheet, len(pairs)
+    return sheet, len(rows)
+
+
+def _row(entry: dict[str, Any]) -> tuple[str, list[tuple[str | None, str]]]:
+    """A row's title and its (file, caption) columns: the plain image, then a pair's sides or a trial's panels."""
+    where = f"{entry['dataset']} · {entry['image_id']}"
+    columns: list[tuple[str | None, str]] = [
+        (entry.get("image_file"), f"true {entry['true_class']}, predicted {entry['predicted_class']}")]
+    if "stimuli" in entry:
+        columns += [(s["file"], _stimulus_caption(s, entry)) for s in entry["stimuli"]]
+        return f"{entry['question_type']} · {where}", columns
+    shown = [entry.get("phase"), entry.get("method") or "no explanation"]
+    columns += [(p["file"], f"explains {p['class']}") for p in entry["panels"]]
+    return f"{' · '.join(str(part) for part in shown if part)} · {where}", columns
 
 
 def _wrapped(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> list[str]:

@@ -241,3 +241,12 @@ def test_the_study_app_imports_each_kind(fixture, tmp_path, settings, task) -> N
     assert _run(fixture, out, task, "--per-method", "4", "--pre", "2", "--learn", "2", "--post", "2") == 0
     result = import_bundle(app_validate(out), task.replace("_", "-"), title=task)
     assert result.created and result.pairs == len(_manifest(out)["trials"])
+
+
+def test_preview_draws_a_row_per_trial_with_its_panels(fixture, tmp_path, capsys) -> None:
+    out = tmp_path / "distinction"
+    assert _run(fixture, out, "distinction", "--per-method", "2") == 0
+    sheet = tmp_path / "sheet.png"
+    assert main(["preview", str(out), "--out", str(sheet), "--thumb", "32"]) == 0
+    assert f"wrote a contact sheet of 6 trials from {out}" in capsys.readouterr().out
+    assert sheet.is_file()
