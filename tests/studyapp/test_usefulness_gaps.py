@@ -5,6 +5,7 @@ per-method summary."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import random
@@ -116,6 +117,26 @@ def test_verify_export_notices_a_check_row_missing_from_trials_csv(tmp_path):
     problems = verify_export(out)
     assert any("0 attention-check rows, but the database held 1" in p for p in problems)
     assert any("rows, the manifest says" in p for p in problems)
+
+
+def test_an_export_from_before_expected_answer_still_verifies(tmp_path):
+    """An older usefulness export: trials.csv without the column and without check rows."""
+    study = usefulness_study(tmp_path, DISTINCTION, checks=1)
+    take_trials(Client(), study)
+    out = tmp_path / "export"
+    _export(study, out)
+    rows = list(csv.reader(io.StringIO((out / "trials.csv").read_text(encoding="utf-8"))))
+    old = [row[:-1] for row in rows if row[-1] == "" or row is rows[0]]
+    assert len(old) == len(rows) - 1
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(old)
+    text = buffer.getvalue()
+    (out / "trials.csv").write_text(text, encoding="utf-8")
+    manifest = json.loads((out / "export_manifest.json").read_text(encoding="utf-8"))
+    entry = manifest["files"]["trials.csv"]
+    entry |= {"sha256": hashlib.sha256(text.encode()).hexdigest(), "rows": len(old) - 1, "columns": old[0]}
+    (out / "export_manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert verify_export(out) == []
 
 
 # --- backup and restore ------------------------------------------------------------------------
