@@ -187,14 +187,22 @@ def plan_trials(datasets: Mapping[str, DatasetInputs],
         return plans, arms, notes
     plans, notes = [], []
     for dataset in datasets.values():
-        k = panel_count(dataset, options.k) if options.task == DISTINCTION else 1
-        for ex in dataset.by_method.values():
-            plans += [_explained_trial(options.task, dataset, ex, row, k)
-                      for row in method_rows(dataset, ex, options)]
-            if options.task == DISTINCTION and _class_agnostic(ex, k):
-                notes.append(f"{ex.path}: method '{ex.method}' draws one map for every class, so its {k} panels "
-                             "look alike and its distinction trials can only be answered at chance")
+        found, more = _explained_trials(dataset, options)
+        plans += found
+        notes += more
     return plans, None, notes
+
+
+def _explained_trials(dataset: DatasetInputs, options: UsefulnessOptions) -> tuple[list[TrialPlan], list[str]]:
+    """One dataset's distinction or agreement trials, ``--per-method`` per method, and notes on them."""
+    k = panel_count(dataset, options.k) if options.task == DISTINCTION else 1
+    plans, notes = [], []
+    for ex in dataset.by_method.values():
+        plans += [_explained_trial(options.task, dataset, ex, row, k) for row in method_rows(dataset, ex, options)]
+        if options.task == DISTINCTION and _class_agnostic(ex, k):
+            notes.append(f"{ex.path}: method '{ex.method}' draws one map for every class, so its {k} panels "
+                         "look alike and its distinction trials can only be answered at chance")
+    return plans, notes
 
 
 def panel_count(dataset: DatasetInputs, requested: int | None) -> int:
