@@ -1,4 +1,5 @@
 """Command line: ``python -m analysis report`` turns an export into the preference report;
+``python -m analysis usefulness`` a usefulness export into its report (analysis.usefulness);
 ``python -m analysis plan`` finds the participants a study needs (analysis.planning)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from analysis.quality import DEFAULT_SPEEDER_MS, DEFAULT_STRAIGHT_LINE_SHARE, Qu
 from analysis.report import ReportOptions, build_report
 from analysis.selection import DEFAULT_MAX_FAILED_CHECKS
 from analysis.statistics import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
+from analysis.usefulness_report import UsefulnessOptions, build_usefulness_report
 
 REPORT_STAGES = 4
 
@@ -80,7 +82,73 @@ def build_parser() -> argparse.ArgumentParser:
                                           "--dataset-label cats_dogs='Cats vs dogs' (repeatable)")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_plan_parser(commands)
+    _add_usefulness_parser(commands)
     return parser
+
+
+def _add_usefulness_parser(commands: argparse._SubParsersAction) -> None:
+    """The ``usefulness`` subcommand: distinction, agreement and forward-simulation results."""
+    useful = commands.add_parser(
+        "usefulness", help="usefulness.csv/.md, figures (PNG, SVG) and usefulness.html of a "
+                           "usefulness study (trials.csv)",
+        description="Write the usefulness report of a distinction, agreement or forward-"
+                    "simulation export: per method the share of answers matching the model "
+                    "(against chance, split by model correct / incorrect), the share answering "
+                    "'correct', forward-simulation gains and the comparison of each arm with the "
+                    "control arm 'none', confidence when matching or not, all with "
+                    "participant-cluster bootstrap intervals and Holm-adjusted participant-level "
+                    "tests; with --preference-export, each method's Bradley-Terry preference "
+                    "strength beside its usefulness (preference_usefulness.csv).")
+    useful.add_argument("--export-dir", type=Path, required=True, metavar="DIR",
+                        help="folder holding trials.csv and participants.csv")
+    useful.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="folder to write the report into (created if missing)")
+    useful.add_argument("--preference-export", type=Path, metavar="DIR",
+                        help="a preference study's export (answers.csv, participants.csv) whose "
+                             "ranking is set beside the usefulness scores")
+    who = useful.add_argument_group(
+        "who counts (default: completed, non-simulated, no failed attention check)")
+    who.add_argument("--include-incomplete", action="store_true",
+                     help="also count trials of participants who did not finish")
+    who.add_argument("--include-excluded", action="store_true",
+                     help="also count participants the researcher excluded")
+    who.add_argument("--include-simulated", action="store_true",
+                     help="also count simulated (bot) participants")
+    who.add_argument("--max-failed-checks", type=_count, default=DEFAULT_MAX_FAILED_CHECKS,
+                     metavar="N", help="leave out participants who failed more than N "
+                                       f"attention checks (default {DEFAULT_MAX_FAILED_CHECKS})")
+    who.add_argument("--keep-inattentive", action="store_true",
+                     help="count participants whatever attention checks they failed")
+    numbers = useful.add_argument_group("statistics")
+    numbers.add_argument("--bootstrap", type=_positive_int, default=DEFAULT_BOOTSTRAP,
+                         metavar="N", help="cluster bootstrap replicates and permutations "
+                                           f"(default {DEFAULT_BOOTSTRAP})")
+    numbers.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    numbers.add_argument("--confidence", type=_confidence, default=DEFAULT_CONFIDENCE,
+                         help=f"confidence level of the intervals (default {DEFAULT_CONFIDENCE})")
+
+
+def _usefulness(args: argparse.Namespace) -> int:
+    """Run ``usefulness``: write the report; a user mistake prints one 'error:' line."""
+    options = UsefulnessOptions(
+        include_incomplete=args.include_incomplete, include_excluded=args.include_excluded,
+        include_simulated=args.include_simulated, keep_inattentive=args.keep_inattentive,
+        max_failed_checks=args.max_failed_checks, n_boot=args.bootstrap, seed=args.seed,
+        confidence=args.confidence)
+    try:
+        result = build_usefulness_report(args.export_dir / "trials.csv",
+                                         args.export_dir / "participants.csv", args.out, options,
+                                         args.preference_export)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    people = result.selection.answers.groupby(["study", "participant"]).ngroups
+    print(f"Wrote {', '.join(path.name for path in result.files)} for "
+          f"{len(result.selection.answers)} answered trials of {people} participants "
+          f"to {result.out_dir}")
+    return 0
 
 
 def _add_plan_parser(commands: argparse._SubParsersAction) -> None:
@@ -157,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "plan":
         return _plan(parser, args)
+    if args.command == "usefulness":
+        return _usefulness(args)
     answers, participants = _input_paths(parser, args)
     options = ReportOptions(
         include_incomplete=args.include_incomplete, include_excluded=args.include_excluded,

@@ -116,7 +116,7 @@ def build_report(answers_path: Path, participants_path: Path, out_dir: Path,
                        options.max_failed_checks)
     if selection.answers.empty:
         raise InputError(f"{answers_path}: no answers are left after the inclusion rules "
-                         f"({_left_out_sentence(selection)}); see --include-incomplete, "
+                         f"({left_out_sentence(selection)}); see --include-incomplete, "
                          "--include-excluded, --include-simulated and --keep-inattentive")
     step("computing statistics")
     numbers = preference_numbers(selection.answers, options.n_boot, options.seed,
@@ -130,10 +130,7 @@ def build_report(answers_path: Path, participants_path: Path, out_dir: Path,
                            options.confidence)
     warnings = (export.warnings + selection.warnings() + tuple(checks.warnings())
                 + ranking.warnings)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".analysis-staging-", dir=out_dir))
-    try:
+    def write(staging: Path) -> None:
         step("drawing figures")
         figures = render_figures(numbers, selection.participants, checks, ranking, staging,
                                  options.dataset_labels, options.decimals)
@@ -153,14 +150,31 @@ def build_report(answers_path: Path, participants_path: Path, out_dir: Path,
         (staging / "report.html").write_text(
             report_html(export, selection, table, comparisons, ranking, quality, checks,
                         figures, warnings, options), encoding="utf-8")
+    out_dir = Path(out_dir)
+    files = write_staged(out_dir, write)
+    return ReportResult(out_dir, files, table, comparisons, ranking, selection, quality,
+                        warnings)
+
+
+def write_staged(out_dir: Path, write: Callable[[Path], None]) -> list[Path]:
+    """Run ``write(staging)`` in a fresh hidden folder inside ``out_dir`` (created if missing),
+    then move each file it wrote into ``out_dir``: a failure leaves nothing half-written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".analysis-staging-", dir=out_dir))
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(f"{out_dir}: not a folder (--out names the report folder)") from None
+    except PermissionError:
+        raise InputError(f"{out_dir}: no permission to write there") from None
+    try:
+        write(staging)
         files = []
         for path in sorted(staging.iterdir()):
             os.replace(path, out_dir / path.name)
             files.append(out_dir / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ReportResult(out_dir, files, table, comparisons, ranking, selection, quality,
-                        warnings)
+    return files
 
 
 def write_preferences_csv(table: pd.DataFrame, path: Path) -> None:
@@ -449,7 +463,7 @@ code {{ background: #f3f3f3; padding: 0 0.2rem; }}
 <h1>BLA Study — preference report</h1>
 <p>Study: {esc(studies)}. Question types: {esc(question_types)}.</p>
 <h2>Data</h2>
-{_inputs_html(export)}
+{inputs_html(export)}
 {_counts_html(selection)}
 <h3>Warnings</h3><ul>{warning_items}</ul>
 <h2>Methods</h2>
@@ -480,7 +494,7 @@ straight-liner from {options.quality.straight_line_share:g} of answers.</p>
 """
 
 
-def _inputs_html(export: Export) -> str:
+def inputs_html(export: Export) -> str:
     """The two input files with their SHA-256, so a report can be traced to its data."""
     items = "".join(
         f"<li><code>{html.escape(path.name)}</code> — sha256 "
@@ -508,7 +522,7 @@ def _counts_html(selection: Selection) -> str:
             f"<tbody>{body}</tbody></table>{note}")
 
 
-def _left_out_sentence(selection: Selection) -> str:
+def left_out_sentence(selection: Selection) -> str:
     """'3 participants excluded by the researcher, …' for an error message."""
     parts = [f"{r.participants} {r.description}" for r in selection.left_out.itertuples()
              if r.participants]

@@ -35,6 +35,23 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "ci_low", "ci_high", "p_value", "p_value_holm",
 )
 RANKING_COLUMNS: tuple[str, ...] = ("method", "strength", "ci_low", "ci_high", "rank", "n_answers")
+# Columns of the usefulness report's CSVs (python -m analysis usefulness; docs/formats.md).
+USEFULNESS_COLUMNS: tuple[str, ...] = (
+    "task", "method", "measure", "split", "n_participants", "n_trials", "estimate", "ci_low",
+    "ci_high", "reference", "p_value", "p_value_holm", "note",
+)
+PREFERENCE_USEFULNESS_COLUMNS: tuple[str, ...] = (
+    "method", "preference_strength", "preference_ci_low", "preference_ci_high", "preference_rank",
+    "distinction_accuracy", "agreement_accuracy", "agreement_accuracy_model_incorrect",
+    "forward_simulation_gain_difference",
+)
+# Spearman's rank correlation of preference strength with each usefulness score across methods.
+RANK_CORRELATION_COLUMNS: tuple[str, ...] = (
+    "score", "n_methods", "spearman_rho", "p_value", "note",
+)
 REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "comparisons.csv": COMPARISON_COLUMNS, "ranking.csv": RANKING_COLUMNS,
+    "usefulness.csv": USEFULNESS_COLUMNS,
+    "preference_usefulness.csv": PREFERENCE_USEFULNESS_COLUMNS,
+    "rank_correlations.csv": RANK_CORRELATION_COLUMNS,
 }
