@@ -30,11 +30,13 @@ app_name = "studyapp"
 
 urlpatterns = [
     path("s/<slug:slug>/", participant.study_page, name="study"),
+    path("s/<slug:slug>/no-consent/", participant.no_consent, name="no_consent"),
     path("p/<token:token>/", participant.resume, name="resume"),
     path("p/<token:token>/about-you/", participant.demographics, name="demographics"),
     path("p/<token:token>/instructions/", participant.instructions, name="instructions"),
     path("p/<token:token>/q/<int:position>/", participant.question, name="question"),
     path("p/<token:token>/thank-you/", participant.done, name="done"),
+    path("p/<token:token>/screened-out/", participant.screened_out, name="screened_out"),
     re_path(r"^img/(?P<name>[A-Za-z0-9_-]{16,64}\.(?:png|jpg))$", participant.stimulus_image, name="image"),
     path("research/", dashboard.index, name="dashboard_index"),
     path("research/new/", research.new_study, name="new_study"),

@@ -13,7 +13,9 @@ from studyapp.operations.bundle import SLUG_PATTERN
 RESERVED_SLUGS = {"new"}  # research/new/ creates a study
 STUDY_TEXT_FIELDS = (
     "title", "consent_text", "instructions", "question_prompt", "completion_message", "completion_redirect_url",
-    "questions_per_cell", "attention_checks", "target_participants", "language", "allow_browser_language",
+    "completion_code", "screened_out_code", "no_consent_code",
+    "questions_per_cell", "attention_checks", "max_failed_checks", "release_after_minutes", "target_participants",
+    "language", "allow_browser_language",
 )  # fmt: skip
 
 
@@ -46,13 +48,22 @@ class StudyTextsForm(forms.ModelForm):
 
     completion_redirect_url = forms.URLField(
         required=False, max_length=500, assume_scheme="https",
-        help_text="Where to send participants after the last answer (e.g. Prolific); "
-        "empty shows the completion message.",
+        help_text="Where to send participants after the last answer (e.g. Prolific); empty shows the completion "
+        "message. With {code} in it, e.g. https://app.prolific.com/submissions/complete?cc={code}, participants of "
+        "every outcome (complete, screened out, no consent) are sent there with that outcome's code; without, "
+        "only those who complete.",
     )  # fmt: skip
 
     class Meta:
         model = Study
         fields = list(STUDY_TEXT_FIELDS)
+        labels = {
+            "completion_code": "Completion code (complete)",
+            "screened_out_code": "Completion code (screened out)",
+            "no_consent_code": "Completion code (no consent: please return)",
+            "max_failed_checks": "Failed attention checks allowed",
+            "release_after_minutes": "Release inactive participants after (minutes)",
+        }
         widgets = {
             "title": forms.TextInput(attrs={"size": 60}),
             "consent_text": forms.Textarea(attrs={"rows": 6}),

@@ -73,7 +73,7 @@ def participant_rows(study: Study) -> Iterator[tuple[object, ...]]:
         yield (
             study.slug, p.public_id, p.status, iso_utc(p.started_at), iso_utc(p.completed_at), p.gender,
             "" if p.age is None else p.age, p.ml_experience, p.xai_experience, "true" if p.simulated else "false",
-            p.language, *((p.arm,) if study.is_usefulness else ()),
+            p.language, *((p.arm,) if study.is_usefulness else ()), p.outcome,
         )  # fmt: skip
 
 

@@ -8,6 +8,14 @@ is drawn per question; everything is drawn from a generator seeded by the partic
 The study's attention checks are then put at random positions among them: each shows a pair the
 participant does not meet as a question while there is one (else one they do), sides drawn alike,
 and instructs :data:`ATTENTION_CHECK_CHOICE`. With no checks the draws are those of a plan without.
+
+Exposure counts the sequences of not-excluded participants who have completed or were active within
+the study's ``release_after_minutes``. A participant inactive longer without completing (a returned or
+timed-out submission) is released: their pairs go back to the pool for newcomers. Their answers stay
+stored, but hold nothing either: the analysis counts completed participants, so a pair answered by
+someone who left must still be given to a participant who completes, or the completed answers drift
+out of balance (tests/studyapp/test_recruitment.py measures both). Coming back makes them active again:
+they continue their stored sequence, which counts again.
 """
 from __future__ import annotations
 
@@ -15,9 +23,11 @@ import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from django.db.models import Count, Q
+from django.utils import timezone
 
 from studyapp.models import (
     ATTENTION_CHECK_CHOICE,
@@ -168,9 +178,27 @@ def pair_options(study_id: int) -> list[PairOption]:
     ]
 
 
-def pair_exposure(study_id: int) -> dict[int, int]:
-    """How many not-excluded participants have each pair of the study among their questions (checks not counted)."""
-    asked = Q(sequence_items__participant__excluded=False, sequence_items__expected_choice="")
+def release_cutoff(release_after_minutes: int, now: datetime | None = None) -> datetime | None:
+    """The last activity before which an incomplete participant is released; None when the study never releases."""
+    if release_after_minutes <= 0:
+        return None
+    return (now or timezone.now()) - timedelta(minutes=release_after_minutes)
+
+
+def holds_everything(prefix: str, cutoff: datetime | None) -> Q:
+    """Participants (reached through ``prefix``) who hold their whole sequence: completed, or active since ``cutoff``."""
+    if cutoff is None:
+        return Q()
+    return Q(**{f"{prefix}completed_at__isnull": False}) | Q(**{f"{prefix}last_active_at__gte": cutoff})
+
+
+def pair_exposure(study_id: int, release_after_minutes: int = 0, now: datetime | None = None) -> dict[int, int]:
+    """How many not-excluded participants hold each pair of the study among their questions (checks not counted).
+
+    With ``release_after_minutes`` an incomplete participant inactive longer is released and holds none.
+    """
+    held = holds_everything("sequence_items__participant__", release_cutoff(release_after_minutes, now))
+    asked = Q(sequence_items__participant__excluded=False, sequence_items__expected_choice="") & held
     rows = (
         Pair.objects.filter(bundle__study_id=study_id)
         .annotate(n=Count("sequence_items", filter=asked))
@@ -188,7 +216,7 @@ def create_sequence(participant: Participant, options: list[PairOption] | None =
     rng = random.Random(participant.token)
     planned = plan_sequence(
         pair_options(participant.study_id) if options is None else options,
-        pair_exposure(participant.study_id),
+        pair_exposure(participant.study_id, participant.study.release_after_minutes),
         participant.study.questions_per_cell,
         rng,
         participant.study.attention_checks,

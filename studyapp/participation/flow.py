@@ -2,6 +2,11 @@
 
 Every write here is idempotent: starting twice with one external id returns the same participant,
 and a repeated answer to an item leaves the first answer in place (the database allows one).
+
+Every step stamps ``last_active_at`` (the release of returned / timed-out sessions reads it, see
+design.pair_exposure). A participant who fails more attention checks than the study's
+``max_failed_checks`` is screened out the moment the rule is exceeded: excluded (never rejected),
+answers kept, and every later step leads to the screened-out page with its own code.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Case, F, Value, When
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -87,7 +93,8 @@ def _existing(participant: Participant, only_new: bool) -> Participant:
 class Question:
     """What a question page shows: no method, no pair metadata, only opaque image URLs.
 
-    ``instructed`` is the label of the answer an attention check asks for (empty for a question).
+    ``instructed`` is the label of the answer an attention check asks for and ``expected`` its value (both
+    empty for a question).
     """
 
     item_pk: int
@@ -98,6 +105,7 @@ class Question:
     a_url: str
     b_url: str
     instructed: str = ""
+    expected: str = ""
 
 
 @lru_cache(maxsize=4096)
@@ -118,6 +126,7 @@ def questions(token: str) -> tuple[Question, ...]:
             a_url=item.stimulus_a.url,
             b_url=item.stimulus_b.url,
             instructed=Choice(item.expected_choice).label if item.expected_choice else "",
+            expected=item.expected_choice,
         )
         for item in items
     )
@@ -131,8 +140,10 @@ def question_url(participant: Participant, position: int) -> str:
 
 
 def next_url(participant: Participant) -> str:
-    """The URL of the step this participant has to do next."""
+    """The URL of the step this participant has to do next (the screened-out page once screened out)."""
     token = participant.token
+    if participant.screened_out_at is not None:
+        return reverse("studyapp:screened_out", args=[token])
     if participant.demographics_at is None:
         return reverse("studyapp:demographics", args=[token])
     if participant.instructions_at is None:
@@ -143,7 +154,9 @@ def next_url(participant: Participant) -> str:
 def mark_instructions_read(participant: Participant) -> None:
     """Record that the participant has read the instructions (first time only)."""
     now = timezone.now()
-    Participant.objects.filter(pk=participant.pk, instructions_at__isnull=True).update(instructions_at=now)
+    Participant.objects.filter(pk=participant.pk, instructions_at__isnull=True).update(
+        instructions_at=now, last_active_at=now
+    )
     participant.instructions_at = participant.instructions_at or now
 
 
@@ -175,7 +188,7 @@ QUESTION_FIELDS = tuple(
     f.attname
     for f in Participant._meta.concrete_fields
     if f.attname in {"id", "token", "answered", "sequence_length", "demographics_at", "instructions_at", "completed_at",
-                      "language"}
+                      "language", "screened_out_at"}
 )
 
 
@@ -243,9 +256,9 @@ def store_once(participant: Participant, table: str, columns: tuple[str, ...], v
     insert = (f"INSERT INTO {table} ({', '.join(columns)}, answered_at)"
               f" VALUES ({', '.join(['%s'] * (len(columns) + 1))})")  # fmt: skip
     # The insert succeeded, so nobody else answered this position: the counter is ours to raise.
-    update = (f"UPDATE {Participant._meta.db_table} SET answered = answered + 1, completed_at = CASE"
-              " WHEN answered + 1 = sequence_length THEN %s ELSE completed_at END WHERE id = %s")  # fmt: skip
-    values, counter = [*values, stamp], [stamp, participant.pk]
+    update = (f"UPDATE {Participant._meta.db_table} SET answered = answered + 1, last_active_at = %s, completed_at"
+              " = CASE WHEN answered + 1 = sequence_length THEN %s ELSE completed_at END WHERE id = %s")  # fmt: skip
+    values, counter = [*values, stamp], [stamp, stamp, participant.pk]
     one_statement = connection.vendor == "postgresql"
     # A lone statement needs no transaction, except a savepoint inside a caller's transaction.
     atomic = transaction.atomic() if connection.in_atomic_block or not one_statement else nullcontext()
@@ -262,4 +275,33 @@ def store_once(participant: Participant, table: str, columns: tuple[str, ...], v
     participant.answered += 1
     if participant.answered == participant.sequence_length:
         participant.completed_at = now
+    return True
+
+
+def failed_checks(participant_pk: int, usefulness: bool) -> int:
+    """How many attention checks the participant answered otherwise than instructed."""
+    if usefulness:
+        checks = TrialAnswer.objects.filter(item__participant_id=participant_pk).exclude(item__expected_answer="")
+        return checks.exclude(answer=F("item__expected_answer")).count()
+    checks = Answer.objects.filter(item__participant_id=participant_pk).exclude(item__expected_choice="")
+    return checks.exclude(choice=F("item__expected_choice")).count()
+
+
+def screen_out_if_failed(participant: Participant, usefulness: bool) -> bool:
+    """After a failed attention check: screen the participant out when their failed checks now exceed the
+    study's ``max_failed_checks`` (excluded with the reason, answers kept); True when they are screened out.
+
+    Only called for a wrong answer to a check, so that a passed check costs no query beyond storing it.
+    """
+    allowed = Study.objects.filter(participants=participant.pk).values_list("max_failed_checks", flat=True).get()
+    failed = failed_checks(participant.pk, usefulness)
+    if failed <= allowed:
+        return False
+    now = timezone.now()
+    reason = f"screened out: failed {failed} attention checks, more than the study allows ({allowed})"
+    Participant.objects.filter(pk=participant.pk, screened_out_at__isnull=True).update(
+        screened_out_at=now, excluded=True,
+        exclusion_reason=Case(When(exclusion_reason="", then=Value(reason)), default=F("exclusion_reason")),
+    )  # fmt: skip
+    participant.screened_out_at = participant.screened_out_at or now
     return True

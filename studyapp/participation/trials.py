@@ -5,7 +5,9 @@ preference study chooses pairs (least shown first, fresh images first; design.ch
 shuffled order; a distinction trial's panels are shuffled per participant and the place of the
 model's top-1 panel stored. Forward simulation: every pre-test trial, then every learning trial of
 the participant's arm, then every post-test trial, each phase shuffled; the arm is the one with the
-fewest participants so far (ties drawn), assigned under the study lock. Attention checks show an
+fewest participants so far (ties drawn; released participants, inactive past the study's
+``release_after_minutes`` without completing, not counted), assigned under the study lock; exposure
+leaves released participants out alike (design.pair_exposure). Attention checks show an
 answered trial at random positions and instruct its last answer option. Everything is drawn from a
 generator seeded by the participant's token.
 """
@@ -32,7 +34,13 @@ from contracts.usefulness import (
     PRE,
 )
 from studyapp.models import Participant, Trial, TrialItem, TrialPanel, attention_check_problem
-from studyapp.participation.design import SequenceError, check_positions, choose_per_cell
+from studyapp.participation.design import (
+    SequenceError,
+    check_positions,
+    choose_per_cell,
+    holds_everything,
+    release_cutoff,
+)
 
 
 @dataclass(frozen=True)
@@ -104,12 +112,13 @@ def study_arms(options: Sequence[TrialOption]) -> list[str]:
 
 
 def assign_arm(participant: Participant, arms: Sequence[str], rng: random.Random) -> str:
-    """The arm with the fewest not-excluded participants (ties drawn); call under the study lock."""
+    """The arm with the fewest not-excluded, not released participants (ties drawn); call under the study lock."""
     if not arms:
         return ""
+    cutoff = release_cutoff(participant.study.release_after_minutes)
     counts = dict(
         Participant.objects.filter(
-            study_id=participant.study_id, excluded=False, arm__in=list(arms)
+            holds_everything("", cutoff), study_id=participant.study_id, excluded=False, arm__in=list(arms)
         )
         .exclude(pk=participant.pk)
         .values_list("arm")
@@ -119,9 +128,11 @@ def assign_arm(participant: Participant, arms: Sequence[str], rng: random.Random
     return rng.choice([arm for arm in arms if counts.get(arm, 0) == fewest])
 
 
-def trial_exposure(study_id: int) -> dict[int, int]:
-    """How many not-excluded participants have each trial (attention checks not counted)."""
-    shown = Q(items__participant__excluded=False, items__expected_answer="")
+def trial_exposure(study_id: int, release_after_minutes: int = 0) -> dict[int, int]:
+    """How many not-excluded participants hold each trial (attention checks not counted; a participant
+    released after ``release_after_minutes`` of inactivity holds none)."""
+    held = holds_everything("items__participant__", release_cutoff(release_after_minutes))
+    shown = Q(items__participant__excluded=False, items__expected_answer="") & held
     rows = Trial.objects.filter(bundle__study_id=study_id).annotate(n=Count("items", filter=shown))
     return dict(rows.values_list("pk", "n"))
 
@@ -193,7 +204,7 @@ def create_trial_sequence(
     planned = plan_trials(
         options,
         study.task,
-        trial_exposure(study.pk),
+        trial_exposure(study.pk, study.release_after_minutes),
         study.questions_per_cell,
         rng,
         study.attention_checks,

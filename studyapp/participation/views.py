@@ -1,5 +1,9 @@
 """Participant pages: study page with consent → demographics → instructions → questions → thank-you.
 
+Three ends, each with the study's code for it (Study.outcome_code) or its redirect (Study.outcome_redirect_url):
+thank-you (complete), screened out (failed attention checks beyond the study's rule) and no consent
+(a visitor who declines is asked to return the submission; nothing is stored).
+
 Plain server-rendered forms; every page is ``no-store`` so the back button asks the server again,
 and every view sends the participant on to their next step when they ask for another one.
 """
@@ -17,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from contracts.usefulness import PREFERENCE
-from studyapp.models import Participant, Study
+from studyapp.models import Outcome, Participant, Study
 from studyapp.operations.bundle import STORAGE_DIR
 from studyapp.participation.flow import (
     ExternalIdTaken,
@@ -33,6 +37,7 @@ from studyapp.participation.flow import (
     questions,
     record_answer,
     record_trial_answer,
+    screen_out_if_failed,
 )
 from studyapp.participation.forms import (
     AnswerForm,
@@ -183,7 +188,7 @@ def demographics(request: HttpRequest, token: str) -> HttpResponse:
         if form.is_valid():
             fields = {name: form.cleaned_data[name] for name in form.Meta.fields}
             Participant.objects.filter(pk=participant.pk, demographics_at__isnull=True).update(
-                demographics_at=timezone.now(), **fields
+                demographics_at=timezone.now(), last_active_at=timezone.now(), **fields
             )
             participant.demographics_at = timezone.now()
             return redirect(next_url(participant))
@@ -228,7 +233,8 @@ def question(request: HttpRequest, token: str, position: int) -> HttpResponse:
     if switched is not None:
         return switched
     current = participant.answered + 1
-    if participant.demographics_at is None or participant.instructions_at is None or position != current:
+    if (participant.screened_out_at is not None or participant.demographics_at is None
+            or participant.instructions_at is None or position != current):  # fmt: skip
         return redirect(next_url(participant))
     if current > participant.sequence_length:
         return redirect("studyapp:done", participant.token)
@@ -242,6 +248,9 @@ def question(request: HttpRequest, token: str, position: int) -> HttpResponse:
         return _question_page(request, participant, texts, sequence, invalid=True)
     if not record_answer(participant, sequence[current - 1], form.cleaned_data["choice"], form.response_ms()):
         return redirect(next_url(_participant(token)))
+    shown = sequence[current - 1]
+    if shown.expected and form.cleaned_data["choice"] != shown.expected and screen_out_if_failed(participant, False):
+        return redirect(next_url(participant))
     return _answered(request, participant, lambda: _question_page(request, participant, texts, sequence))
 
 
@@ -267,6 +276,8 @@ def _trial(request: HttpRequest, participant: Participant, texts: StudyTexts) ->
     answer, confidence = form.answer_and_confidence()
     if not record_trial_answer(participant, page.item_pk, answer, confidence, form.response_ms()):
         return redirect(next_url(_participant(participant.token)))
+    if page.instructed and answer != page.instructed and screen_out_if_failed(participant, usefulness=True):
+        return redirect(next_url(participant))
     following = sequence[participant.answered] if participant.answered < len(sequence) else page
     return _answered(request, participant, lambda: _trial_page(
         request, participant, texts, sequence, TrialAnswerForm(page=following)))
@@ -322,14 +333,53 @@ def done(request: HttpRequest, token: str) -> HttpResponse:
     participant = _participant(token)
     if switched := _participant_language(request, participant):
         return switched
+    if participant.screened_out_at is not None:
+        return redirect(next_url(participant))
     if participant.completed_at is None:
         if participant.instructions_at is None or participant.answered < participant.sequence_length:
             return redirect(next_url(participant))
         Participant.objects.filter(pk=participant.pk, completed_at__isnull=True).update(completed_at=timezone.now())
     study = participant.study
-    if study.completion_redirect_url:
-        return HttpResponseRedirect(study.completion_redirect_url)
+    if url := study.outcome_redirect_url(Outcome.COMPLETE):
+        return HttpResponseRedirect(url)
     return render(request, "studyapp/done.html", {"study": study, "participant": participant})
+
+
+@never_cache
+@participant_page
+@require_GET
+def screened_out(request: HttpRequest, token: str) -> HttpResponse:
+    """The end of a participant screened out by failed attention checks: their code, or the study's redirect."""
+    participant = _participant(token)
+    if switched := _participant_language(request, participant):
+        return switched
+    if participant.screened_out_at is None:
+        return redirect(next_url(participant))
+    study = participant.study
+    if url := study.outcome_redirect_url(Outcome.SCREENED_OUT):
+        return HttpResponseRedirect(url)
+    context = {"study": study, "participant": participant, "code": study.screened_out_code}
+    return render(request, "studyapp/screened_out.html", context)
+
+
+@never_cache
+@participant_page
+@require_GET
+def no_consent(request: HttpRequest, slug: str) -> HttpResponse:
+    """A visitor who does not consent: asked to return the submission, with the no-consent code; nothing stored."""
+    study = get_object_or_404(Study, slug=slug)
+    preview = _is_preview(request, study)
+    if not preview and study.status != Study.Status.OPEN:
+        return _unavailable(request, study)
+    switched = enter_language(request, chosen=newcomer_language(request, study), study_language=study.language,
+                              allowed=study.allow_browser_language)  # fmt: skip
+    if switched is not None:
+        return switched
+    if not preview and (url := study.outcome_redirect_url(Outcome.NO_CONSENT)):
+        return HttpResponseRedirect(url)
+    context = {"study": study, "code": study.no_consent_code, "preview_banner": preview,
+               "preview_redirect": study.outcome_redirect_url(Outcome.NO_CONSENT) if preview else ""}  # fmt: skip
+    return render(request, "studyapp/no_consent.html", context)
 
 
 @require_GET

@@ -237,6 +237,8 @@ class BotReport:
     attentive: bool = True
     token: str | None = None
     completed: bool = False
+    screened_out: bool = False
+    """Ended by failed attention checks beyond the study's rule (the screened-out page or its redirect)."""
     turned_away: bool = False
     acknowledged: list[tuple[int, str]] = field(default_factory=list)
     checks: list[tuple[int, str, str]] = field(default_factory=list)
@@ -333,7 +335,7 @@ class SimulatedParticipant:
         url: str | None = self.entry_url()
         page: Response | None = None
         for _ in range(self.max_steps):
-            if url is None or self.report.completed or self.report.turned_away:
+            if url is None or self.report.completed or self.report.screened_out or self.report.turned_away:
                 return
             try:
                 url, page = self._step(url, page)
@@ -361,6 +363,9 @@ class SimulatedParticipant:
         path = urlsplit(url).path
         if path.endswith("/thank-you/"):
             self.report.completed = True
+            return None, None
+        if path.endswith("/screened-out/"):
+            self.report.screened_out = True
             return None, None
         forms, images = parse_page(response.text)
         if not forms:
@@ -399,7 +404,10 @@ class SimulatedParticipant:
         parts = urlsplit(location)
         if parts.netloc != urlsplit(self.study_url).netloc:  # the study's completion redirect
             self._page_arrived()
-            self.report.completed = True
+            if urlsplit(url).path.endswith("/screened-out/"):
+                self.report.screened_out = True
+            else:
+                self.report.completed = True
             return None
         if parts.path.startswith("/p/"):
             self.report.token = parts.path.split("/")[2]
@@ -448,6 +456,7 @@ class Totals:
     participants: int
     completed: int
     turned_away: int
+    screened_out: int
     failed: int
     answers: int
     seconds: float
@@ -463,6 +472,7 @@ def totals(reports: list[BotReport], seconds: float) -> Totals:
         participants=len(reports),
         completed=sum(r.completed for r in reports),
         turned_away=sum(r.turned_away for r in reports),
+        screened_out=sum(r.screened_out for r in reports),
         failed=sum(bool(r.errors) for r in reports),
         answers=sum(len(r.acknowledged) for r in reports),
         seconds=seconds,

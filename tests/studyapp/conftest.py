@@ -31,7 +31,8 @@ def study(db, bundle_dir: Path, media_root: Path) -> Study:
 
 @pytest.fixture
 def checked_study(study: Study) -> Study:
-    """The open study with two attention checks among its 12 questions (14 items per participant)."""
-    Study.objects.filter(pk=study.pk).update(attention_checks=2)
+    """The open study with two attention checks among its 12 questions (14 items per participant); failing both
+    does not screen out here (max_failed_checks 2), so that tests of checks can take the whole study."""
+    Study.objects.filter(pk=study.pk).update(attention_checks=2, max_failed_checks=2)
     study.refresh_from_db()
     return study

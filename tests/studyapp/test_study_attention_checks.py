@@ -231,6 +231,8 @@ def test_admin_study_form_shows_and_validates_the_checks(study: Study, admin_cli
         "instructions": study.instructions, "questions_per_cell": "2", "attention_checks": "13",
         "completion_code": study.completion_code, "created_at_0": "2026-01-01", "created_at_1": "00:00:00",
         "question_prompt": study.question_prompt, "completion_message": study.completion_message, "language": "en",
+        "screened_out_code": study.screened_out_code, "no_consent_code": study.no_consent_code,
+        "max_failed_checks": "1", "release_after_minutes": "60",
     }  # fmt: skip
     response = admin_client.post(url, data)
     assert response.status_code == 200 and "use at most 12 attention checks" in response.content.decode()
@@ -320,6 +322,7 @@ def test_inattentive_bots_fail_the_checks_and_attentive_ones_pass(live_server, c
                                         inattentive_share=0.5)  # fmt: skip
     assert [r.errors for r in reports] == [[]] * 6 and sum(not r.attentive for r in reports) == 3
     assert (summary.attention_checks, summary.attention_checks_passed) == (12, 6)
+    assert not any(r.screened_out for r in reports) and all(r.completed for r in reports)  # 2 failures allowed here
     for report in reports:
         items = SequenceItem.objects.filter(participant__token=report.token).exclude(expected_choice="")
         stored = sorted(items.values_list("position", "expected_choice", "answer__choice"))
@@ -333,6 +336,7 @@ def test_simulate_command_takes_an_inattentive_share(live_server, checked_study:
                  "--inattentive-share", "0.25", "--concurrency", "2")
     out = capsys.readouterr().out
     assert "4 of 4 simulated participants completed" in out and "6 of 8 attention checks passed" in out
+    assert "0 screened out" in out
     with pytest.raises(CommandError, match=r"--inattentive-share 1.5 must be between 0 and 1\."):
         call_command("simulate_participants", "--study", checked_study.slug, "--inattentive-share", "1.5")
     answers = Answer.objects.filter(item__participant__study=checked_study).exclude(item__expected_choice="")

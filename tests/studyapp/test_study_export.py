@@ -77,18 +77,21 @@ def test_export_columns_match_design_and_database(study, tmp_path):
     assert bot["chosen_method"] == first.stimulus_b.method
 
     header = (out / "participants.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert header == "study,participant,status,started_at,completed_at,gender,age,ml_experience,xai_experience,simulated,language"
+    assert header == (
+        "study,participant,status,started_at,completed_at,gender,age,ml_experience,xai_experience,simulated,language,outcome"
+    )
     people = {r["participant"]: r for r in _read(out / "participants.csv")}
     assert people[done.public_id] == {
         "study": "pilot", "participant": done.public_id, "status": "completed",
         "started_at": iso_utc(done.started_at), "completed_at": iso_utc(done.completed_at), "gender": "female",
         "age": "34", "ml_experience": "agree", "xai_experience": "undecided", "simulated": "false", "language": "en",
+        "outcome": "complete",
     }  # fmt: skip
     assert people[partial.public_id] == {
         "study": "pilot", "participant": partial.public_id, "status": "incomplete",
         "started_at": iso_utc(partial.started_at),
         "completed_at": "", "gender": "other", "age": "61", "ml_experience": "strongly disagree",
-        "xai_experience": "strongly agree", "simulated": "true", "language": "en",
+        "xai_experience": "strongly agree", "simulated": "true", "language": "en", "outcome": "",
     }  # fmt: skip
     assert people[excluded.public_id]["status"] == "excluded"
     assert list(people) == [done.public_id, partial.public_id, excluded.public_id]

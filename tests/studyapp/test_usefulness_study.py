@@ -383,7 +383,7 @@ def test_a_preference_study_exports_as_before(study, tmp_path):
         "participants.csv",
     ]
     header = (tmp_path / "out" / "participants.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert header.endswith(",simulated,language")
+    assert header.endswith(",simulated,language,outcome")
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -64,7 +64,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{summary.completed} of {summary.participants} simulated participants completed study "
             f"{study.slug!r} ({summary.answers} answers acknowledged, {summary.attention_checks_passed} of "
-            f"{summary.attention_checks} attention checks passed, {summary.turned_away} turned away) "
+            f"{summary.attention_checks} attention checks passed, {summary.screened_out} screened out, "
+            f"{summary.turned_away} turned away) "
             f"in {summary.seconds:.1f} s"
         )
         if problems:
