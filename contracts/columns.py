@@ -14,9 +14,10 @@ REQUIRED_ANSWER_COLUMNS: tuple[str, ...] = (
 )
 ANSWER_COLUMNS: tuple[str, ...] = (*REQUIRED_ANSWER_COLUMNS, *OPTIONAL_ANSWER_COLUMNS)
 LANGUAGE = "language"
-# Appended later (participant languages, then forward-simulation arms: written by usefulness studies only);
-# exports made before them lack the columns.
-OPTIONAL_PARTICIPANT_COLUMNS: tuple[str, ...] = (LANGUAGE, ARM)
+OUTCOME = "outcome"  # how the session ended: complete, screened_out, or empty while it has not ended
+# Appended later (participant languages, then forward-simulation arms: written by usefulness studies only,
+# then the outcome); exports made before them lack the columns.
+OPTIONAL_PARTICIPANT_COLUMNS: tuple[str, ...] = (LANGUAGE, ARM, OUTCOME)
 REQUIRED_PARTICIPANT_COLUMNS: tuple[str, ...] = (
     "study", "participant", "status", "started_at", "completed_at", "gender", "age",
     "ml_experience", "xai_experience", "simulated",
