@@ -11,6 +11,7 @@ import json
 import random
 import re
 import tarfile
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -289,7 +290,7 @@ def test_the_dashboard_shows_the_summary_with_zero_one_and_more_participants(tas
     assert page.status_code == 200
     assert "data-usefulness-summary" in page.content.decode() and "No answered trials yet." in page.content.decode()
     half = ready(Client(), study)
-    answer_trial(Client(), half)  # one answer (a learning trial of forward simulation counts nowhere)
+    answer_trial(Client(), half)  # one participant with one answer
     assert client.get(url).status_code == 200
     _take_at_random(study, 1)
     html = client.get(url).content.decode()
@@ -299,6 +300,11 @@ def test_the_dashboard_shows_the_summary_with_zero_one_and_more_participants(tas
     assert re.search(r"\[\d+–\d+\]", html)  # an interval once two participants answered (in one arm)
     first = more[0]
     assert f'data-checks="{first.public_id}">1 / 1<' in html  # the trial attention checks are counted
+    archive = zipfile.ZipFile(io.BytesIO(client.get(reverse("studyapp:export", args=[study.slug])).content))
+    assert "trials.csv" in archive.namelist() and "participants.csv, trials.csv)" in html
+    checks = [r for r in _csv_rows(archive.read("trials.csv")) if r["expected_answer"]]
+    answered = TrialItem.objects.filter(participant__study=study, answer__isnull=False).exclude(expected_answer="")
+    assert len(checks) == answered.count() >= 2
     if task == FORWARD_SIMULATION:
         assert "Pre-test matching the model" in html and "Post-test matching the model" in html
     else:

@@ -189,7 +189,7 @@ def delete_participant(request: HttpRequest, slug: str, public_id: str) -> HttpR
 @staff_member_required
 @require_GET
 def download_export(request: HttpRequest, slug: str) -> HttpResponse:
-    """answers.csv and participants.csv of the study in one zip file."""
+    """answers.csv and participants.csv (a usefulness study: and trials.csv) of the study in one zip file, with the manifest."""
     study = study_or_403(request.user, slug)
     response = HttpResponse(export_zip(study), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-export.zip"'
