@@ -7,8 +7,13 @@ separately for model-correct and model-incorrect trials; forward simulation: the
 arms, the post-test per arm). Every participant gets the same numbers of trials of each kind, so the
 report's pooled shares estimate the population means :func:`population_share` gives. Confidence is
 calibrated: 1–4 with probabilities rising with the level for matching answers and falling for the
-others (means 3 and 2). ``trials.csv`` and ``participants.csv`` are written exactly per contract,
-``matches_model`` by :func:`contracts.usefulness.matches_model`.
+others (means 3 and 2).
+
+:func:`simulate_trials` draws a study's answered trials at once, typed as
+:mod:`analysis.usefulness_io` reads them (what coverage checks replay);
+:func:`export_rows` turns them into ``trials.csv`` / ``participants.csv`` rows exactly per
+contract (random classes and panel order, learning trials, attention checks; ``matches_model`` by
+:func:`contracts.usefulness.matches_model`), and :func:`trial_row` builds one row by hand.
 """
 
 from __future__ import annotations
