@@ -170,6 +170,12 @@ def validate_redirect_url(url: str) -> None:
         )
 
 
+def completion_code_field(help_text: str) -> models.CharField:
+    """A study's completion code of one outcome: a new random code per study, editable by its researchers."""
+    return models.CharField(max_length=32, default=new_completion_code, validators=[validate_completion_code],
+                            help_text=help_text)  # fmt: skip
+
+
 class Outcome(models.TextChoices):
     """How a participant's session ends: each end has its own completion code (Prolific's codes)."""
 
@@ -231,18 +237,13 @@ class Study(models.Model):
         help_text="Where to send participants after the last answer (e.g. Prolific). With {code} in it "
         "(https://app.prolific.com/submissions/complete?cc={code}) every outcome is sent there with its own code.",
     )  # fmt: skip
-    completion_code = models.CharField(
-        max_length=32, default=new_completion_code, validators=[validate_completion_code],
-        help_text="Shown to (or sent on with) participants who answered every question.",
-    )  # fmt: skip
-    screened_out_code = models.CharField(
-        max_length=32, default=new_completion_code, validators=[validate_completion_code],
-        help_text="Shown to (or sent on with) participants screened out by failed attention checks.",
-    )  # fmt: skip
-    no_consent_code = models.CharField(
-        max_length=32, default=new_completion_code, validators=[validate_completion_code],
-        help_text="Shown to (or sent on with) visitors who do not consent; they are asked to return the submission.",
-    )  # fmt: skip
+    completion_code = completion_code_field("Shown to (or sent on with) participants who answered every question.")
+    screened_out_code = completion_code_field(
+        "Shown to (or sent on with) participants screened out by failed attention checks."
+    )
+    no_consent_code = completion_code_field(
+        "Shown to (or sent on with) visitors who do not consent; they are asked to return the submission."
+    )
     max_failed_checks = models.PositiveSmallIntegerField(
         default=STUDY_MAX_FAILED_CHECKS, validators=[MaxValueValidator(100)],
         help_text="A participant who fails more attention checks than this is screened out at once: the study "

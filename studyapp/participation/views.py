@@ -339,10 +339,14 @@ def done(request: HttpRequest, token: str) -> HttpResponse:
         if participant.instructions_at is None or participant.answered < participant.sequence_length:
             return redirect(next_url(participant))
         Participant.objects.filter(pk=participant.pk, completed_at__isnull=True).update(completed_at=timezone.now())
-    study = participant.study
-    if url := study.outcome_redirect_url(Outcome.COMPLETE):
+    return _end(request, participant.study, Outcome.COMPLETE, "studyapp/done.html", {"participant": participant})
+
+
+def _end(request: HttpRequest, study: Study, outcome: str, template: str, context: dict) -> HttpResponse:
+    """An end page: the study's redirect for the outcome (its code filled in), else ``template`` with the code."""
+    if url := study.outcome_redirect_url(outcome):
         return HttpResponseRedirect(url)
-    return render(request, "studyapp/done.html", {"study": study, "participant": participant})
+    return render(request, template, {"study": study, "code": study.outcome_code(outcome), **context})
 
 
 @never_cache
@@ -355,11 +359,8 @@ def screened_out(request: HttpRequest, token: str) -> HttpResponse:
         return switched
     if participant.screened_out_at is None:
         return redirect(next_url(participant))
-    study = participant.study
-    if url := study.outcome_redirect_url(Outcome.SCREENED_OUT):
-        return HttpResponseRedirect(url)
-    context = {"study": study, "participant": participant, "code": study.screened_out_code}
-    return render(request, "studyapp/screened_out.html", context)
+    return _end(request, participant.study, Outcome.SCREENED_OUT, "studyapp/screened_out.html",
+                {"participant": participant})  # fmt: skip
 
 
 @never_cache
@@ -375,10 +376,10 @@ def no_consent(request: HttpRequest, slug: str) -> HttpResponse:
                               allowed=study.allow_browser_language)  # fmt: skip
     if switched is not None:
         return switched
-    if not preview and (url := study.outcome_redirect_url(Outcome.NO_CONSENT)):
-        return HttpResponseRedirect(url)
-    context = {"study": study, "code": study.no_consent_code, "preview_banner": preview,
-               "preview_redirect": study.outcome_redirect_url(Outcome.NO_CONSENT) if preview else ""}  # fmt: skip
+    if not preview:
+        return _end(request, study, Outcome.NO_CONSENT, "studyapp/no_consent.html", {})
+    context = {"study": study, "code": study.no_consent_code, "preview_banner": True,
+               "preview_redirect": study.outcome_redirect_url(Outcome.NO_CONSENT)}  # fmt: skip
     return render(request, "studyapp/no_consent.html", context)
 
 

@@ -391,3 +391,11 @@ def test_without_release_abandoned_sessions_unbalance_the_cells(study: Study):
     print("without release:", result["cells"])
     assert result["completed"] == 40
     assert max(result["spread"].values()) >= 2, result["cells"]
+
+
+def test_a_drafts_researcher_sees_the_no_consent_page_as_a_preview(study: Study):
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.DRAFT, completion_redirect_url=PROLIFIC)
+    page = researcher_client("ada", study).get(reverse("studyapp:no_consent", args=[study.slug]))
+    html = page.content.decode()
+    assert page.status_code == 200 and "data-preview" in html and _code_on(html) == study.no_consent_code
+    assert f"cc={study.no_consent_code}" in html  # where participants would be sent
