@@ -67,7 +67,6 @@ class Sums:
     """Per-participant sums of a task's cells (participants × cells), built one cell at a time."""
 
     def __init__(self, trials: pd.DataFrame) -> None:
-        self.trials = trials
         self.person = trials.groupby(PARTICIPANT_KEY, sort=False, observed=True).ngroup()
         self.person = self.person.to_numpy()
         self.n_people = int(self.person.max()) + 1 if len(trials) else 0
@@ -208,6 +207,7 @@ def judgement_rows(trials: pd.DataFrame, task: str, n_boot: int, rng: np.random.
               else np.array([scale * chance_level(task, k) for k in options]).round())
     matches = trials["matches"].to_numpy()
     correct = trials["model_correct"].to_numpy()
+    levels = trials["confidence"].to_numpy()
     layout = []
     for method in sorted(set(trials["method"])):
         shown = (trials["method"] == method).to_numpy()
@@ -215,7 +215,6 @@ def judgement_rows(trials: pd.DataFrame, task: str, n_boot: int, rng: np.random.
                     for part in (shown, correct, ~correct)]
         says = (sums.add(shown, trials["says_correct"].to_numpy(), correct.astype(np.int64))
                 if task == AGREEMENT else None)
-        levels = trials["confidence"].to_numpy()
         sure = (sums.add(shown & matches, levels), sums.add(shown & ~matches, levels))
         layout.append((method, accuracy, says, sure))
     cells = Cells(sums, n_boot, rng, confidence)
