@@ -54,7 +54,7 @@ def _ready(client: Client, study: Study) -> Participant:
 
 
 def _answer_to(participant: Participant, position: int) -> str:
-    """The answer that passes (or, with ``fail``, fails) the item: questions get 'A'; checks their instruction."""
+    """The answer that passes the item: questions get "A", checks their instruction."""
     item = SequenceItem.objects.get(participant=participant, position=position)
     return item.expected_choice or "A"
 
