@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-12)
 
-.PHONY: venv test test-postgres demo demo-setup report bench clean
+.PHONY: venv test test-postgres demo demo-setup demo-usefulness report bench clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,7 @@ test-postgres: venv
 ## Every step is a file target, so running `make demo` again reuses what exists.
 DEMO ?= demo
 DEMO_STUDY ?= mnist38-demo
+DEMO_USEFULNESS_STUDY ?= mnist38-distinction
 DEMO_PORT ?= 8000
 DEMO_BOTS ?= 20
 # The paper's §4.1 defaults: CNN and module trained end to end, θ = 0.1, its 1,125 Adam steps (see README).
@@ -57,17 +58,30 @@ $(DEMO)/stimuli/manifest.json: $(EXPLANATIONS)
 	$(PY) -m generation build --explanations $(EXPLANATIONS) --per-type 12 --seed 0 --out $(DEMO)/stimuli
 	$(PY) -m generation validate $(DEMO)/stimuli
 
-## Everything up to an open study and a researcher login, without starting the server.
+# The usefulness study of the demo (distinction, HIVE): each trial shows one digit and one panel per
+# class (the method's map for "3" and for "8"); which panel explains the model's prediction?
+$(DEMO)/usefulness/manifest.json: $(EXPLANATIONS)
+	rm -rf $(DEMO)/usefulness
+	$(PY) -m generation usefulness --task distinction --explanations $(EXPLANATIONS) --per-method 12 --seed 0 \
+		--out $(DEMO)/usefulness
+	$(PY) -m generation validate $(DEMO)/usefulness
+
+## Everything up to an open study and a researcher login (who owns it), without starting the server.
 demo-setup: $(DEMO)/stimuli/manifest.json
 	$(DEMO_ENV) $(PY) manage.py migrate --no-input -v 0
-	$(DEMO_ENV) $(PY) manage.py import_stimuli $(DEMO)/stimuli --study $(DEMO_STUDY) \
-		--title "Which explanation is more reasonable? (demo)" --open -v 0
 	$(DEMO_ENV) $(PY) manage.py create_researcher --username researcher
+	$(DEMO_ENV) $(PY) manage.py import_stimuli $(DEMO)/stimuli --study $(DEMO_STUDY) \
+		--title "Which explanation is more reasonable? (demo)" --owner researcher --open -v 0
 
-## Train, explain, build stimuli, open the study, start the server and print the links.
-demo: demo-setup
-	$(DEMO_ENV) DEMO_STUDY=$(DEMO_STUDY) DEMO_PORT=$(DEMO_PORT) DEMO_DIR=$(DEMO) DEMO_BOTS=$(DEMO_BOTS) \
-		PY=$(PY) bash scripts/serve_demo.sh
+## The usefulness study beside it, in the same database: a distinction bundle from the same explanations.
+demo-usefulness: demo-setup $(DEMO)/usefulness/manifest.json
+	$(DEMO_ENV) $(PY) manage.py import_stimuli $(DEMO)/usefulness --study $(DEMO_USEFULNESS_STUDY) \
+		--title "Which explanation shows the system's answer? (demo)" --owner researcher --open -v 0
+
+## Train, explain, build stimuli, open both studies, start the server and print the links.
+demo: demo-setup demo-usefulness
+	$(DEMO_ENV) DEMO_STUDY=$(DEMO_STUDY) DEMO_USEFULNESS_STUDY=$(DEMO_USEFULNESS_STUDY) DEMO_PORT=$(DEMO_PORT) \
+		DEMO_DIR=$(DEMO) DEMO_BOTS=$(DEMO_BOTS) PY=$(PY) bash scripts/serve_demo.sh
 
 ## The analysis report of a study (default: the demo's; it has only simulated participants, so
 ## they are counted there — for any other study they are left out unless REPORT_FLAGS says so).
