@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the demo study server, lets simulated participants take the study once, prints the links
 # and keeps the server in the foreground (Ctrl-C stops it). Called by `make demo`. DEMO_USEFULNESS_STUDY, when
-# set, names the usefulness study beside it: its bots answer as the model did (CAM's panels 0.8 of the time).
+# set and open, names the usefulness study beside it: its bots answer as the model did (CAM's panels 0.8 of the
+# time).
 set -euo pipefail
 study=${DEMO_STUDY:?} port=${DEMO_PORT:-8000} demo=${DEMO_DIR:?} py=${PY:-.venv/bin/python}
 useful=${DEMO_USEFULNESS_STUDY:-}
@@ -19,6 +20,9 @@ done
 if [ ! -e "${demo}/.simulated" ]; then
   "$py" manage.py simulate_participants --study "$study" --n "${DEMO_BOTS:-20}" --policy prefer:bla_t:0.7 --url "$base"
   touch "${demo}/.simulated"
+fi
+if [ -n "$useful" ] && ! curl -fsS -o /dev/null "${base}/s/${useful}/" 2>/dev/null; then
+  useful=""  # not imported (make demo-usefulness left it out): serve the preference study alone
 fi
 if [ -n "$useful" ] && [ ! -e "${demo}/.simulated-usefulness" ]; then
   "$py" manage.py simulate_participants --study "$useful" --n "${DEMO_BOTS:-20}" --policy match:0.5,cam=0.8 --url "$base"
