@@ -46,19 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="participants.csv of the export")
     report.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="folder to write the report into (created if missing)")
-    who = report.add_argument_group(
-        "who counts (default: completed, non-simulated, no failed attention check)")
-    who.add_argument("--include-incomplete", action="store_true",
-                     help="also count answers of participants who did not finish")
-    who.add_argument("--include-excluded", action="store_true",
-                     help="also count participants the researcher excluded")
-    who.add_argument("--include-simulated", action="store_true",
-                     help="also count simulated (bot) participants")
-    who.add_argument("--max-failed-checks", type=_count, default=DEFAULT_MAX_FAILED_CHECKS,
-                     metavar="N", help="leave out participants who failed more than N "
-                                       f"attention checks (default {DEFAULT_MAX_FAILED_CHECKS})")
-    who.add_argument("--keep-inattentive", action="store_true",
-                     help="count participants whatever attention checks they failed")
+    _add_who_counts(report, "answers")
     flags = report.add_argument_group("data-quality flags (they inform, they leave nobody out)")
     flags.add_argument("--speeder-ms", type=_non_negative, default=DEFAULT_SPEEDER_MS,
                        metavar="MS", help="flag a median response time below MS milliseconds "
@@ -67,13 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="SHARE", help="flag one choice for at least this share of a "
                                              "participant's answers "
                                              f"(default {DEFAULT_STRAIGHT_LINE_SHARE:g})")
-    numbers = report.add_argument_group("statistics")
-    numbers.add_argument("--bootstrap", type=_positive_int, default=DEFAULT_BOOTSTRAP,
-                         metavar="N", help=f"cluster bootstrap replicates "
-                                           f"(default {DEFAULT_BOOTSTRAP})")
-    numbers.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    numbers.add_argument("--confidence", type=_confidence, default=DEFAULT_CONFIDENCE,
-                         help=f"confidence level of the intervals (default {DEFAULT_CONFIDENCE})")
+    numbers = _add_statistics(report, "cluster bootstrap replicates")
     numbers.add_argument("--decimals", type=_decimals, default=DEFAULT_DECIMALS,
                          help="decimal places of percentages, rounded half to even "
                               f"(default {DEFAULT_DECIMALS})")
@@ -84,6 +66,44 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan_parser(commands)
     _add_usefulness_parser(commands)
     return parser
+
+
+def _add_who_counts(command: argparse.ArgumentParser, counted: str) -> None:
+    """The inclusion flags of analysis.selection.select, shared by ``report`` and
+    ``usefulness`` (``counted``: what a participant gave, answers or trials)."""
+    who = command.add_argument_group(
+        "who counts (default: completed, non-simulated, no failed attention check)")
+    who.add_argument("--include-incomplete", action="store_true",
+                     help=f"also count {counted} of participants who did not finish")
+    who.add_argument("--include-excluded", action="store_true",
+                     help="also count participants the researcher excluded")
+    who.add_argument("--include-simulated", action="store_true",
+                     help="also count simulated (bot) participants")
+    who.add_argument("--max-failed-checks", type=_count, default=DEFAULT_MAX_FAILED_CHECKS,
+                     metavar="N", help="leave out participants who failed more than N "
+                                       f"attention checks (default {DEFAULT_MAX_FAILED_CHECKS})")
+    who.add_argument("--keep-inattentive", action="store_true",
+                     help="count participants whatever attention checks they failed")
+
+
+def _inclusion(args: argparse.Namespace) -> dict[str, bool | int]:
+    """The parsed inclusion flags as keyword arguments of the options dataclasses."""
+    return {name: getattr(args, name) for name in (
+        "include_incomplete", "include_excluded", "include_simulated", "keep_inattentive",
+        "max_failed_checks")}
+
+
+def _add_statistics(command: argparse.ArgumentParser,
+                    replicates: str) -> argparse._ArgumentGroup:
+    """The ``statistics`` group: --bootstrap (``replicates`` says what N counts), --seed and
+    --confidence; returned so a command can add its own."""
+    numbers = command.add_argument_group("statistics")
+    numbers.add_argument("--bootstrap", type=_positive_int, default=DEFAULT_BOOTSTRAP,
+                         metavar="N", help=f"{replicates} (default {DEFAULT_BOOTSTRAP})")
+    numbers.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    numbers.add_argument("--confidence", type=_confidence, default=DEFAULT_CONFIDENCE,
+                         help=f"confidence level of the intervals (default {DEFAULT_CONFIDENCE})")
+    return numbers
 
 
 def _add_usefulness_parser(commands: argparse._SubParsersAction) -> None:
@@ -106,35 +126,14 @@ def _add_usefulness_parser(commands: argparse._SubParsersAction) -> None:
     useful.add_argument("--preference-export", type=Path, metavar="DIR",
                         help="a preference study's export (answers.csv, participants.csv) whose "
                              "ranking is set beside the usefulness scores")
-    who = useful.add_argument_group(
-        "who counts (default: completed, non-simulated, no failed attention check)")
-    who.add_argument("--include-incomplete", action="store_true",
-                     help="also count trials of participants who did not finish")
-    who.add_argument("--include-excluded", action="store_true",
-                     help="also count participants the researcher excluded")
-    who.add_argument("--include-simulated", action="store_true",
-                     help="also count simulated (bot) participants")
-    who.add_argument("--max-failed-checks", type=_count, default=DEFAULT_MAX_FAILED_CHECKS,
-                     metavar="N", help="leave out participants who failed more than N "
-                                       f"attention checks (default {DEFAULT_MAX_FAILED_CHECKS})")
-    who.add_argument("--keep-inattentive", action="store_true",
-                     help="count participants whatever attention checks they failed")
-    numbers = useful.add_argument_group("statistics")
-    numbers.add_argument("--bootstrap", type=_positive_int, default=DEFAULT_BOOTSTRAP,
-                         metavar="N", help="cluster bootstrap replicates and permutations "
-                                           f"(default {DEFAULT_BOOTSTRAP})")
-    numbers.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    numbers.add_argument("--confidence", type=_confidence, default=DEFAULT_CONFIDENCE,
-                         help=f"confidence level of the intervals (default {DEFAULT_CONFIDENCE})")
+    _add_who_counts(useful, "trials")
+    _add_statistics(useful, "cluster bootstrap replicates and permutations")
 
 
 def _usefulness(args: argparse.Namespace) -> int:
     """Run ``usefulness``: write the report; a user mistake prints one 'error:' line."""
-    options = UsefulnessOptions(
-        include_incomplete=args.include_incomplete, include_excluded=args.include_excluded,
-        include_simulated=args.include_simulated, keep_inattentive=args.keep_inattentive,
-        max_failed_checks=args.max_failed_checks, n_boot=args.bootstrap, seed=args.seed,
-        confidence=args.confidence)
+    options = UsefulnessOptions(**_inclusion(args), n_boot=args.bootstrap, seed=args.seed,
+                                confidence=args.confidence)
     try:
         result = build_usefulness_report(args.export_dir / "trials.csv",
                                          args.export_dir / "participants.csv", args.out, options,
@@ -229,9 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         return _usefulness(args)
     answers, participants = _input_paths(parser, args)
     options = ReportOptions(
-        include_incomplete=args.include_incomplete, include_excluded=args.include_excluded,
-        include_simulated=args.include_simulated, keep_inattentive=args.keep_inattentive,
-        max_failed_checks=args.max_failed_checks,
+        **_inclusion(args),
         quality=QualityThresholds(args.speeder_ms, args.straight_line_share),
         n_boot=args.bootstrap, seed=args.seed,
         confidence=args.confidence, decimals=args.decimals,

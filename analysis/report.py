@@ -35,7 +35,7 @@ from analysis.quality import (
     sample_checks,
 )
 from analysis.ranking import MODEL_SENTENCE, Ranking, rank_methods
-from analysis.selection import DEFAULT_MAX_FAILED_CHECKS, Selection, select
+from analysis.selection import Inclusion, Selection
 from analysis.statistics import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_CONFIDENCE,
@@ -72,14 +72,9 @@ RANKING_FIGURES = ("ranking", "matrix")
 
 
 @dataclass(frozen=True)
-class ReportOptions:
-    """Who counts and how the statistics are computed."""
+class ReportOptions(Inclusion):
+    """Who counts (:class:`analysis.selection.Inclusion`) and how the statistics are computed."""
 
-    include_incomplete: bool = False
-    include_excluded: bool = False
-    include_simulated: bool = False
-    keep_inattentive: bool = False
-    max_failed_checks: int = DEFAULT_MAX_FAILED_CHECKS
     quality: QualityThresholds = QualityThresholds()
     n_boot: int = DEFAULT_BOOTSTRAP
     seed: int = 0
@@ -111,9 +106,7 @@ def build_report(answers_path: Path, participants_path: Path, out_dir: Path,
     """
     step("reading the export")
     export = load_export(answers_path, participants_path)
-    selection = select(export, options.include_incomplete, options.include_excluded,
-                       options.include_simulated, options.keep_inattentive,
-                       options.max_failed_checks)
+    selection = options.select(export)
     if selection.answers.empty:
         raise InputError(f"{answers_path}: no answers are left after the inclusion rules "
                          f"({left_out_sentence(selection)}); see --include-incomplete, "

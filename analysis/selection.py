@@ -16,7 +16,8 @@ import pandas as pd
 from analysis.io import PARTICIPANT_KEY, Export
 from contracts.vocabulary import DEFAULT_MAX_FAILED_CHECKS
 
-__all__ = ["DEFAULT_MAX_FAILED_CHECKS", "REASONS", "Selection", "failed_checks", "select"]
+__all__ = ["DEFAULT_MAX_FAILED_CHECKS", "REASONS", "Inclusion", "Selection", "failed_checks",
+           "select"]
 REASONS: dict[str, str] = {
     "excluded": "excluded by the researcher (status 'excluded')",
     "simulated": "simulated (bot) participants",
@@ -95,3 +96,19 @@ def select(export: Export, include_incomplete: bool = False, include_excluded: b
         counted_simulated=int(counted_bot.sum()),
         counted_simulated_answers=int(((answer_reason == "") & per_answer["simulated"].eq(True)).sum()),
     )
+
+
+@dataclass(frozen=True)
+class Inclusion:
+    """Who counts: the rules of :func:`select`, as the options of every report carry them."""
+
+    include_incomplete: bool = False
+    include_excluded: bool = False
+    include_simulated: bool = False
+    keep_inattentive: bool = False
+    max_failed_checks: int = DEFAULT_MAX_FAILED_CHECKS
+
+    def select(self, export: Export) -> Selection:
+        """:func:`select` of ``export`` with these rules."""
+        return select(export, self.include_incomplete, self.include_excluded,
+                      self.include_simulated, self.keep_inattentive, self.max_failed_checks)

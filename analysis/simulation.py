@@ -93,8 +93,9 @@ def true_values(design: Design) -> dict[tuple[str, str, str], float]:
         for arm, post in design.post.items():
             values[(arm, "gain", "all")] = share(post) - share(design.pre)
             if arm != NO_EXPLANATION:
-                values[(arm, "gain_difference", "all")] = (share(post)
-                                                           - share(design.post[NO_EXPLANATION]))
+                control = share(design.post[NO_EXPLANATION])
+                values[(arm, "gain_difference", "all")] = share(post) - control
+                values[(arm, "utility_ratio", "post")] = share(post) / control
         return values
     for method in design.correct:
         right, wrong = share(design.correct[method]), share(design.incorrect[method])

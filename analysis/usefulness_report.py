@@ -33,7 +33,7 @@ from analysis.report import (
     markdown_table,
     write_staged,
 )
-from analysis.selection import DEFAULT_MAX_FAILED_CHECKS, Selection, select
+from analysis.selection import Inclusion, Selection
 from analysis.statistics import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, MIN_INTERVAL_PARTICIPANTS
 from analysis.usefulness import (
     ACCURACY,
@@ -86,22 +86,12 @@ SPLIT_NAMES = {ALL: "all trials", MODEL_CORRECT: "model correct",
 
 
 @dataclass(frozen=True)
-class UsefulnessOptions:
+class UsefulnessOptions(Inclusion):
     """Who counts (as in the preference report) and how the statistics are computed."""
 
-    include_incomplete: bool = False
-    include_excluded: bool = False
-    include_simulated: bool = False
-    keep_inattentive: bool = False
-    max_failed_checks: int = DEFAULT_MAX_FAILED_CHECKS
     n_boot: int = DEFAULT_BOOTSTRAP
     seed: int = 0
     confidence: float = DEFAULT_CONFIDENCE
-
-    def select(self, export) -> Selection:
-        """analysis.selection.select with these rules."""
-        return select(export, self.include_incomplete, self.include_excluded,
-                      self.include_simulated, self.keep_inattentive, self.max_failed_checks)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Coverage of the usefulness intervals on simulated studies with known effects
 (analysis.simulation): over repeated simulations the 95% participant-cluster bootstrap intervals
 of each method's accuracy (distinction, agreement; pooled and split by model correct / incorrect)
-and of each forward-simulation arm's gain and gain difference against the control cover the true
-values at least 90% of the time, and the estimates recover the effects."""
+and of each forward-simulation arm's gain, and gain difference and utility ratio against the
+control, cover the true values at least 90% of the time, and the estimates recover the effects."""
 from __future__ import annotations
 
 import math
@@ -35,7 +35,7 @@ def test_the_floor_is_far_below_what_a_true_95_percent_interval_gives():
     """Binomial tolerance: an interval that covers exactly 95% shows a rate below 90% in 150
     replays with probability 0.0036 (SD of the rate 0.018), so a failure means undercoverage,
     not bad luck. (Percentile intervals from 20–30 clusters run a little narrow: the rates
-    measured here are 0.91–0.95.)"""
+    measured here are 0.91–0.97.)"""
     assert stats.binom.cdf(math.ceil(FLOOR * REPLAYS) - 1, REPLAYS, NOMINAL) < 0.005
 
 
