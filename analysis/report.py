@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 import pandas as pd
 
@@ -149,9 +149,14 @@ def build_report(answers_path: Path, participants_path: Path, out_dir: Path,
                         warnings)
 
 
-def write_staged(out_dir: Path, write: Callable[[Path], None]) -> list[Path]:
+def write_staged(out_dir: Path, write: Callable[[Path], None],
+                 optional: Collection[str] = ()) -> list[Path]:
     """Run ``write(staging)`` in a fresh hidden folder inside ``out_dir`` (created if missing),
-    then move each file it wrote into ``out_dir``: a failure leaves nothing half-written."""
+    then move each file it wrote into ``out_dir``: a failure leaves nothing half-written.
+
+    ``optional`` names files a run writes only sometimes: an earlier run's copy that this run
+    did not write is removed, so the folder never mixes two runs.
+    """
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".analysis-staging-", dir=out_dir))
@@ -165,6 +170,8 @@ def write_staged(out_dir: Path, write: Callable[[Path], None]) -> list[Path]:
         for path in sorted(staging.iterdir()):
             os.replace(path, out_dir / path.name)
             files.append(out_dir / path.name)
+        for name in set(optional) - {path.name for path in files}:
+            (out_dir / name).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return files

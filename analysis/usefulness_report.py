@@ -80,6 +80,9 @@ CAPTIONS = {
 }
 STEMS = {"usefulness": "usefulness", "calibration": "usefulness_calibration",
          "preference_usefulness": "preference_usefulness"}
+# Written only with --preference-export (a rerun without it removes an earlier run's).
+BESIDE_FILES = ("preference_usefulness.csv", "rank_correlations.csv",
+                "preference_usefulness.png", "preference_usefulness.svg")
 SPLIT_NAMES = {ALL: "all trials", MODEL_CORRECT: "model correct",
                MODEL_INCORRECT: "model incorrect", PRE: "pre-test", POST: "post-test",
                MATCHING: "matching", NOT_MATCHING: "not matching"}
@@ -153,6 +156,11 @@ def rank_correlation(x: np.ndarray, y: np.ndarray) -> dict:
             "note": note}
 
 
+def arm_name(method: str) -> str:
+    """A method's display name; the forward-simulation control arm reads as such."""
+    return "none (control)" if method == NO_EXPLANATION else contender_name(method)
+
+
 def draw_points(ax, rows: pd.DataFrame, splits: tuple[str, ...], reference: float | None,
                 ylabel: str) -> None:
     """Per method (x), one marker with its interval per split; a dashed reference line."""
@@ -169,7 +177,7 @@ def draw_points(ax, rows: pd.DataFrame, splits: tuple[str, ...], reference: floa
             draw_interval(ax, position, low, high, color=colour, capsize=3)
     if reference is not None and math.isfinite(reference):
         ax.axhline(reference, color="black", linestyle="--", linewidth=0.8)
-    ax.set_xticks(range(len(methods)), [contender_name(m) for m in methods], rotation=30,
+    ax.set_xticks(range(len(methods)), [arm_name(m) for m in methods], rotation=30,
                   ha="right")
     ax.set_xlim(-0.6, len(methods) - 0.4)
     ax.set_ylabel(ylabel)
@@ -243,7 +251,7 @@ def table_rows(table: pd.DataFrame, confidence: float) -> list[list[str]]:
              f"{confidence * 100:g}% CI", "Reference", "p", "p (Holm)", "Note"]]
     for r in table.itertuples():
         interval = "–" if pd.isna(r.ci_low) else f"{number(r.ci_low)} to {number(r.ci_high)}"
-        rows.append([r.task, contender_name(r.method), r.measure, r.split, str(r.n_participants),
+        rows.append([r.task, arm_name(r.method), r.measure, r.split, str(r.n_participants),
                      str(r.n_trials), number(r.estimate), interval, number(r.reference),
                      format_p(r.p_value), format_p(r.p_value_holm), r.note])
     return rows
@@ -376,7 +384,7 @@ def build_usefulness_report(trials_path: Path, participants_path: Path, out_dir:
                         options),
             encoding="utf-8")
     out_dir = Path(out_dir)
-    files = write_staged(out_dir, write)
+    files = write_staged(out_dir, write, BESIDE_FILES)
     return UsefulnessResult(out_dir, files, table, beside, correlations, selection, warnings)
 
 

@@ -109,6 +109,8 @@ def test_the_preference_ranks_stand_beside_usefulness_with_their_correlation(tmp
     page = (out / "usefulness.html").read_text(encoding="utf-8")
     assert "Preference beside usefulness" in page and page.count("data:image/png;base64,") == 3
     assert re.search(r"<td>BLA-T</td><td>1</td>", page)
+    code, _, _ = run(capsys, "--export-dir", export, "--out", out)  # again, without preference
+    assert code == 0 and {p.name for p in out.iterdir()} == REPORT_FILES
 
 
 def test_two_methods_are_too_few_for_a_rank_correlation(tmp_path, capsys):
