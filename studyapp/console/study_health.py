@@ -4,10 +4,12 @@
 ``analysis.quality`` computes it for ``participants_quality.csv``: Fisher's method over the
 participant's answers' mid-p values under the outcome shares of the participants the report counts
 (completed, not excluded, not inattentive, bots only when asked), the participant's own answers
-taken out. Shares come from the per participant count rows of studyapp.aggregates: one grouped
-query gives the counted totals per comparison and each scored participant's own rows are
-subtracted from them. Only the page's participants are scored for the table; the summary's count
-makes one pass over the study's count rows, where each (comparison, counts) term is computed once.
+taken out. Shares come from the per participant count rows of studyapp.aggregates: the counted
+totals per comparison, each scored participant's own rows subtracted from them. One pass over the
+study's count rows gives the totals and the summary's flagged count (each distinct (comparison,
+counts) term and each distinct participant profile computed once); it is cached under the
+participants' state (how many, answers so far, completed, excluded), so a refresh without news
+costs one aggregate over the participant rows, and the table scores only the page's participants.
 
 **Planner.** On demand (its own page, never on the dashboard itself) the study's counted answers so
 far are the pilot of ``analysis.planning``: its pilot design, simulated at its participant grid
@@ -46,6 +48,7 @@ PLANNER_MIN_PARTICIPANTS = 5  # counted participants the planner needs as a pilo
 PLANNER_REPLAYS = 100  # simulated studies per participant number: the page answers in seconds
 PLANNER_SEED = 0
 PLANNER_CACHE_SECONDS = 24 * 60 * 60  # keyed by the answer counts, so only unused entries expire
+ANOMALY_CACHE_SECONDS = 60 * 60  # keyed by the participants' state, so only unused entries expire
 logger = logging.getLogger(__name__)
 CountRow = tuple[int, str, int, int, int, bool]  # participant, comparison, method 1, method 2, equal, counted
 
@@ -119,20 +122,25 @@ class _Scorer:
         key = (comparison, counts, counted)
         if key not in self.terms:
             reference = self.totals.get(comparison, (0,) * len(RESULTS))
-            others = [t - c for t, c in zip(reference, counts, strict=True)] if counted else list(reference)
+            # Never below zero: an answer stored between the two queries may outrun the totals.
+            others = [max(t - c, 0) for t, c in zip(reference, counts, strict=True)] if counted else list(reference)
             self.terms[key] = comparison_terms(counts, others)
         return self.terms[key]
 
     def scores(self, rows: Iterable[CountRow]) -> dict[int, float]:
-        """Participant id → anomaly p of rows ordered by participant and comparison."""
-        per_person: dict[int, list[AnomalyTerms]] = {}
+        """Participant id → anomaly p of rows ordered by participant and comparison; participants
+        whose rows are alike (the same comparisons, counts and counted status) are combined once."""
+        per_person: dict[int, list[tuple[str, tuple[int, ...], bool]]] = {}
         for participant, comparison, first, second, equal, counted in rows:
-            per_person.setdefault(participant, []).append(self.term(comparison, (first, second, equal), counted))
+            per_person.setdefault(participant, []).append((comparison, (first, second, equal), bool(counted)))
+        combined: dict[tuple[tuple[str, tuple[int, ...], bool], ...], float | None] = {}
         scores = {}
-        for participant, terms in per_person.items():
-            p = combined_anomaly_p(terms)
-            if p is not None:
-                scores[participant] = p
+        for participant, keys in per_person.items():
+            profile = tuple(keys)
+            if profile not in combined:
+                combined[profile] = combined_anomaly_p(self.term(*key) for key in keys)
+            if combined[profile] is not None:
+                scores[participant] = combined[profile]
         return scores
 
 
@@ -145,28 +153,61 @@ def anomaly_scores(study: Study, participant_ids: list[int], include_simulated: 
     return scorer.scores(_count_rows(study, include_simulated, participant_ids))
 
 
-def anomalous_count(study: Study, include_simulated: bool = False) -> tuple[int, int]:
-    """(participants flagged at ANOMALY_ALPHA, participants scored) over the whole study in one pass
-    over its count rows: the reference totals are summed from the same rows."""
+@dataclass(frozen=True)
+class AnomalySummary:
+    """The counted totals per comparison (the reference) and the study's flagged and scored participants."""
+
+    totals: dict[str, tuple[int, ...]]
+    flagged: int
+    scored: int
+
+
+def anomaly_summary(study: Study, include_simulated: bool = False) -> AnomalySummary:
+    """The reference totals and the flagged count over the whole study in one pass over its count
+    rows (the totals are summed from the same rows)."""
     rows = _count_rows(study, include_simulated)
-    totals: dict[str, list[int]] = {}
+    sums: dict[str, list[int]] = {}
     for _, comparison, first, second, equal, counted in rows:
         if counted:
-            total = totals.setdefault(comparison, [0] * len(RESULTS))
+            total = sums.setdefault(comparison, [0] * len(RESULTS))
             total[0], total[1], total[2] = total[0] + first, total[1] + second, total[2] + equal
-    scores = _Scorer({key: tuple(value) for key, value in totals.items()}).scores(rows)
-    return sum(p < ANOMALY_ALPHA for p in scores.values()), len(scores)
+    totals = {key: tuple(value) for key, value in sums.items()}
+    scores = _Scorer(totals).scores(rows)
+    return AnomalySummary(totals, sum(p < ANOMALY_ALPHA for p in scores.values()), len(scores))
+
+
+def anomalous_count(study: Study, include_simulated: bool = False) -> tuple[int, int]:
+    """(participants flagged at ANOMALY_ALPHA, participants scored) of the whole study."""
+    summary = anomaly_summary(study, include_simulated)
+    return summary.flagged, summary.scored
+
+
+def cached_anomaly_summary(study: Study, include_simulated: bool = False) -> AnomalySummary:
+    """:func:`anomaly_summary`, cached under the study's participants: how many, their answers so far
+    (every answer raises a participant's ``answered``) and which completed or are excluded — one
+    aggregate over the participant rows instead of a pass over every count row on each refresh."""
+    state = Participant.objects.filter(study=study).aggregate(
+        n=Count("id"), answered=Sum("answered"), done=Sum("id", filter=Q(completed_at__isnull=False)),
+        out=Sum("id", filter=Q(excluded=True)))  # fmt: skip
+    key = "study-health:anomalous:{}:{}:{n}:{answered}:{done}:{out}".format(study.pk, include_simulated, **state)
+    summary = cache.get(key)
+    if summary is None:
+        summary = anomaly_summary(study, include_simulated)
+        cache.set(key, summary, ANOMALY_CACHE_SECONDS)
+    return summary
 
 
 def study_health(study: Study, participants: list[Participant], include_simulated: bool = False) -> StudyHealth:
     """Set ``anomaly_p`` (None without answers) and ``anomalous`` on the page's participants and
-    count the flagged participants of the whole study, for the dashboard."""
-    scores = anomaly_scores(study, [p.pk for p in participants], include_simulated)
+    count the flagged participants of the whole study, for the dashboard: the page's own count rows
+    are scored against the (cached) reference totals."""
+    summary = cached_anomaly_summary(study, include_simulated)
+    ids = [person.pk for person in participants]
+    scores = _Scorer(summary.totals).scores(_count_rows(study, include_simulated, ids)) if ids else {}
     for person in participants:
         person.anomaly_p = scores.get(person.pk)
         person.anomalous = person.anomaly_p is not None and person.anomaly_p < ANOMALY_ALPHA
-    flagged, scored = anomalous_count(study, include_simulated)
-    return StudyHealth(alpha=ANOMALY_ALPHA, anomalous=flagged, scored=scored)
+    return StudyHealth(alpha=ANOMALY_ALPHA, anomalous=summary.flagged, scored=summary.scored)
 
 
 def _percent(power: float) -> str:

@@ -114,6 +114,19 @@ def test_the_page_scores_only_its_own_participants(study, admin_client, django_a
     assert page.count("<td data-anomaly=") == 4 and "—</td>" in page
 
 
+def test_the_summary_count_is_cached_until_the_participants_change(study, admin_client):
+    for _ in range(6):
+        answer_by_result(study, METHOD_1)
+    url = reverse("studyapp:dashboard", args=[study.slug])
+    assert '<dd data-count="anomalous">0</dd>' in admin_client.get(url).content.decode()
+    contrarian = answer_by_result(study, METHOD_2)  # new answers: counted afresh
+    assert '<dd data-count="anomalous">1</dd>' in admin_client.get(url).content.decode()
+    Participant.objects.filter(pk=contrarian.pk).update(excluded=True)  # out of the reference, still flagged
+    page = admin_client.get(url).content.decode()
+    assert '<dd data-count="anomalous">1</dd>' in page
+    assert anomalous_count(study) == (1, 7)
+
+
 @pytest.mark.parametrize("participants", [0, 1, PLANNER_MIN_PARTICIPANTS - 1, 12])
 def test_the_planner_page_gives_a_number_or_says_there_are_too_few(study, participants, monkeypatch):
     monkeypatch.setattr(study_health, "PLANNER_REPLAYS", FEW_REPLAYS)
