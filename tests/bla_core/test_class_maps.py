@@ -55,7 +55,11 @@ def test_a_library_method_explains_each_class_too() -> None:
 
 
 def test_bla_t_gives_one_map_for_every_class() -> None:
-    ids, maps, predicted = _class_maps("bla_t", _model(BoundedLogitAttention(3, gamma=0.98 / 4)))
+    pooling = BoundedLogitAttention(3, gamma=0.98 / 4)
+    with torch.no_grad():  # every logit at the bound: all cells selected, the hard logits are the mean's
+        pooling.score.weight.zero_()
+        pooling.score.bias.zero_()
+    ids, maps, predicted = _class_maps("bla_t", _model(pooling))
     assert ids.tolist() == [[0, 1, 2]]
     assert all(torch.equal(maps[:, j], predicted) for j in range(3))
     assert [lookup(k).explain_class is None for k in ("bla", "bla_t", "bla_ph", "l2x_f", "eigen_cam", "cam")] == [
