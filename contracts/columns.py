@@ -5,6 +5,9 @@ from contracts.comparisons import METHOD_1, METHOD_2, RESULT
 from contracts.usefulness import ARM, TRIAL_COLUMNS
 
 EXPECTED_CHOICE = "expected_choice"
+# The inverse-probability weight 1/(K·p) of an answer whose comparison an adaptive design chose with
+# probability p (contracts.adaptive.design_weight); 1 in a balanced design, and read as 1 where absent.
+DESIGN_WEIGHT = "design_weight"
 # Appended later: attention checks, then the comparison model (contracts.comparisons); exports made
 # before either lack its columns.
 OPTIONAL_ANSWER_COLUMNS: tuple[str, ...] = (EXPECTED_CHOICE, METHOD_1, METHOD_2, RESULT)
