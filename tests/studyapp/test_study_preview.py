@@ -71,6 +71,10 @@ def test_preview_shows_the_redirect_instead_of_following_it(study):
     Study.objects.filter(pk=study.pk).update(completion_redirect_url="https://example.org/done")
     page = researcher_client("ada", study).get(reverse("studyapp:preview_done", args=[study.slug])).content.decode()
     assert "Participants are sent on to https://example.org/done" in page
+    Study.objects.filter(pk=study.pk).update(completion_redirect_url="https://example.org/done?cc={code}",
+                                             completion_code="ABC123")
+    page = researcher_client("bob", study).get(reverse("studyapp:preview_done", args=[study.slug])).content.decode()
+    assert "Participants are sent on to https://example.org/done?cc=ABC123" in page  # the code filled in
 
 
 def test_an_invalid_preview_answer_shows_the_question_again(study):

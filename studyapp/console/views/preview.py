@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from studyapp.console.access import study_or_403
 from studyapp.console.preview import preview_length, preview_participant, preview_questions, preview_trials
-from studyapp.models import Study
+from studyapp.models import Outcome, Study
 from studyapp.participation.flow import StudyTexts
 from studyapp.participation.forms import AnswerForm, ConsentForm, DemographicsForm, TrialAnswerForm
 from studyapp.participation.language import enter_language, newcomer_language, participant_page
@@ -130,5 +130,5 @@ def _trial(request: HttpRequest, study: Study, position: int) -> HttpResponse:
 def done(request: HttpRequest, study: Study) -> HttpResponse:
     """The thank-you page, or a note where the study sends participants on instead."""
     participant = preview_participant(study, preview_length(study))
-    context = {"study": study, "participant": participant, "preview_redirect": study.completion_redirect_url}
+    context = {"study": study, "participant": participant, "preview_redirect": study.outcome_redirect_url(Outcome.COMPLETE)}
     return _page(request, "studyapp/done.html", context)
