@@ -27,26 +27,33 @@ from generation.selection import DatasetInputs, PairPlan, group_by_dataset, reso
 from generation.validate import validate_bundle
 
 
-@dataclass(frozen=True)
-class BuildOptions:
-    """Everything `build` needs; mirrors the command-line flags."""
+@dataclass(frozen=True, kw_only=True)
+class BundleSettings:
+    """What every bundle command shares (`build`, `usefulness`): the explanations files, the output
+    folder, the seed, the datasets' wording, the drawing, the run's command line and its checks."""
 
     explanation_files: tuple[Path, ...]
     out: Path
-    question_types: tuple[str, ...] | None = None
-    compare: tuple[str, ...] = ()
-    design: str | None = None
-    controls: tuple[str, ...] = ()
-    per_type: int = 12
     seed: int = 0
-    include_misclassified: bool = False
     titles: Mapping[str, str] = field(default_factory=dict)
-    tasks: Mapping[str, str] = field(default_factory=dict)
+    dataset_tasks: Mapping[str, str] = field(default_factory=dict)  # "trained to …" per dataset
     render: RenderSettings = field(default_factory=RenderSettings)
     overwrite: bool = False
     workers: int = 2
     argv: tuple[str, ...] = ()
     allow_unselective: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildOptions(BundleSettings):
+    """Everything `build` needs; mirrors the command-line flags."""
+
+    question_types: tuple[str, ...] | None = None
+    compare: tuple[str, ...] = ()
+    design: str | None = None
+    controls: tuple[str, ...] = ()
+    per_type: int = 12
+    include_misclassified: bool = False
 
     @property
     def study_design(self) -> Design:
@@ -106,8 +113,8 @@ def build_bundle(options: BuildOptions, progress: bool = False) -> BuildResult:
         raise GenerationError(f"--workers {options.workers} must be at least 1")
     check_writable(options.out, options.overwrite, "bundle")
     files, datasets = load_inputs(options.explanation_files, options.allow_unselective)
-    check_wording_keys(datasets, options.titles, options.tasks)
-    wording = {key: dataset_wording(d, options.titles, options.tasks) for key, d in datasets.items()}
+    check_wording_keys(datasets, options.titles, options.dataset_tasks)
+    wording = {key: dataset_wording(d, options.titles, options.dataset_tasks) for key, d in datasets.items()}
     questions, notes = resolve_comparisons(datasets, options.study_design)
     plans, shortfalls = select_pairs(
         datasets, questions, options.per_type, options.seed, options.include_misclassified

@@ -12,7 +12,7 @@ from contracts.usefulness import DEFAULT_CORRECT_SHARE, FORWARD_SIMULATION, MAX_
 from generation.build import BuildOptions, build_bundle
 from generation.errors import GenerationError
 from generation import import_maps
-from generation.usefulness import UsefulnessOptions, build_usefulness_bundle
+from generation.usefulness import TASK_FLAG, UsefulnessOptions, build_usefulness_bundle
 from generation.preview import load_manifest, write_contact_sheet
 from generation.render import DEFAULT_STYLE, RENDER_STYLES, RESAMPLE_MODES, RenderSettings
 from generation.design import ALL_PAIRS, DESIGNS, PAPER
@@ -83,14 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the comparisons as question types (an older spelling of --compare)")
     build.add_argument("--per-type", type=_positive_int, default=12, metavar="N",
                        help="pairs per comparison and dataset, spread evenly over classes (default: %(default)s)")
-    build.add_argument("--seed", type=int, default=0, help="seed for pair choice, random swaps and file names (default: %(default)s)")
     build.add_argument("--include-misclassified", action="store_true",
                        help="admit images both systems classify the same but wrongly")
-    build.add_argument("--title", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
-                       help="dataset title for the study (default: from the files); repeat per dataset")
-    build.add_argument("--task", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
-                       help='what the systems were trained to do, shown as "trained to TEXT" '
-                            "(default: from the files); repeat per dataset")
+    _add_wording_arguments(build, "pair choice, random swaps and file names", "--task", "the systems were")
     _add_render_arguments(build, "both sides of every pair")
 
     preview = commands.add_parser("preview", help="draw a contact sheet of a bundle",   description="Draw one row per pair or trial (image, both sides or its panels, method names, classes) "
@@ -143,12 +138,7 @@ def _add_usefulness_parser(commands: argparse._SubParsersAction) -> None:
                         ("post", "post-test images (no explanation, unseen)")):
         parser.add_argument(f"--{phase}", type=_positive_int, default=6, metavar="N",
                             help=f"{FORWARD_SIMULATION}: {text} per dataset (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for image choice and file names (default: %(default)s)")
-    parser.add_argument("--title", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
-                        help="dataset title for the study (default: from the files); repeat per dataset")
-    parser.add_argument("--dataset-task", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
-                        help='what the model was trained to do, shown as "trained to TEXT" (build\'s --task; '
-                             "default: from the files); repeat per dataset")
+    _add_wording_arguments(parser, "image choice and file names", TASK_FLAG, "the model was")
     _add_render_arguments(parser, "all panels of every trial")
 
 
@@ -156,7 +146,7 @@ def _run_usefulness(args: argparse.Namespace, argv: Sequence[str]) -> int:
     options = UsefulnessOptions(
         task=args.task, explanation_files=tuple(args.explanations), out=args.out, per_method=args.per_method,
         k=args.k, correct_share=args.correct_share, pre=args.pre, learn=args.learn, post=args.post, seed=args.seed,
-        titles=dict(args.title), dataset_tasks=dict(args.dataset_task), render=render_settings(args),
+        titles=dict(args.title), dataset_tasks=dict(args.dataset_tasks), render=render_settings(args),
         overwrite=args.overwrite, workers=args.workers, argv=tuple(argv), allow_unselective=args.allow_unselective,
     )
     result = build_usefulness_bundle(options, progress=True)
@@ -170,6 +160,17 @@ def _run_usefulness(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print(f"wrote {len(trials)} {args.task} trials ({wrong} with a misclassified image{arms}) for {datasets} "
           f"to {result.bundle} (bundle {manifest['bundle_id']}, style {options.render.style})")
     return 0
+
+
+def _add_wording_arguments(parser: argparse.ArgumentParser, seeded: str, task_flag: str, who: str) -> None:
+    """The seed and the datasets' wording flags that `build` and `usefulness` share (the "trained to"
+    flag is ``task_flag``: usefulness' own --task names its task); both fill ``dataset_tasks``."""
+    parser.add_argument("--seed", type=int, default=0, help=f"seed for {seeded} (default: %(default)s)")
+    parser.add_argument("--title", action="append", type=_dataset_text, default=[], metavar="DATASET=TEXT",
+                        help="dataset title for the study (default: from the files); repeat per dataset")
+    parser.add_argument(task_flag, dest="dataset_tasks", action="append", type=_dataset_text, default=[],
+                        metavar="DATASET=TEXT", help=f'what {who} trained to do, shown as "trained to TEXT" '
+                                                     "(default: from the files); repeat per dataset")
 
 
 def _add_render_arguments(parser: argparse.ArgumentParser, what: str) -> None:
@@ -205,7 +206,7 @@ def _run_build(args: argparse.Namespace, argv: Sequence[str]) -> int:
         question_types=tuple(args.question_types) if args.question_types else None,
         compare=tuple(args.compare), design=args.design, controls=args.controls,
         per_type=args.per_type, seed=args.seed, include_misclassified=args.include_misclassified,
-        titles=dict(args.title), tasks=dict(args.task), render=render, overwrite=args.overwrite,
+        titles=dict(args.title), dataset_tasks=dict(args.dataset_tasks), render=render, overwrite=args.overwrite,
         workers=args.workers, argv=tuple(argv), allow_unselective=args.allow_unselective,
     )
     result = build_bundle(options, progress=True)

@@ -33,6 +33,7 @@ from contracts.usefulness import (
 )
 from generation.atomic import atomic_directory, check_writable
 from generation.build import (
+    BundleSettings,
     DisplayImages,
     RenderJob,
     TokenSource,
@@ -56,27 +57,17 @@ TASK_FLAG = "--dataset-task"  # the "trained to" phrase; --task names the useful
 DEFAULT_SHARES: dict[str, float] = {AGREEMENT: DEFAULT_CORRECT_SHARE}  # other tasks: the images as drawn
 
 
-@dataclass(frozen=True)
-class UsefulnessOptions:
+@dataclass(frozen=True, kw_only=True)
+class UsefulnessOptions(BundleSettings):
     """Everything `python -m generation usefulness` needs; mirrors its flags."""
 
     task: str
-    explanation_files: tuple[Path, ...]
-    out: Path
     per_method: int = 12
     k: int | None = None
     correct_share: float | None = None
     pre: int = 6
     learn: int = 6
     post: int = 6
-    seed: int = 0
-    titles: Mapping[str, str] = field(default_factory=dict)
-    dataset_tasks: Mapping[str, str] = field(default_factory=dict)
-    render: RenderSettings = field(default_factory=RenderSettings)
-    overwrite: bool = False
-    workers: int = 2
-    argv: tuple[str, ...] = ()
-    allow_unselective: bool = False
 
     @property
     def share(self) -> float | None:
