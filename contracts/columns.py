@@ -8,9 +8,9 @@ EXPECTED_CHOICE = "expected_choice"
 # The inverse-probability weight 1/(K·p) of an answer whose comparison an adaptive design chose with
 # probability p (contracts.adaptive.design_weight); 1 in a balanced design, and read as 1 where absent.
 DESIGN_WEIGHT = "design_weight"
-# Appended later: attention checks, then the comparison model (contracts.comparisons); exports made
-# before either lack its columns.
-OPTIONAL_ANSWER_COLUMNS: tuple[str, ...] = (EXPECTED_CHOICE, METHOD_1, METHOD_2, RESULT)
+# Appended later: attention checks, then the comparison model (contracts.comparisons), then the design
+# weight; exports made before any of them lack its columns.
+OPTIONAL_ANSWER_COLUMNS: tuple[str, ...] = (EXPECTED_CHOICE, METHOD_1, METHOD_2, RESULT, DESIGN_WEIGHT)
 REQUIRED_ANSWER_COLUMNS: tuple[str, ...] = (
     "study", "participant", "position", "pair_id", "question_type", "dataset", "image_id",
     "method_a", "method_b", "choice", "chosen_method", "response_ms", "answered_at",

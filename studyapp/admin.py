@@ -59,9 +59,10 @@ class ReadOnlyAdmin(StudyScopedAdmin):
 
 @admin.register(Study)
 class StudyAdmin(StudyScopedAdmin):
-    list_display = ["title", "slug", "status", "questions_per_cell", "attention_checks", "target_participants", "links"]
+    list_display = ["title", "slug", "status", "design", "questions_per_cell", "attention_checks", "target_participants",
+                    "links"]  # fmt: skip
     filter_horizontal = ["researchers", "research_groups"]
-    list_filter = ["status"]
+    list_filter = ["status", "design"]
     search_fields = ["slug", "title"]
     prepopulated_fields = {"slug": ["title"]}
     actions = ["open_studies", "close_studies"]
@@ -121,7 +122,7 @@ class SequenceItemInline(admin.TabularInline):
     model = SequenceItem
     extra = 0
     can_delete = False
-    fields = ["position", "pair", "stimulus_a", "stimulus_b", "expected_choice", "answer_choice"]
+    fields = ["position", "pair", "stimulus_a", "stimulus_b", "expected_choice", "design_probability", "answer_choice"]
     readonly_fields = fields
 
     @admin.display(description="answer")

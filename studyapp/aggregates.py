@@ -8,6 +8,11 @@ statement that stores the answer, so a count can never miss or double an answer,
 keeps its one atomic write, and the cost is one indexed upsert whatever the study's size.
 Attention checks are not counted. ``backfill`` recounts from the answers (the migration runs it
 for answers stored before; it also repairs counts after raw SQL that bypassed the triggers).
+
+``comparison_sums`` sums the rows per comparison into contracts.intervals' ComparisonSums, for the live
+chart and the adaptive design alike; weighted, each row's counts are multiplied by its participant's
+design weight 1/(K·p) in that comparison (the p stored on their sequence items, joined in the one
+grouped query: the cost stays one query per page, whatever the number of answers).
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ from collections import Counter
 from collections.abc import Iterable
 
 from django.db import models
+from django.db.models import Count, F, FloatField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Coalesce
 
 from contracts.comparisons import RESULTS, oriented_answer
-from contracts.vocabulary import PAIR_SEPARATOR
-from studyapp.models import Answer, ComparisonCount
+from contracts.intervals import ComparisonSums
+from contracts.vocabulary import DEFAULT_MAX_FAILED_CHECKS, PAIR_SEPARATOR
+from studyapp.models import Answer, ComparisonCount, SequenceItem, Study
 
 COUNTS = "studyapp_comparisoncount"
 TRIGGERS = (
@@ -69,6 +78,45 @@ def backfill(
     for participant_id, comparison in keys:
         recount(participant_id, comparison, answer_model, count_model)
     return len(keys)
+
+
+def inattentive_participants(study: Study) -> QuerySet:
+    """Ids of the study's participants who failed more attention checks than the analysis allows
+    (``contracts.vocabulary.DEFAULT_MAX_FAILED_CHECKS``): the report leaves them out, so the chart does."""
+    failed = (SequenceItem.objects.filter(participant__study=study, answer__isnull=False)
+              .exclude(expected_choice="").exclude(answer__choice=F("expected_choice")))
+    return (failed.values("participant_id").annotate(failed=Count("id"))
+            .filter(failed__gt=DEFAULT_MAX_FAILED_CHECKS).values("participant_id"))
+
+
+def design_weight_expression(comparisons: int) -> Combinable:
+    """A count row's design weight 1/(K·p), K = ``comparisons``: p is the probability stored on its
+    participant's questions of its comparison (contracts.adaptive.design_weight); 1 where none is stored."""
+    probability = SequenceItem.objects.filter(
+        participant_id=OuterRef("participant_id"), pair__question_type=OuterRef("comparison"),
+        design_probability__isnull=False,
+    ).values("design_probability")[:1]  # fmt: skip
+    return Coalesce(Value(1.0) / (Value(float(comparisons)) * Subquery(probability, output_field=FloatField())),
+                    Value(1.0), output_field=FloatField())  # fmt: skip
+
+
+def comparison_sums(study: Study, include_simulated: bool = False, weighted: bool = False) -> list[ComparisonSums]:
+    """The sums of every comparison of ``study`` over the participants the report counts (not excluded, not
+    inattentive; bots only when asked); ``weighted``: each participant's counts times their design weight."""
+    people = Q(participant__study=study, participant__excluded=False)
+    if not include_simulated:
+        people &= Q(participant__simulated=False)
+    rows = (ComparisonCount.objects.filter(people).exclude(participant__in=inattentive_participants(study))
+            .annotate(n=F("method_1") + F("method_2") + F("equal")).filter(n__gt=0))  # fmt: skip
+    weight = design_weight_expression(len(study.comparisons())) if weighted else None
+    a, b, e, n = (F(name) if weight is None else F(name) * weight for name in ("method_1", "method_2", "equal", "n"))
+    sums = (
+        rows.values("comparison").order_by("comparison")
+        .annotate(participants=Count("id"), s1=Sum(a), s2=Sum(b), se=Sum(e), a2=Sum(a * a), an=Sum(a * n),
+                  n2=Sum(n * n))
+    )  # fmt: skip
+    fields = ("comparison", "participants", "s1", "s2", "se", "a2", "an", "n2")
+    return [ComparisonSums(*(row[field] for field in fields)) for row in sums]
 
 
 def _result_sql(row: str, vendor: str) -> str:

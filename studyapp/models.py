@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
+from contracts.adaptive import DEFAULT_MIN_SHARE, OBJECTIVES, SHARES
 from contracts.task import task_phrase
 from contracts.usefulness import (
     AGREEMENT,
@@ -159,6 +160,10 @@ STUDY_MAX_FAILED_CHECKS = max(DEFAULT_MAX_FAILED_CHECKS, 1)
 """A new study's screening rule: the analysis's default, but never ending a study on a single failed check
 (Prolific forbids acting on one failure; a researcher may still set 0)."""
 DEFAULT_RELEASE_AFTER_MINUTES = 60
+ADAPTIVE_USEFULNESS_PROBLEM = (
+    "An adaptive design chooses among the comparisons of a preference study; a usefulness study has none, "
+    "so it runs the balanced design."
+)
 
 
 def validate_redirect_url(url: str) -> None:
@@ -196,6 +201,12 @@ class Study(models.Model):
         DRAFT = "draft", "draft"
         OPEN = "open", "open"
         CLOSED = "closed", "closed"
+
+    class Design(models.TextChoices):
+        """How a preference study spreads each participant's questions over its comparisons."""
+
+        BALANCED = "balanced", "balanced"
+        ADAPTIVE = "adaptive", "adaptive"
 
     slug = models.SlugField(max_length=64, unique=True)
     title = models.CharField(max_length=200)
@@ -254,6 +265,23 @@ class Study(models.Model):
         help_text="A participant inactive this long without completing no longer holds their unanswered questions: "
         "they go to newcomers (returned or timed-out submissions; 0 = never).",
     )  # fmt: skip
+    design = models.CharField(
+        max_length=8, choices=Design.choices, default=Design.BALANCED,
+        help_text="Balanced: every participant answers the same number of questions of every question type × "
+        "dataset. Adaptive (preference studies only): each newcomer's questions go to the comparisons whose "
+        "share is least settled by the answers so far (Chatbot Arena's rule), and every answer carries the "
+        "weight 1/(K·p) that keeps the estimates unbiased (the export's design_weight).",
+    )  # fmt: skip
+    adaptive_objective = models.CharField(
+        max_length=8, choices=[(objective, objective) for objective in OBJECTIVES], default=SHARES,
+        help_text="Adaptive design: what to make precise, each comparison's share (shares) or the methods' "
+        "Bradley–Terry ranking (ranking: lopsided comparisons get more answers).",
+    )  # fmt: skip
+    adaptive_min_share = models.FloatField(
+        default=DEFAULT_MIN_SHARE, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Adaptive design: the part of its balanced share 1/K that every comparison keeps in expectation "
+        "(0 to 1; 1 is the balanced split, 0 lets a settled comparison get almost nothing).",
+    )  # fmt: skip
     task = models.CharField(
         max_length=20, choices=[(task, task) for task in TASKS], default=PREFERENCE, editable=False,
         help_text="What participants do: compare two explanations (preference) or a usefulness task; set by the import.",
@@ -273,6 +301,8 @@ class Study(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(questions_per_cell__gte=1), name="study_questions_per_cell_positive"),
+            models.CheckConstraint(condition=Q(adaptive_min_share__gte=0, adaptive_min_share__lte=1),
+                                   name="study_adaptive_min_share_range"),
         ]
 
     def __str__(self) -> str:
@@ -294,6 +324,16 @@ class Study(models.Model):
     def is_usefulness(self) -> bool:
         """True for a distinction, agreement or forward-simulation study (trials instead of pairs)."""
         return self.task != PREFERENCE
+
+    @property
+    def is_adaptive(self) -> bool:
+        """True when the study assigns comparisons adaptively (contracts.adaptive)."""
+        return self.design == self.Design.ADAPTIVE
+
+    def comparisons(self) -> list[str]:
+        """The question types of the study's pairs, sorted: the K comparisons of its design."""
+        pairs = Pair.objects.filter(bundle__study_id=self.pk)
+        return list(pairs.order_by("question_type").values_list("question_type", flat=True).distinct())
 
     def question_count(self) -> int | None:
         """Questions per participant (attention checks not counted) with the imported bundle; None before an import."""
@@ -325,7 +365,10 @@ class Study(models.Model):
         return url if outcome == Outcome.COMPLETE else ""
 
     def clean(self) -> None:
-        """Attention checks must fit into the questions of the imported bundle; the outcomes' codes must differ."""
+        """Attention checks must fit into the questions of the imported bundle; the outcomes' codes must differ;
+        only a preference study may be adaptive."""
+        if self.is_adaptive and self.is_usefulness:
+            raise ValidationError({"design": ADAPTIVE_USEFULNESS_PROBLEM})
         questions = self.question_count()
         problem = None if questions is None else attention_check_problem(self.attention_checks, questions)
         if problem:
@@ -537,6 +580,11 @@ class SequenceItem(models.Model):
         default="",
         help_text="The instructed answer of an attention check; empty for a normal question.",
     )
+    design_probability = models.FloatField(
+        null=True, blank=True,
+        help_text="Adaptive design: the probability p the question's comparison had when the sequence was "
+        "planned (the answer's weight is 1/(K·p)); empty in a balanced study and for attention checks (weight 1).",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["participant_id", "position"]

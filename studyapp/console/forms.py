@@ -15,7 +15,7 @@ STUDY_TEXT_FIELDS = (
     "title", "consent_text", "instructions", "question_prompt", "completion_message", "completion_redirect_url",
     "completion_code", "screened_out_code", "no_consent_code",
     "questions_per_cell", "attention_checks", "max_failed_checks", "release_after_minutes", "target_participants",
-    "language", "allow_browser_language",
+    "language", "allow_browser_language", "design", "adaptive_objective", "adaptive_min_share",
 )  # fmt: skip
 
 
@@ -63,6 +63,9 @@ class StudyTextsForm(forms.ModelForm):
             "no_consent_code": "Completion code (no consent: please return)",
             "max_failed_checks": "Failed attention checks allowed",
             "release_after_minutes": "Release inactive participants after (minutes)",
+            "design": "Design",
+            "adaptive_objective": "Adaptive design: objective",
+            "adaptive_min_share": "Adaptive design: minimum share",
         }
         widgets = {
             "title": forms.TextInput(attrs={"size": 60}),
@@ -77,6 +80,8 @@ class StudyTextsForm(forms.ModelForm):
         target = self.fields["target_participants"]
         target.validators.append(MinValueValidator(1, "The target must be at least 1 participant (empty: no limit)."))
         target.widget.attrs["min"] = 1
+        min_share = self.fields["adaptive_min_share"]
+        min_share.widget.attrs.update(min=0, max=1, step="any")
 
 
 class StudyStatusForm(forms.Form):

@@ -8,17 +8,17 @@ participants G, answers for method 1 a_i and all answers n_i of the participants
 (A = Σa_i, N = Σn_i, Σa_i², Σa_i·n_i, Σn_i²), and contracts.intervals gives method 1's share
 with its participant-clustered (sandwich) interval from those sums: none under two participants
 (as in the report), the Wilson score interval where the clustered spread is zero (as the analysis
-does), other ends clipped to [0, 1].
+does), other ends clipped to [0, 1]. In an adaptive study each participant's counts in a comparison
+are weighted by their design weight 1/(K·p) (studyapp.aggregates), as the analysis weights the export.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Q, QuerySet, Sum
-
 from contracts.intervals import CONFIDENCE, ComparisonSums, clustered_interval
-from contracts.vocabulary import DEFAULT_MAX_FAILED_CHECKS, method_name, parse_question_type
-from studyapp.models import ComparisonCount, SequenceItem, Study
+from contracts.vocabulary import method_name, parse_question_type
+from studyapp.aggregates import comparison_sums, inattentive_participants  # noqa: F401  (imported from here too)
+from studyapp.models import Study
 
 WIDTH = 600.0
 LIVE_CONFIDENCE = CONFIDENCE
@@ -68,35 +68,14 @@ class Progress:
         return 100.0 * self.completed / self.goal if self.goal else 0.0
 
 
-def comparison_sums(study: Study, include_simulated: bool = False) -> list[ComparisonSums]:
-    """The sums of every comparison of ``study`` over the participants the report counts
-    (not excluded, not inattentive; bots only when asked)."""
-    n = F("method_1") + F("method_2") + F("equal")
-    people = Q(participant__study=study, participant__excluded=False)
-    if not include_simulated:
-        people &= Q(participant__simulated=False)
-    rows = (
-        ComparisonCount.objects.filter(people).exclude(participant__in=inattentive_participants(study)).annotate(n=n).filter(n__gt=0)
-        .values("comparison").order_by("comparison")
-        .annotate(participants=Count("id"), s1=Sum("method_1"), s2=Sum("method_2"), se=Sum("equal"),
-                  a2=Sum(F("method_1") * F("method_1")), an=Sum(F("method_1") * n), n2=Sum(n * n))
-    )  # fmt: skip
-    fields = ("comparison", "participants", "s1", "s2", "se", "a2", "an", "n2")
-    return [ComparisonSums(*(row[field] for field in fields)) for row in rows]
-
-
-def inattentive_participants(study: Study) -> QuerySet:
-    """Ids of the study's participants who failed more attention checks than the analysis allows
-    (``contracts.vocabulary.DEFAULT_MAX_FAILED_CHECKS``): the report leaves them out, so the chart does."""
-    failed = (SequenceItem.objects.filter(participant__study=study, answer__isnull=False)
-              .exclude(expected_choice="").exclude(answer__choice=F("expected_choice")))
-    return (failed.values("participant_id").annotate(failed=Count("id"))
-            .filter(failed__gt=DEFAULT_MAX_FAILED_CHECKS).values("participant_id"))
-
-
 def comparison_bars(study: Study, include_simulated: bool = False) -> list[ComparisonBar]:
-    """The bars of every comparison of the study (participants the report counts, finished or not)."""
-    return [_bar(sums) for sums in comparison_sums(study, include_simulated)]
+    """The bars of every comparison of the study (participants the report counts, finished or not); an
+    adaptive study's shares and intervals from the weighted sums, its counts still the answers given."""
+    counted = comparison_sums(study, include_simulated)
+    if not study.is_adaptive:
+        return [_bar(sums) for sums in counted]
+    weighted = {sums.comparison: sums for sums in comparison_sums(study, include_simulated, weighted=True)}
+    return [_bar(weighted[sums.comparison], answers=round(sums.answers)) for sums in counted]
 
 
 def comparison_title(comparison: str) -> tuple[str, str]:
@@ -105,7 +84,8 @@ def comparison_title(comparison: str) -> tuple[str, str]:
     return method_name(first), method_name(second)
 
 
-def _bar(sums: ComparisonSums) -> ComparisonBar:
+def _bar(sums: ComparisonSums, answers: int | None = None) -> ComparisonBar:
+    """The bar of one comparison's sums (``answers``: the count to show where the sums are weighted)."""
     first, second = comparison_title(sums.comparison)
     counts = ((first, sums.method_1, "first"), ("equally reasonable", sums.equal, "equal"),
               (second, sums.method_2, "second"))  # fmt: skip
@@ -116,7 +96,7 @@ def _bar(sums: ComparisonSums) -> ComparisonBar:
         x += WIDTH * percent / 100
     interval = clustered_interval(sums)
     low, high = (None, None) if interval is None else (100 * interval[0], 100 * interval[1])
-    return ComparisonBar(title=f"{first} vs {second}", answers=sums.answers,
+    return ComparisonBar(title=f"{first} vs {second}", answers=sums.answers if answers is None else answers,
                          participants=sums.participants, segments=tuple(segments),
                          ci_low=low, ci_high=high)
 

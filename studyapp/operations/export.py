@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from contracts.adaptive import design_weight
 from contracts.columns import ANSWER_COLUMNS, EXPORT_COLUMNS, PARTICIPANT_COLUMNS, USEFULNESS_EXPORT_COLUMNS
 from contracts.comparisons import oriented_answer
 from contracts.files import atomic_binary
@@ -43,8 +44,11 @@ def answer_rows(study: Study) -> Iterator[tuple[object, ...]]:
     """One row per stored answer of the study, ordered by participant start and position.
 
     An attention check's row has question type ``attention_check`` and its instructed ``expected_choice``;
-    every other row ends with its comparison's ``method_1``, ``method_2`` and ``result`` (contracts.comparisons).
+    every other row has its comparison's ``method_1``, ``method_2`` and ``result`` (contracts.comparisons).
+    Every row ends with its ``design_weight``: 1/(K·p) of the probability p its question stored in an adaptive
+    study, 1 otherwise (balanced studies, attention checks).
     """
+    comparisons = len(study.comparisons())
     answers = (
         Answer.objects.filter(item__participant__study=study)
         .select_related("item__participant", "item__pair__dataset", "item__stimulus_a", "item__stimulus_b")
@@ -58,8 +62,19 @@ def answer_rows(study: Study) -> Iterator[tuple[object, ...]]:
             study.slug, item.participant.public_id, item.position, item.pair.pair_id, item.question_type,
             item.pair.dataset.key, item.pair.image_id, item.stimulus_a.method, item.stimulus_b.method,
             answer.choice, answer.chosen_method, answer.response_ms, iso_utc(answer.answered_at),
-            item.expected_choice, *model,
+            item.expected_choice, *model, weight_text(item.design_probability, comparisons),
         )  # fmt: skip
+
+
+def weight_text(probability: float | None, comparisons: int) -> str:
+    """The design_weight cell of a question whose comparison had ``probability`` (None: 1) among ``comparisons``."""
+    return "1" if probability is None else format(design_weight(probability, comparisons), ".15g")
+
+
+def design_settings(study: Study) -> dict[str, object]:
+    """The manifest's record of the study's design and attention-check rule (what the analysis defaults to)."""
+    return {"design": study.design, "adaptive_objective": study.adaptive_objective,
+            "adaptive_min_share": study.adaptive_min_share, "max_failed_checks": study.max_failed_checks}  # fmt: skip
 
 
 def participant_columns(study: Study) -> tuple[str, ...]:
@@ -167,7 +182,8 @@ def export_files(study: Study) -> dict[str, bytes]:
     """The export's files by name: the two CSVs and a manifest with their SHA-256, sizes, row counts and columns.
 
     The manifest also holds the study's answer (and attention-check answer) and participant counts as
-    the database reported them at the same moment, so a reader can check that nothing was left out.
+    the database reported them at the same moment, so a reader can check that nothing was left out, and
+    the study's design and attention-check rule (``design_settings``).
     """
     columns = export_columns(study)
     with consistent_read():
@@ -196,6 +212,7 @@ def export_files(study: Study) -> dict[str, bytes]:
             for name, data in files.items()
         },
         "database_rows": database_rows,
+        **design_settings(study),
     }
     files[MANIFEST_NAME] = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
     return files

@@ -16,11 +16,17 @@ stored, but hold nothing either: the analysis counts completed participants, so 
 someone who left must still be given to a participant who completes, or the completed answers drift
 out of balance (tests/studyapp/test_recruitment.py measures both). Coming back makes them active again:
 they continue their stored sequence, which counts again.
+
+An adaptive study (``Study.design``) splits the same number of questions over its comparisons instead
+(contracts.adaptive): each comparison's probability from the answers so far (the unweighted sums of
+studyapp.aggregates), the participant's questions allocated by randomised rounding, each comparison's
+share spread evenly over its datasets, and the pairs then chosen, ordered and sided as above. Each
+question stores its comparison's probability p, so that its answer's weight 1/(K·p) can be recomputed.
 """
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -29,13 +35,17 @@ from typing import Protocol, TypeVar
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from contracts.adaptive import adaptive_probabilities, allocate
+from studyapp.aggregates import comparison_sums
 from studyapp.models import (
     ATTENTION_CHECK_CHOICE,
     Pair,
     Participant,
     SequenceItem,
     Stimulus,
+    Study,
     attention_check_problem,
+    questions_per_participant,
 )
 
 Cell = tuple[str, str]
@@ -88,12 +98,17 @@ class CellOption(Protocol):
 Option = TypeVar("Option", bound=CellOption)
 
 
-def choose_per_cell(options: Sequence[Option], exposure: Mapping[int, int], per_cell: int,
+PerCell = int | Mapping[tuple[str, ...], int]
+
+
+def choose_per_cell(options: Sequence[Option], exposure: Mapping[int, int], per_cell: PerCell,
                     rng: random.Random) -> list[Option]:  # fmt: skip
-    """``per_cell`` options of every cell, least exposed first and fresh images only while possible, shuffled."""
+    """``per_cell`` options of every cell (a number, or one per cell: none for a cell it omits), least exposed
+    first and fresh images only while possible, shuffled."""
     tiebreak = {option.pk: rng.random() for option in options}
     ranked = sorted(options, key=lambda o: (exposure.get(o.pk, 0), tiebreak[o.pk]))
-    need: dict[tuple[str, ...], int] = defaultdict(lambda: per_cell)
+    need: dict[tuple[str, ...], int] = (defaultdict(lambda: per_cell) if isinstance(per_cell, int)
+                                        else defaultdict(int, per_cell))  # fmt: skip
     used_images: set[tuple[str, str]] = set()
     chosen: dict[int, Option] = {}
     for fresh_only in (True, False):  # second pass only where a cell's pool has no fresh image left
@@ -118,11 +133,12 @@ def check_positions(questions: int, checks: int, rng: random.Random) -> list[int
 
 
 def plan_sequence(
-    options: Sequence[PairOption], exposure: Mapping[int, int], per_cell: int, rng: random.Random,
+    options: Sequence[PairOption], exposure: Mapping[int, int], per_cell: PerCell, rng: random.Random,
     attention_checks: int = 0,
 ) -> list[PlannedItem]:
-    """Choose ``per_cell`` pairs per cell (least exposed first, fresh images only while possible), shuffle, draw sides;
-    then add ``attention_checks`` checks at random positions (SequenceError when they outnumber the questions)."""
+    """Choose ``per_cell`` pairs per cell (a number, or one per cell; least exposed first, fresh images only while
+    possible), shuffle, draw sides; then add ``attention_checks`` checks at random positions (SequenceError when they
+    outnumber the questions)."""
     order = choose_per_cell(options, exposure, per_cell, rng)
     chosen = {option.pk for option in order}
     planned = []
@@ -158,6 +174,45 @@ def _with_attention_checks(
         next(checks) if position in at_check else replace(next(questions), position=position)
         for position in range(1, total + 1)
     ]
+
+
+def design_probabilities(study: Study) -> dict[str, float]:
+    """Each comparison's probability for the next participant of an adaptive study (contracts.adaptive), from
+    the unweighted sums of the answers so far of every participant the report counts, bots included."""
+    sums = {sums.comparison: sums for sums in comparison_sums(study, include_simulated=True)}
+    return adaptive_probabilities(study.comparisons(), sums, study.adaptive_min_share, study.adaptive_objective)
+
+
+def adaptive_per_cell(options: Sequence[PairOption], probabilities: Mapping[str, float], per_cell: int,
+                      rng: random.Random) -> dict[Cell, int]:  # fmt: skip
+    """Questions per cell of an adaptive sequence: the balanced sequence's total allocated over the comparisons
+    (contracts.adaptive.allocate), each comparison's count spread evenly over its datasets.
+
+    A comparison allocated more questions than it has pairs keeps all of them and hands the rest to the
+    comparisons with pairs left, the likeliest first, so that no pair is asked twice and the total stays.
+    """
+    sizes = Counter(option.cell for option in options)
+    counts = allocate(probabilities, questions_per_participant(sizes.values(), per_cell), rng)
+    capacity = Counter()
+    for (comparison, _), size in sizes.items():
+        capacity[comparison] += size
+    left = sum(max(count - capacity[comparison], 0) for comparison, count in counts.items())
+    counts = {comparison: min(count, capacity[comparison]) for comparison, count in counts.items()}
+    for comparison in sorted(counts, key=lambda c: -probabilities[c]):
+        extra = min(capacity[comparison] - counts[comparison], left)
+        counts[comparison] += extra
+        left -= extra
+    need: dict[Cell, int] = {}
+    for comparison, count in counts.items():
+        cells = sorted(cell for cell in sizes if cell[0] == comparison)
+        rng.shuffle(cells)  # which datasets get one more when the count does not divide evenly
+        need |= dict.fromkeys(cells, 0)
+        while count:
+            for cell in cells:
+                if count and need[cell] < sizes[cell]:
+                    need[cell] += 1
+                    count -= 1
+    return need
 
 
 def pair_options(study_id: int) -> list[PairOption]:
@@ -208,19 +263,25 @@ def pair_exposure(study_id: int, release_after_minutes: int = 0, now: datetime |
 
 
 def create_sequence(participant: Participant, options: list[PairOption] | None = None) -> int:
-    """Plan and store the participant's sequence; call inside the transaction that holds the study lock.
+    """Plan and store the participant's sequence (balanced or adaptive, as the study says); call inside the
+    transaction that holds the study lock, so that an adaptive design reads the answers of everyone before.
 
     ``options`` (the study's :func:`pair_options`, which never change) may be read before taking
     the lock, so that newcomers queue for the exposure counts only.
     """
+    study = participant.study
+    options = pair_options(participant.study_id) if options is None else options
     rng = random.Random(participant.token)
+    probabilities = design_probabilities(study) if study.is_adaptive else None
     planned = plan_sequence(
-        pair_options(participant.study_id) if options is None else options,
-        pair_exposure(participant.study_id, participant.study.release_after_minutes),
-        participant.study.questions_per_cell,
+        options,
+        pair_exposure(participant.study_id, study.release_after_minutes),
+        study.questions_per_cell if probabilities is None else adaptive_per_cell(options, probabilities,
+                                                                                 study.questions_per_cell, rng),
         rng,
-        participant.study.attention_checks,
+        study.attention_checks,
     )
+    comparison = {option.pk: option.cell[0] for option in options}
     SequenceItem.objects.bulk_create(
         SequenceItem(
             participant=participant,
@@ -229,6 +290,8 @@ def create_sequence(participant: Participant, options: list[PairOption] | None =
             stimulus_a_id=item.stimulus_a,
             stimulus_b_id=item.stimulus_b,
             expected_choice=item.expected_choice,
+            design_probability=None if probabilities is None or item.expected_choice
+            else probabilities[comparison[item.pair]],
         )
         for item in planned
     )

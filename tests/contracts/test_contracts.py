@@ -107,9 +107,10 @@ def test_a_random_control_of_any_method_needs_its_source_image(tmp_path: Path) -
 
 
 def test_expected_choice_then_the_comparison_model_are_the_last_answer_columns() -> None:
-    # Issue 26 appends the comparison model's columns after expected_choice.
-    assert ANSWER_COLUMNS == (*REQUIRED_ANSWER_COLUMNS, EXPECTED_CHOICE, "method_1", "method_2", "result")
-    assert len(ANSWER_COLUMNS) == 17
+    # Issue 26 appends the comparison model's columns after expected_choice; issue 28 the design weight.
+    assert ANSWER_COLUMNS == (*REQUIRED_ANSWER_COLUMNS, EXPECTED_CHOICE, "method_1", "method_2", "result",
+                              "design_weight")
+    assert len(ANSWER_COLUMNS) == 18
 
 
 def test_method_words_cover_keys_names_and_spellings() -> None:

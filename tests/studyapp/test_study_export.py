@@ -50,7 +50,8 @@ def test_export_columns_match_design_and_database(study, tmp_path):
 
     header = (out / "answers.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header == ("study,participant,position,pair_id,question_type,dataset,image_id,method_a,method_b,"
-                      "choice,chosen_method,response_ms,answered_at,expected_choice,method_1,method_2,result")
+                      "choice,chosen_method,response_ms,answered_at,expected_choice,method_1,method_2,result,"
+                      "design_weight")
     answers = _read(out / "answers.csv")
     assert len(answers) == 13
     mine = [r for r in answers if r["participant"] == done.public_id]
@@ -68,7 +69,7 @@ def test_export_columns_match_design_and_database(study, tmp_path):
             "choice": item.answer.choice, "chosen_method": expected_chosen,
             "response_ms": str(item.answer.response_ms), "answered_at": iso_utc(item.answer.answered_at),
             "expected_choice": "", "method_1": "bla_t", "method_2": "random(bla_t)" if other == "random" else other,
-            "result": result,
+            "result": result, "design_weight": "1",
         }  # fmt: skip
         assert ISO.match(row["answered_at"])
         assert {row["method_a"], row["method_b"]} == {"bla_t", row["question_type"].removeprefix("bla_t_vs_")}

@@ -19,13 +19,19 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from studyapp.console.access import studies_for, study_or_403
 from studyapp.console.forms import ExclusionForm, StudyStatusForm
-from studyapp.console.live_chart import LIVE_CONFIDENCE, comparison_bars, completion_progress
+from studyapp.console.live_chart import (
+    LIVE_CONFIDENCE,
+    comparison_bars,
+    comparison_title,
+    completion_progress,
+)
 from studyapp.console.report import ReportUnavailable, study_report_html
 from studyapp.console.study_health import study_health
 from studyapp.console.usefulness_summary import SUMMARY_CONFIDENCE, check_counts, usefulness_summary
 from studyapp.models import Answer, Pair, Participant, Study
 from studyapp.operations.export import export_zip
 from studyapp.participation.blinding import study_text_leaks
+from studyapp.participation.design import design_probabilities
 
 REFRESH_SECONDS = 15
 PARTICIPANTS_PER_PAGE = 50
@@ -108,6 +114,14 @@ def _participant_page(study: Study, request: HttpRequest) -> tuple[Page, str]:
     return page, query
 
 
+def _design_probabilities(study: Study) -> list[tuple[str, str, float]] | None:
+    """An adaptive study's (comparison, its title, percent) for the next participant; None for a balanced study."""
+    if not study.is_adaptive or not hasattr(study, "bundle"):
+        return None
+    return [(comparison, " vs ".join(comparison_title(comparison)), 100 * probability)
+            for comparison, probability in design_probabilities(study).items()]  # fmt: skip
+
+
 @staff_member_required
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
@@ -139,6 +153,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "counts": counts,
         "started": started,
         "bars": bars,
+        "design_probabilities": _design_probabilities(study),
         "confidence": round(100 * LIVE_CONFIDENCE),
         "include_simulated": include_simulated,
         "progress": completion_progress(study, started, counts["completed"]),
