@@ -79,14 +79,16 @@ def _add_who_counts(command: argparse.ArgumentParser, counted: str) -> None:
                      help="also count participants the researcher excluded")
     who.add_argument("--include-simulated", action="store_true",
                      help="also count simulated (bot) participants")
-    who.add_argument("--max-failed-checks", type=_count, default=DEFAULT_MAX_FAILED_CHECKS,
+    who.add_argument("--max-failed-checks", type=_count, default=None,
                      metavar="N", help="leave out participants who failed more than N "
-                                       f"attention checks (default {DEFAULT_MAX_FAILED_CHECKS})")
+                                       "attention checks (default: the study's max_failed_checks "
+                                       "in export_manifest.json, else "
+                                       f"{DEFAULT_MAX_FAILED_CHECKS})")
     who.add_argument("--keep-inattentive", action="store_true",
                      help="count participants whatever attention checks they failed")
 
 
-def _inclusion(args: argparse.Namespace) -> dict[str, bool | int]:
+def _inclusion(args: argparse.Namespace) -> dict[str, bool | int | None]:
     """The parsed inclusion flags as keyword arguments of the options dataclasses."""
     return {name: getattr(args, name) for name in (
         "include_incomplete", "include_excluded", "include_simulated", "keep_inattentive",

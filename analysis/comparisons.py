@@ -10,7 +10,8 @@ is ``a`` and ``method_2`` the method shown against it — ``b``, the paper's sta
 per dataset, with the participant-clustered statistics of :mod:`analysis.statistics`: the
 method-1 share of all answers with a cluster-bootstrap CI, the exact participant-level
 sign-flip test of method 1 against method 2 and its Holm adjustment over the comparisons of
-each dataset row.
+each dataset row. An adaptive design's weighted answers (``design_weight``) give weighted shares,
+intervals and tests (analysis.statistics); the counts stay the answers given.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.percentages import DEFAULT_DECIMALS, format_shares
+from analysis.percentages import DEFAULT_DECIMALS, WEIGHTED, format_shares
 from analysis.statistics import (
     ALL_DATASETS,
     DEFAULT_BOOTSTRAP,
     DEFAULT_CONFIDENCE,
     dataset_cells,
+    design_weights,
     holm,
     result_summary,
+    with_weighted_columns,
 )
 from analysis.vocabulary import COMPARISON_COLUMNS, EQUAL
 from contracts.comparisons import METHOD_1, METHOD_2, RESULT, comparison_sides
@@ -78,15 +81,19 @@ def comparison_numbers(data: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed
     dataset_code = pd.Categorical(data["dataset"].astype(str), categories=datasets).codes
     result = data[RESULT].to_numpy()
     groups = data.groupby(COMPARISON_KEY, sort=True, observed=True).indices
+    weights = design_weights(data)
     rows: list[dict] = []
     for index, (key, positions) in enumerate(sorted(groups.items())):
-        _, cells, intervals = dataset_cells(
+        _, cells, intervals, answered = dataset_cells(
             data.iloc[positions], dataset_code[positions], result[positions], len(datasets),
-            n_boot, np.random.default_rng([seed, 17, index]), confidence)
-        for name, cell, interval in zip([ALL_DATASETS, *datasets], cells, intervals):
-            if cell.sum() == 0:
+            n_boot, np.random.default_rng([seed, 17, index]), confidence,
+            None if weights is None else weights[positions])
+        for name, cell, interval, raw in zip([ALL_DATASETS, *datasets], cells, intervals,
+                                             answered):
+            if raw.sum() == 0:
                 continue
-            summary = result_summary(cell, interval)
+            summary = result_summary(cell, interval, None if weights is None else raw)
+            weighted = summary.get("weighted")
             rows.append({
                 "dataset": name, "question_type": key[0], METHOD_1: key[1], METHOD_2: key[2],
                 "n_answers": summary["n_answers"], "n_participants": summary["n_participants"],
@@ -95,8 +102,12 @@ def comparison_numbers(data: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed
                 "method_2_pct": summary["second_pct"], "equal_pct": summary["equal_pct"],
                 "ci_low": summary["ci_low"], "ci_high": summary["ci_high"],
                 "p_value": summary["p_value"], "p_value_holm": np.nan,
+                **({} if weighted is None else {
+                    f"{WEIGHTED}method_1_count": weighted[0],
+                    f"{WEIGHTED}method_2_count": weighted[1], f"{WEIGHTED}equal": weighted[2],
+                    f"{WEIGHTED}n_answers": sum(weighted)}),
             })
-    table = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+    table = pd.DataFrame(rows, columns=with_weighted_columns(COMPARISON_COLUMNS, rows))
     table["p_value_holm"] = table.groupby("dataset", sort=False)["p_value"].transform(holm)
     return table
 

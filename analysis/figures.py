@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from analysis.percentages import DEFAULT_DECIMALS, format_percent
+from analysis.percentages import DEFAULT_DECIMALS, WEIGHTED, format_percent
 from analysis.quality import SampleChecks
 from analysis.ranking import Ranking
 from analysis.vocabulary import (
@@ -101,8 +101,9 @@ def draw_preference_panel(ax, row: pd.Series, title: str,
     Returns the height the panel needs, so that a figure can give all panels one y scale.
     """
     n = row["n_answers"]
-    counts = [row["bla_t"], row["other"], row["equal"]]
-    heights = np.array(counts, dtype=float) / n
+    total = row.get(f"{WEIGHTED}n_answers", n)  # an adaptive design's weighted sums, if any
+    counts = [row.get(f"{WEIGHTED}{column}", row[column]) for column in ("bla_t", "other", "equal")]
+    heights = np.array(counts, dtype=float) / total
     labels = ["BLA-T", other_method_name(set(row["other_methods"].split("+"))),
               EQUAL_NAME.replace(" ", "\n")]
     bars = ax.bar(labels, heights, color=_COLOURS, width=0.65)
@@ -113,7 +114,7 @@ def draw_preference_panel(ax, row: pd.Series, title: str,
         tops[0] = max(tops[0], high)
     for bar, top, count in zip(bars, tops, counts):
         ax.text(bar.get_x() + bar.get_width() / 2, top + 0.015,
-                f"{format_percent(count, n, decimals)}%", ha="center", va="bottom")
+                f"{format_percent(count, total, decimals)}%", ha="center", va="bottom")
     ax.set_title(f"{title}\n(n = {n} answers, {row['n_participants']} participants)",
                  fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)

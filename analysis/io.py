@@ -12,11 +12,17 @@ shown methods form it (:func:`analysis.comparisons.comparison_sides`) is accepte
 Attention-check rows (question type ``attention_check``, docs/formats.md) are validated like other
 answers plus their ``expected_choice``, and kept apart from the preference answers: they never
 count in preference statistics. An export made before attention checks has no
-``expected_choice`` column and loads as an export without attention checks.
+``expected_choice`` column and loads as an export without attention checks. An adaptive design's
+export gives every answer its inverse-probability ``design_weight`` (contracts.adaptive, a finite
+number above 0; empty is allowed on attention checks); without the column every weight is 1.
+
+``export_manifest.json`` beside ``answers.csv``, where present, may name the study's
+``max_failed_checks`` (the attention-check rule the server applied); :func:`load_export` reads it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -38,12 +44,14 @@ from analysis.vocabulary import (
     STATUSES,
     TRUE_WORDS,
 )
+from contracts.columns import DESIGN_WEIGHT
 from contracts.comparisons import METHOD_1, METHOD_2, RESULT, RESULTS, comparison_sides
 from contracts.vocabulary import parse_question_type, validate_method_key
 
 ANSWER_KEY = ["study", "participant", "position"]
 PARTICIPANT_KEY = ["study", "participant"]
 MAX_AGE = 130
+MANIFEST_NAME = "export_manifest.json"  # as studyapp.operations.export writes it
 
 
 class InputError(ValueError):
@@ -62,6 +70,7 @@ class Export:
     warnings: tuple[str, ...]
     answers_path: Path
     participants_path: Path
+    max_failed_checks: int | None = None  # the study's rule from export_manifest.json, if given
 
 
 def load_export(answers_path: Path, participants_path: Path) -> Export:
@@ -80,7 +89,27 @@ def load_export(answers_path: Path, participants_path: Path) -> Export:
     checks["passed"] = (checks["choice"] == checks[EXPECTED_CHOICE]).to_numpy()
     return Export(answers.loc[~is_check].reset_index(drop=True), checks, participants,
                   tuple(answer_warnings + participant_warnings),
-                  Path(answers_path), Path(participants_path))
+                  Path(answers_path), Path(participants_path),
+                  manifest_max_failed_checks(Path(answers_path).parent / MANIFEST_NAME))
+
+
+def manifest_max_failed_checks(path: Path) -> int | None:
+    """The ``max_failed_checks`` of an export manifest; None without the file or the key.
+
+    InputError when the file is not JSON or the value is not a whole number 0 or above."""
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{path}: not a valid JSON file") from None
+    value = manifest.get("max_failed_checks") if isinstance(manifest, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"{path}, key 'max_failed_checks': {value!r} is not a whole number "
+                         "0 or above")
+    return value
 
 
 def read_answers(path: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -110,6 +139,7 @@ def read_answers(path: Path) -> tuple[pd.DataFrame, list[str]]:
     df, warnings = _drop_repeated_rows(path, df, ANSWER_KEY, "answer")
 
     is_check = (df["question_type"] == ATTENTION_CHECK).to_numpy()
+    df[DESIGN_WEIGHT] = _design_weights(path, df, is_check)
     _check_each(path, df, ["question_type"], "question_type", parse_question_type,
                 ~is_check)
     _check_expected_choice(path, df, is_check)
@@ -142,6 +172,20 @@ def _with_comparison_model(path: Path, df: pd.DataFrame, preference: np.ndarray)
     out[RESULT] = -1
     out.loc[preference, RESULT] = derived[RESULT].to_numpy()
     return out.astype({RESULT: np.int64})
+
+
+def _design_weights(path: Path, df: pd.DataFrame, is_check: np.ndarray) -> np.ndarray:
+    """Each answer's ``design_weight`` as floats: 1 without the column (a balanced design) and
+    on attention checks left empty; otherwise a finite number above 0."""
+    if DESIGN_WEIGHT not in df.columns:
+        return np.ones(len(df))
+    text = df[DESIGN_WEIGHT].astype(str).str.strip()
+    text = text.where(~(is_check & (text == "").to_numpy()), "1")
+    weight = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    _fail_first(path, df, ~(np.isfinite(weight) & (weight > 0)), DESIGN_WEIGHT,
+                lambda row: f"{row[DESIGN_WEIGHT]!r} is not a design weight (a finite number "
+                "above 0; 1 in a balanced design)")
+    return weight
 
 
 def _check_expected_choice(path: Path, df: pd.DataFrame, is_check: np.ndarray) -> None:

@@ -22,6 +22,11 @@ comparison graph falls apart, or whose likelihood has no finite maximum, are ski
 counted in a warning), so the intervals are conditional on a finite fit. A comparison graph
 that is not connected (two groups of methods never compared with each other) is reported:
 strengths then compare only within their group, and no rank is written.
+
+An adaptive design's answers (``design_weight``, contracts.adaptive) count with their
+inverse-probability weights: the likelihood is of weighted counts (a participant's answers in a
+pair multiplied by their weight), the bootstrap resamples participants with their weighted counts,
+and the preference matrix holds weighted sums; ``n_answers`` stays the answers given.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from analysis.comparisons import FIRST, TIE
-from analysis.statistics import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
+from analysis.statistics import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, design_weights
 from analysis.vocabulary import RANKING_COLUMNS
 
 MODEL_SENTENCE = (
@@ -52,7 +57,8 @@ class PairCounts:
     contenders: tuple[str, ...]
     low: np.ndarray  # pairs: index of contender i
     high: np.ndarray  # pairs: index of contender j > i
-    counts: np.ndarray  # participants × pairs × (i chosen, j chosen, equal)
+    counts: np.ndarray  # participants × pairs × (i chosen, j chosen, equal); weighted sums
+    answers: np.ndarray  # pairs: the answers given (unweighted)
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,8 @@ class Ranking:
 
 
 def pair_counts(oriented: pd.DataFrame) -> PairCounts:
-    """Count each participant's answers per pair from :func:`analysis.comparisons.oriented`."""
+    """Count each participant's answers per pair from :func:`analysis.comparisons.oriented`
+    (sums of their design weights where an adaptive design weighted them)."""
     first = oriented["method_1"].astype(str).to_numpy()
     second = oriented["method_2"].astype(str).to_numpy()
     contenders = tuple(sorted(set(first) | set(second)))
@@ -95,9 +102,10 @@ def pair_counts(oriented: pd.DataFrame) -> PairCounts:
     person = person.to_numpy()
     n_people = int(person.max()) + 1 if len(person) else 0
     flat = (person * len(pairs) + pair.ravel()) * 3 + outcome
-    counts = np.bincount(flat, minlength=n_people * len(pairs) * 3)
+    counts = np.bincount(flat, design_weights(oriented), minlength=n_people * len(pairs) * 3)
     return PairCounts(contenders, pairs // len(contenders), pairs % len(contenders),
-                      counts.reshape(n_people, len(pairs), 3))
+                      counts.reshape(n_people, len(pairs), 3),
+                      np.bincount(pair.ravel(), minlength=len(pairs)))
 
 
 def graph_groups(n: int, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -198,12 +206,12 @@ def fit_davidson(n: int, low: np.ndarray, high: np.ndarray, totals: np.ndarray,
 
 
 def pair_matrices(data: PairCounts) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Method × method integer counts: answers choosing the row method against the column
-    method, and all answers of the two (equal included)."""
+    """Method × method counts: answers choosing the row method against the column method, and
+    all answers of the two (equal included); integers, or weighted sums for weighted answers."""
     n = len(data.contenders)
     totals = data.counts.sum(axis=0)
-    chosen = np.zeros((n, n), dtype=np.int64)
-    answered = np.zeros((n, n), dtype=np.int64)
+    chosen = np.zeros((n, n), dtype=totals.dtype)
+    answered = np.zeros((n, n), dtype=totals.dtype)
     np.add.at(chosen, (data.low, data.high), totals[:, 0])
     np.add.at(chosen, (data.high, data.low), totals[:, 1])
     np.add.at(answered, (data.low, data.high), totals.sum(axis=1))
@@ -249,7 +257,7 @@ def rank_methods(oriented: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed: 
     groups_of = graph_groups(n, data.low, data.high)
     groups = tuple(tuple(c for c, g in zip(data.contenders, groups_of) if g == label)
                    for label in dict.fromkeys(groups_of.tolist()))
-    answered = data.counts.sum(axis=(0, 2))
+    answered = data.answers
     table = pd.DataFrame({
         "method": data.contenders, "strength": np.nan, "ci_low": np.nan, "ci_high": np.nan,
         "rank": pd.array([pd.NA] * n, dtype="Int64"),

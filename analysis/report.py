@@ -26,7 +26,7 @@ from analysis import __version__
 from analysis.comparisons import comparison_table
 from analysis.figures import render_figures
 from analysis.io import Export, InputError, load_export
-from analysis.percentages import DEFAULT_DECIMALS, format_shares
+from analysis.percentages import DEFAULT_DECIMALS, WEIGHTED, format_shares
 from analysis.quality import (
     QUALITY_COLUMNS,
     QualityThresholds,
@@ -234,7 +234,8 @@ def html_table(rows: list[list[str]]) -> str:
 def preferences_markdown(table: pd.DataFrame, options: ReportOptions) -> str:
     """preferences.md: the same rows as a Markdown table, with the rounding rule stated."""
     return ("# User preferences\n\n" + markdown_table(display_rows(table, options)) + "\n\n"
-            + rounding_sentence(options.decimals) + " " + no_interval_sentence() + "\n")
+            + rounding_sentence(options.decimals) + " " + no_interval_sentence()
+            + weighting_sentence(table) + "\n")
 
 
 def comparison_rows(comparisons: pd.DataFrame, options: ReportOptions) -> list[list[str]]:
@@ -287,7 +288,8 @@ def comparisons_markdown(comparisons: pd.DataFrame, ranking: Ranking,
     """comparisons.md: every comparison, then the ranking, with how each was computed."""
     return ("# Comparisons\n\n" + markdown_table(comparison_rows(comparisons, options))
             + "\n\n" + comparisons_sentence(options) + " "
-            + rounding_sentence(options.decimals) + "\n\n# Ranking\n\n"
+            + rounding_sentence(options.decimals) + weighting_sentence(comparisons)
+            + "\n\n# Ranking\n\n"
             + markdown_table(ranking_rows(ranking, options)) + "\n\n"
             + ranking_paragraph(ranking, options) + "\n"
             + "".join(f"\nWarning: {w}\n" for w in ranking.warnings))
@@ -300,6 +302,19 @@ def comparisons_sentence(options: ReportOptions) -> str:
             f"bootstrap {options.confidence * 100:g}% interval, and the exact participant-level "
             "sign-flip test of method 1 against method 2, Holm-adjusted over the comparisons "
             f"of each dataset row. {no_interval_sentence()}")
+
+
+def weighting_sentence(table: pd.DataFrame) -> str:
+    """' Adaptive design: …' where ``table`` (comparisons or preferences) holds weighted counts,
+    else ''."""
+    if f"{WEIGHTED}n_answers" not in table.columns:
+        return ""
+    return (" Adaptive design: estimates inverse-probability weighted. Each answer counts with "
+            "its design weight 1/(K·p) (answers.csv's design_weight: p the probability with which "
+            "the design gave its comparison to the participant, K the comparisons), so shares, "
+            "intervals, sign-flip tests (Monte Carlo over weighted per-participant differences) "
+            "and the ranking estimate what a balanced study of the same participants would; "
+            "answer counts are the answers given, percentages the weighted shares.")
 
 
 def no_interval_sentence() -> str:
@@ -327,7 +342,8 @@ def methods_paragraph(selection: Selection, table: pd.DataFrame,
         included.append("'excluded'")
     who = " or ".join(included) + ("" if options.include_simulated else ", not simulated")
     if not options.keep_inattentive:
-        who += f", at most {options.max_failed_checks} failed attention check(s)"
+        who += (f", at most {selection.max_failed_checks} failed attention check(s) "
+                f"({selection.max_failed_rule})")
     level = f"{options.confidence * 100:g}%"
     counted = (f"We counted {len(selection.answers)} answers of "
                f"{selection.answers.groupby(['study', 'participant']).ngroups} participants "
@@ -468,7 +484,7 @@ code {{ background: #f3f3f3; padding: 0 0.2rem; }}
 <h3>Warnings</h3><ul>{warning_items}</ul>
 <h2>Methods</h2>
 <p>{esc(methods_paragraph(selection, table, options))}</p>
-<p>{esc(comparisons_sentence(options))}</p>
+<p>{esc(comparisons_sentence(options) + weighting_sentence(comparisons))}</p>
 <p>{esc(ranking_paragraph(ranking, options))}</p>
 <h2>Comparisons</h2>
 {html_table(comparison_rows(comparisons, options))}
@@ -488,7 +504,7 @@ code {{ background: #f3f3f3; padding: 0 0.2rem; }}
 confidence {options.confidence:g}; decimals {options.decimals};
 include incomplete {options.include_incomplete}, excluded {options.include_excluded},
 simulated {options.include_simulated}; keep inattentive {options.keep_inattentive},
-max failed checks {options.max_failed_checks}; speeder below {options.quality.speeder_ms:g} ms,
+max failed checks {selection.max_failed_checks} ({esc(selection.max_failed_rule)}); speeder below {options.quality.speeder_ms:g} ms,
 straight-liner from {options.quality.straight_line_share:g} of answers.</p>
 </body></html>
 """

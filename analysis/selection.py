@@ -2,9 +2,11 @@
 
 By default only participants with status ``completed`` who are not ``simulated`` and who failed
 no attention check count. Flags add incomplete, researcher-excluded, simulated or inattentive
-participants back, and ``max_failed_checks`` allows some failed checks. A participant left out
-for several reasons is counted under the first of: excluded by the researcher, simulated,
-incomplete, inattentive.
+participants back, and ``max_failed_checks`` allows some failed checks: by default the study's own
+rule where its ``export_manifest.json`` names one (the server screened participants by it), else
+:data:`DEFAULT_MAX_FAILED_CHECKS`; an explicit number wins. A participant left out for several
+reasons is counted under the first of: excluded by the researcher, simulated, incomplete,
+inattentive.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from analysis.io import PARTICIPANT_KEY, Export
 from contracts.vocabulary import DEFAULT_MAX_FAILED_CHECKS
 
 __all__ = ["DEFAULT_MAX_FAILED_CHECKS", "REASONS", "Inclusion", "Selection", "failed_checks",
-           "select"]
+           "failed_checks_rule", "select"]
 REASONS: dict[str, str] = {
     "excluded": "excluded by the researcher (status 'excluded')",
     "simulated": "simulated (bot) participants",
@@ -38,6 +40,8 @@ class Selection:
     total_answers: int
     counted_simulated: int  # counted participants who are bots (only with include_simulated)
     counted_simulated_answers: int
+    max_failed_checks: int = DEFAULT_MAX_FAILED_CHECKS  # the rule applied
+    max_failed_rule: str = "the analysis default"  # where it came from (failed_checks_rule)
 
     def warnings(self) -> tuple[str, ...]:
         """Say plainly when bots were counted: their numbers describe a policy, not people."""
@@ -60,10 +64,22 @@ def failed_checks(export: Export) -> pd.Series:
                      index=export.participants.index)
 
 
+def failed_checks_rule(export: Export, max_failed_checks: int | None) -> tuple[int, str]:
+    """The failed-check limit to apply and where it came from: ``max_failed_checks`` when given,
+    else the export manifest's, else :data:`DEFAULT_MAX_FAILED_CHECKS`."""
+    if max_failed_checks is not None:
+        return max_failed_checks, "--max-failed-checks"
+    if export.max_failed_checks is not None:
+        return export.max_failed_checks, "the study's rule (export_manifest.json)"
+    return DEFAULT_MAX_FAILED_CHECKS, "the analysis default"
+
+
 def select(export: Export, include_incomplete: bool = False, include_excluded: bool = False,
            include_simulated: bool = False, keep_inattentive: bool = False,
-           max_failed_checks: int = DEFAULT_MAX_FAILED_CHECKS) -> Selection:
-    """Apply the inclusion rules to an export and count what each rule left out."""
+           max_failed_checks: int | None = None) -> Selection:
+    """Apply the inclusion rules to an export and count what each rule left out
+    (``max_failed_checks`` None: :func:`failed_checks_rule`'s default)."""
+    max_failed_checks, rule = failed_checks_rule(export, max_failed_checks)
     people = export.participants
     reason = pd.Series("", index=people.index)
     inattentive = (failed_checks(export) > max_failed_checks) & (not keep_inattentive)
@@ -95,6 +111,8 @@ def select(export: Export, include_incomplete: bool = False, include_excluded: b
         total_answers=len(export.answers),
         counted_simulated=int(counted_bot.sum()),
         counted_simulated_answers=int(((answer_reason == "") & per_answer["simulated"].eq(True)).sum()),
+        max_failed_checks=max_failed_checks,
+        max_failed_rule=rule,
     )
 
 
@@ -106,7 +124,7 @@ class Inclusion:
     include_excluded: bool = False
     include_simulated: bool = False
     keep_inattentive: bool = False
-    max_failed_checks: int = DEFAULT_MAX_FAILED_CHECKS
+    max_failed_checks: int | None = None  # None: the export manifest's rule, else the default
 
     def select(self, export: Export) -> Selection:
         """:func:`select` of ``export`` with these rules."""

@@ -23,6 +23,13 @@ BLA-T, and adds:
   shares in every dataset with a cluster-robust (participant-level sandwich) covariance, as an
   adjusted-Wald F statistic (the small-sample correction survey software uses for clustered
   data; the plain chi-square reference rejects far too often with few dozen participants).
+
+An adaptive design's answers carry inverse-probability weights (``design_weight``,
+contracts.adaptive): then every count above is a sum of weights — a participant's hits and totals
+in a comparison multiplied by their weight — so shares, their bootstrap intervals, effect sizes and
+the sign-flip tests estimate what a balanced study of the same participants would; the printed
+answer counts stay the answers given (``weighted_*`` columns carry the weighted sums the
+percentages are computed from). Without weights, or with every weight 1, nothing changes.
 """
 
 from __future__ import annotations
@@ -35,8 +42,10 @@ import pandas as pd
 from scipy import signal, stats
 from statsmodels.stats.proportion import proportion_confint
 
-from analysis.percentages import DEFAULT_DECIMALS, format_shares
+from analysis.percentages import DEFAULT_DECIMALS, WEIGHTED, format_shares
+from contracts.columns import DESIGN_WEIGHT
 from contracts.comparisons import RESULTS
+from contracts.intervals import ComparisonSums, clustered_variance
 from contracts.vocabulary import paper_question_types
 
 MIN_INTERVAL_PARTICIPANTS = 2
@@ -46,6 +55,10 @@ DEFAULT_CONFIDENCE = 0.95
 # FFT rounding adds up to ~1e-15 to a tail sum (measured at 10,000 participants), so smaller
 # sign-flip p-values are reported as this bound.
 P_VALUE_RESOLUTION = 1e-12
+# A sign-flip test of weighted (non-integer) differences draws this many random sign vectors
+# (p = (1 + as extreme) / (1 + draws), seed SIGN_FLIP_SEED): no exact lattice exists.
+SIGN_FLIP_DRAWS = 20_000
+SIGN_FLIP_SEED = 28
 _CHUNK_CELLS = 2_000_000  # resampling weights held at once (replicates × profiles)
 
 PREFERENCE_COLUMNS: tuple[str, ...] = (
@@ -72,12 +85,24 @@ class DatasetTest:
     p_value: float
 
 
+def design_weights(answers: pd.DataFrame) -> np.ndarray | None:
+    """Each answer's ``design_weight`` (analysis.io), or None when the column is absent or every
+    weight is 1 — a balanced export, which then keeps the integer counts bit for bit."""
+    if DESIGN_WEIGHT not in answers.columns:
+        return None
+    weights = answers[DESIGN_WEIGHT].to_numpy(dtype=np.float64)
+    return None if bool(np.all(weights == 1.0)) else weights
+
+
 def count_tensor(participant: np.ndarray, dataset: np.ndarray, result: np.ndarray,
-                 n_participants: int, n_datasets: int) -> np.ndarray:
-    """Integer codes of each answer -> counts[participant, dataset, result]."""
+                 n_participants: int, n_datasets: int,
+                 weights: np.ndarray | None = None) -> np.ndarray:
+    """Integer codes of each answer -> counts[participant, dataset, result]; with per-answer
+    ``weights`` the sums of their weights (floats)."""
     flat = (participant * n_datasets + dataset) * len(RESULTS) + result
     size = n_participants * n_datasets * len(RESULTS)
-    return np.bincount(flat, minlength=size).reshape(n_participants, n_datasets, len(RESULTS))
+    return np.bincount(flat, weights, minlength=size).reshape(n_participants, n_datasets,
+                                                              len(RESULTS))
 
 
 def cluster_bootstrap_shares(hits: np.ndarray, totals: np.ndarray, n_boot: int,
@@ -132,6 +157,21 @@ def cluster_bootstrap_ci(hits: np.ndarray, totals: np.ndarray, n_boot: int,
     return percentile_bounds(cluster_bootstrap_shares(hits, totals, n_boot, rng), confidence)
 
 
+def clustered_wilson_interval(sums: ComparisonSums, confidence: float = DEFAULT_CONFIDENCE,
+                              ) -> tuple[float, float] | None:
+    """Method 1's share's Wilson score interval at the participant-clustered effective sample
+    size n_eff = p(1−p) / V (V the sandwich variance of contracts.intervals; the answers
+    themselves where V is 0). Unlike the Wald interval p ± z·√V it stays inside [0, 1] and keeps
+    its coverage for shares near 0 or 1; the same sums, weighted or not. None under two people."""
+    variance = clustered_variance(sums)
+    if variance is None:
+        return None
+    p = sums.method_1 / sums.answers
+    n_eff = p * (1 - p) / variance if variance > 0 and 0 < p < 1 else sums.answers
+    low, high = proportion_confint(p * n_eff, n_eff, alpha=1.0 - confidence, method="wilson")
+    return float(low), float(high)
+
+
 def sign_test(wins: int, losses: int) -> float:
     """Exact two-sided binomial test of wins against losses at p = 1/2 (ties already removed)."""
     if wins + losses == 0:
@@ -146,7 +186,8 @@ def participant_sign_test(bla: np.ndarray, other: np.ndarray) -> float:
 
 
 def sign_flip_test(differences: np.ndarray) -> float:
-    """Exact two-sided sign-flip test that the integer ``differences`` (one per participant) sum to 0.
+    """Two-sided sign-flip test that the ``differences`` (one per participant) sum to 0: exact
+    for whole numbers, else :func:`sampled_sign_flip_test` (weighted differences).
 
     Under the null every participant's difference is symmetric about 0, so the sum is
     Σ εᵢ·|dᵢ| with independent fair signs εᵢ. Participants sharing |d| = a contribute
@@ -154,7 +195,10 @@ def sign_flip_test(differences: np.ndarray) -> float:
     few lattice distributions (direct or FFT, whichever scipy estimates faster).
     p = P(|Σ εᵢ·|dᵢ|| ≥ |Σ dᵢ|), at least :data:`P_VALUE_RESOLUTION`.
     """
-    differences = np.asarray(differences, dtype=np.int64)
+    differences = np.asarray(differences)
+    if not np.array_equal(differences, np.round(differences)):
+        return sampled_sign_flip_test(differences)
+    differences = differences.astype(np.int64)
     sizes, counts = np.unique(np.abs(differences[differences != 0]), return_counts=True)
     if sizes.size == 0:
         return math.nan
@@ -167,6 +211,27 @@ def sign_flip_test(differences: np.ndarray) -> float:
     observed = abs(int(differences.sum()))
     extreme = np.abs(np.arange(-reach, reach + 1)) >= observed
     return float(np.clip(null[extreme].sum(), P_VALUE_RESOLUTION, 1.0))
+
+
+def sampled_sign_flip_test(differences: np.ndarray, draws: int = SIGN_FLIP_DRAWS,
+                           seed: int = SIGN_FLIP_SEED) -> float:
+    """The sign-flip test of real ``differences`` by ``draws`` random sign vectors.
+
+    As in :func:`sign_flip_test`, participants sharing |d| = a add a · (2 · Binomial(n_a, ½) − n_a),
+    so a draw costs one binomial per distinct |d|. p = (1 + draws at least as extreme) / (1 +
+    draws), the usual unbiased Monte Carlo p-value; NaN without a non-zero difference.
+    """
+    differences = np.asarray(differences, dtype=np.float64)
+    sizes, counts = np.unique(np.abs(differences[differences != 0]), return_counts=True)
+    if sizes.size == 0:
+        return math.nan
+    observed = abs(float(differences.sum())) * (1 - 1e-12)  # rounding of equal sums
+    rng, extreme = np.random.default_rng(seed), 0
+    chunk = max(1, _CHUNK_CELLS // sizes.size)
+    for start in range(0, draws, chunk):
+        heads = rng.binomial(counts, 0.5, size=(min(chunk, draws - start), sizes.size))
+        extreme += int((np.abs((2 * heads - counts) @ sizes) >= observed).sum())
+    return (1 + extreme) / (1 + draws)
 
 
 def holm(p_values: pd.Series) -> pd.Series:
@@ -253,26 +318,28 @@ def preference_numbers(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, s
     result = answers["result"].to_numpy()
     shown = np.where(answers["method_a"].astype(str) == answers["method_1"].astype(str),
                      answers["method_b"].astype(str), answers["method_a"].astype(str))
+    weights = design_weights(answers)
     rows: list[dict] = []
     for index, question_type in enumerate(paper_question_types()):
         mask = (answers["question_type"] == question_type).to_numpy()
         if not mask.any():
             continue
-        counts, cells, intervals = dataset_cells(
+        counts, cells, intervals, raw = dataset_cells(
             answers.loc[mask], dataset_code[mask], result[mask], len(datasets), n_boot,
-            np.random.default_rng([seed, index]), confidence)
+            np.random.default_rng([seed, index]), confidence,
+            None if weights is None else weights[mask])
         test = between_datasets_test(counts)
         for k, (name, cell) in enumerate(zip([ALL_DATASETS, *datasets], cells)):
-            if cell.sum() == 0:
+            if raw[k].sum() == 0:
                 continue
             in_cell = mask if k == 0 else mask & (dataset_code == k - 1)
             row = _cell_row(name, question_type, "+".join(sorted(set(shown[in_cell]))), cell,
-                            intervals[k])
+                            intervals[k], None if weights is None else raw[k])
             if k == 0 and test is not None:
                 row.update(between_datasets_f=test.f, between_datasets_df1=test.df1,
                            between_datasets_df2=test.df2, between_datasets_p=test.p_value)
             rows.append(row)
-    table = pd.DataFrame(rows, columns=list(PREFERENCE_COLUMNS))
+    table = pd.DataFrame(rows, columns=with_weighted_columns(PREFERENCE_COLUMNS, rows))
     table["p_value_holm"] = table.groupby("dataset", sort=False)["p_value"].transform(holm)
     return table.astype({"between_datasets_df1": "Int64", "between_datasets_df2": "Int64"})
 
@@ -286,11 +353,23 @@ def preference_table(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, see
                          decimals)
 
 
+def with_weighted_columns(columns: tuple[str, ...], rows: list[dict]) -> list[str]:
+    """A numbers table's columns: ``columns``, then the ``weighted_*`` ones its rows carry."""
+    return [*columns, *(key for key in (rows[0] if rows else {}) if key.startswith(WEIGHTED))]
+
+
 def _cell_row(dataset: str, question_type: str, other_methods: str, cell: np.ndarray,
-              interval: np.ndarray) -> dict:
-    """The preference row of one cell from its participants × results counts."""
-    summary = result_summary(cell, interval)
+              interval: np.ndarray, raw: np.ndarray | None = None) -> dict:
+    """The preference row of one cell from its participants × results counts (``raw``: the
+    answer counts where ``cell`` holds weighted sums)."""
+    summary = result_summary(cell, interval, raw)
     bla, other, n = summary["first"], summary["second"], summary["n_answers"]
+    weighted = summary.get("weighted")
+    w_bla, w_other, w_n = (bla, other, n) if weighted is None else (
+        weighted[0], weighted[1], sum(weighted))
+    columns = {} if weighted is None else {
+        f"{WEIGHTED}bla_t": weighted[0], f"{WEIGHTED}other": weighted[1],
+        f"{WEIGHTED}equal": weighted[2], f"{WEIGHTED}n_answers": w_n}
     return {
         "dataset": dataset, "question_type": question_type, "other_methods": other_methods,
         "n_answers": n, "n_participants": summary["n_participants"],
@@ -301,17 +380,17 @@ def _cell_row(dataset: str, question_type: str, other_methods: str, cell: np.nda
         "p_value_holm": math.nan,
         "p_value_participants": participant_sign_test(cell[:, 0], cell[:, 1]),
         "p_value_answers_naive": sign_test(bla, other),
-        "cohens_h": cohens_h(bla, other),
-        "difference_pct": 100.0 * (bla - other) / n,
+        "cohens_h": cohens_h(w_bla, w_other),
+        "difference_pct": 100.0 * (w_bla - w_other) / w_n,
         "between_datasets_f": math.nan, "between_datasets_df1": None,
-        "between_datasets_df2": None, "between_datasets_p": math.nan,
+        "between_datasets_df2": None, "between_datasets_p": math.nan, **columns,
     }
 
 
 def dataset_cells(subset: pd.DataFrame, dataset_code: np.ndarray, result_code: np.ndarray,
                   n_datasets: int, n_boot: int, rng: np.random.Generator,
-                  confidence: float = DEFAULT_CONFIDENCE,
-                  ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+                  confidence: float = DEFAULT_CONFIDENCE, weights: np.ndarray | None = None,
+                  ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[np.ndarray]]:
     """Counts of one comparison pooled and per dataset, with the first result's bootstrap CIs.
 
     ``subset`` holds the comparison's answers (columns study, participant); the codes give each
@@ -319,16 +398,23 @@ def dataset_cells(subset: pd.DataFrame, dataset_code: np.ndarray, result_code: n
     participants × datasets × results, the cells [pooled, dataset 0, …] as participants ×
     results, and cells × 2 intervals of the first result's share of all answers
     (:func:`usable_intervals` of a cluster bootstrap whose replicates draw participants for every
-    cell at once).
+    cell at once), and the cells of answer counts. With per-answer ``weights`` the tensor, the
+    cells and the intervals are of sums of weights; the last cells stay the answers given.
     """
     person = subset.groupby(["study", "participant"], sort=False, observed=True).ngroup()
     person = person.to_numpy()
-    counts = count_tensor(person, dataset_code, result_code, int(person.max()) + 1, n_datasets)
-    cells = [counts.sum(axis=1)] + [counts[:, d, :] for d in range(n_datasets)]
+    shape = (person, dataset_code, result_code, int(person.max()) + 1, n_datasets)
+    counts = count_tensor(*shape, weights)
+    answered = counts if weights is None else count_tensor(*shape)
+
+    def cells_of(tensor: np.ndarray) -> list[np.ndarray]:
+        return [tensor.sum(axis=1)] + [tensor[:, d, :] for d in range(n_datasets)]
+    cells = cells_of(counts)
     hits = np.stack([cell[:, 0] for cell in cells], axis=1)
     totals = np.stack([cell.sum(axis=1) for cell in cells], axis=1)
     bounds = cluster_bootstrap_ci(hits, totals, n_boot, rng, confidence)
-    return counts, cells, usable_intervals(hits, totals, bounds, confidence)
+    return (counts, cells, usable_intervals(hits, totals, bounds, confidence),
+            cells if weights is None else cells_of(answered))
 
 
 def usable_intervals(hits: np.ndarray, totals: np.ndarray, bounds: np.ndarray,
@@ -349,25 +435,32 @@ def usable_intervals(hits: np.ndarray, totals: np.ndarray, bounds: np.ndarray,
         if low < high:
             shown[k] = low, high
         else:
-            shown[k] = proportion_confint(int(hits[:, k].sum()), int(totals[:, k].sum()),
+            shown[k] = proportion_confint(hits[:, k].sum(), totals[:, k].sum(),
                                           alpha=1.0 - confidence, method="wilson")
     return shown
 
 
-def result_summary(cell: np.ndarray, interval: np.ndarray) -> dict:
+def result_summary(cell: np.ndarray, interval: np.ndarray, raw: np.ndarray | None = None) -> dict:
     """Counts, percentages, interval and sign-flip p of one participants × results cell.
 
     Keys: n_answers, n_participants, first, second, equal, first_pct, second_pct, equal_pct,
     ci_low, ci_high (percent; ``interval`` of the first method's share of all answers), p_value
-    (first against second). Percentages are unrounded floats.
+    (first against second). Percentages are unrounded floats. Where ``cell`` holds weighted sums,
+    ``raw`` gives the answer counts (the count keys) and key ``weighted`` the cell's weighted
+    (first, second, equal), which the percentages and the test use.
     """
-    first, second, equal = (int(v) for v in cell.sum(axis=0))
+    counted = cell if raw is None else raw
+    first, second, equal = (int(v) for v in counted.sum(axis=0))
     n = first + second + equal
+    share = (first, second, equal) if raw is None else tuple(float(v) for v in cell.sum(axis=0))
+    total = sum(share)
+    differences = cell[:, 0] - cell[:, 1] if raw is not None else (
+        cell[:, 0].astype(np.int64) - cell[:, 1])
     return {
-        "n_answers": n, "n_participants": int((cell.sum(axis=1) > 0).sum()),
+        "n_answers": n, "n_participants": int((counted.sum(axis=1) > 0).sum()),
         "first": first, "second": second, "equal": equal,
-        "first_pct": 100.0 * first / n, "second_pct": 100.0 * second / n,
-        "equal_pct": 100.0 * equal / n, "ci_low": 100.0 * float(interval[0]),
-        "ci_high": 100.0 * float(interval[1]),
-        "p_value": sign_flip_test(cell[:, 0].astype(np.int64) - cell[:, 1]),
+        "first_pct": 100.0 * share[0] / total, "second_pct": 100.0 * share[1] / total,
+        "equal_pct": 100.0 * share[2] / total, "ci_low": 100.0 * float(interval[0]),
+        "ci_high": 100.0 * float(interval[1]), "p_value": sign_flip_test(differences),
+        **({} if raw is None else {"weighted": share}),
     }

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.io import (
+    MANIFEST_NAME,
     PARTICIPANT_KEY,
     Export,
     InputError,
@@ -26,6 +27,7 @@ from analysis.io import (
     _drop_repeated_rows,
     _fail_first,
     _read_csv,
+    manifest_max_failed_checks,
     read_participants,
 )
 from analysis.vocabulary import FALSE_WORDS, TRUE_WORDS
@@ -68,7 +70,8 @@ def load_usefulness_export(trials_path: Path, participants_path: Path) -> Export
     checks["passed"] = (checks["answer"] == checks[EXPECTED_ANSWER]).to_numpy()
     return Export(answered.loc[~is_check].reset_index(drop=True), checks, participants,
                   tuple(trial_warnings + participant_warnings), Path(trials_path),
-                  Path(participants_path))
+                  Path(participants_path),
+                  manifest_max_failed_checks(Path(trials_path).parent / MANIFEST_NAME))
 
 
 def read_trials(path: Path) -> tuple[pd.DataFrame, list[str]]:
