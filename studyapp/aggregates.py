@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce
 
 from contracts.comparisons import RESULTS, oriented_answer
 from contracts.intervals import ComparisonSums
-from contracts.vocabulary import DEFAULT_MAX_FAILED_CHECKS, PAIR_SEPARATOR
+from contracts.vocabulary import PAIR_SEPARATOR
 from studyapp.models import Answer, ComparisonCount, SequenceItem, Study
 
 COUNTS = "studyapp_comparisoncount"
@@ -81,12 +81,13 @@ def backfill(
 
 
 def inattentive_participants(study: Study) -> QuerySet:
-    """Ids of the study's participants who failed more attention checks than the analysis allows
-    (``contracts.vocabulary.DEFAULT_MAX_FAILED_CHECKS``): the report leaves them out, so the chart does."""
+    """Ids of the study's participants who failed more attention checks than the study's rule allows
+    (``max_failed_checks``, which the export's manifest hands the analysis as its default): the report
+    leaves them out, so the chart does."""
     failed = (SequenceItem.objects.filter(participant__study=study, answer__isnull=False)
               .exclude(expected_choice="").exclude(answer__choice=F("expected_choice")))
     return (failed.values("participant_id").annotate(failed=Count("id"))
-            .filter(failed__gt=DEFAULT_MAX_FAILED_CHECKS).values("participant_id"))
+            .filter(failed__gt=study.max_failed_checks).values("participant_id"))
 
 
 def design_weight_expression(comparisons: int) -> Combinable:

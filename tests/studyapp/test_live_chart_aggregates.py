@@ -213,6 +213,9 @@ def test_a_participant_failing_an_attention_check_is_left_out_as_the_report_leav
 ):
     take_study(Client(), checked_study, choices="E")  # the checks instruct "equal": passed
     take_study(Client(), checked_study, choices="AB")  # never "equal": both checks failed
+    # The report follows the study's rule (export_manifest.json's max_failed_checks), so does the chart.
+    Study.objects.filter(pk=checked_study.pk).update(max_failed_checks=1)
+    checked_study.refresh_from_db()
     write_export(checked_study, tmp_path / "export")
     export = load_export(tmp_path / "export" / "answers.csv", tmp_path / "export" / "participants.csv")
     counted = select(export, include_incomplete=True)

@@ -149,8 +149,9 @@ def test_a_check_is_shown_like_a_question_answered_and_exported(checked_study: S
 
     manifest = json.loads((out / "export_manifest.json").read_text())
     assert manifest["database_rows"]["attention_checks"] == 2
-    # Issue 26 appends the comparison model after expected_choice; a check row has none.
-    assert manifest["files"]["answers.csv"]["columns"][-4:] == ["expected_choice", "method_1", "method_2", "result"]
+    # Issue 26 appends the comparison model after expected_choice, issue 28 the design weight; a check row has no model.
+    assert manifest["files"]["answers.csv"]["columns"][-5:] == ["expected_choice", "method_1", "method_2", "result",
+                                                                "design_weight"]
     assert all(rows[p]["method_1"] == rows[p]["method_2"] == rows[p]["result"] == "" for p in check_positions)
     assert verify_export(out) == []
 
@@ -233,6 +234,7 @@ def test_admin_study_form_shows_and_validates_the_checks(study: Study, admin_cli
         "question_prompt": study.question_prompt, "completion_message": study.completion_message, "language": "en",
         "screened_out_code": study.screened_out_code, "no_consent_code": study.no_consent_code,
         "max_failed_checks": "1", "release_after_minutes": "60",
+        "design": "balanced", "adaptive_objective": "shares", "adaptive_min_share": "0.5",
     }  # fmt: skip
     response = admin_client.post(url, data)
     assert response.status_code == 200 and "use at most 12 attention checks" in response.content.decode()
