@@ -19,6 +19,9 @@ from django.db.migrations.executor import MigrationExecutor
 from study_helpers import researcher_client
 from usefulness_helpers import usefulness_study
 
+from analysis.comparisons import comparison_numbers
+from analysis.io import load_export
+from analysis.selection import select
 from contracts.adaptive import DEFAULT_MIN_SHARE, adaptive_probabilities, design_weight
 from contracts.columns import DESIGN_WEIGHT
 from contracts.usefulness import DISTINCTION
@@ -187,6 +190,13 @@ def test_export_weights_are_one_over_k_p_and_the_weighted_share_matches_the_dash
         bar = bars[" vs ".join(comparison_title(comparison))]
         assert bar.segments[0].percent == pytest.approx(100 * weighted[comparison] / total[comparison], rel=1e-9)
         assert bar.answers == sum(1 for r in rows if r["question_type"] == comparison)  # counts stay answers
+    # The analysis reads the same weights from the export: its weighted share is the dashboard's.
+    export = load_export(tmp_path / "answers.csv", tmp_path / "participants.csv")
+    numbers = comparison_numbers(select(export, include_incomplete=True).answers, n_boot=50)
+    pooled = numbers[numbers["dataset"] == "all"].set_index("question_type")["method_1_pct"]
+    for comparison in total:
+        assert pooled[comparison] == pytest.approx(bars[" vs ".join(comparison_title(comparison))].segments[0].percent,
+                                                   rel=1e-9)  # fmt: skip
     unweighted = {s.comparison: s for s in comparison_sums(study)}
     assert bars[" vs ".join(comparison_title(SETTLED))].segments[0].percent != pytest.approx(
         100 * unweighted[SETTLED].method_1 / unweighted[SETTLED].answers, rel=1e-9)
