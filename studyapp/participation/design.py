@@ -193,9 +193,7 @@ def adaptive_per_cell(options: Sequence[PairOption], probabilities: Mapping[str,
     """
     sizes = Counter(option.cell for option in options)
     counts = allocate(probabilities, questions_per_participant(sizes.values(), per_cell), rng)
-    capacity = Counter()
-    for (comparison, _), size in sizes.items():
-        capacity[comparison] += size
+    capacity = Counter(option.cell[0] for option in options)  # pairs per comparison
     left = sum(max(count - capacity[comparison], 0) for comparison, count in counts.items())
     counts = {comparison: min(count, capacity[comparison]) for comparison, count in counts.items()}
     for comparison in sorted(counts, key=lambda c: -probabilities[c]):

@@ -32,6 +32,8 @@ from studyapp.console.live_chart import comparison_bars, comparison_title
 from studyapp.models import ADAPTIVE_USEFULNESS_PROBLEM, Answer, Participant, SequenceItem, Study
 from studyapp.operations.export import write_export
 from studyapp.participation.design import (
+    PairOption,
+    adaptive_per_cell,
     create_sequence,
     design_probabilities,
     pair_exposure,
@@ -150,6 +152,26 @@ def test_probabilities_follow_the_unweighted_sums_of_the_not_excluded(answered_a
     assert before == adaptive_probabilities(study.comparisons(), sums, DEFAULT_MIN_SHARE, "shares")
     Participant.objects.filter(study=study).update(excluded=True)  # nobody counts: the prior for every comparison
     assert design_probabilities(study) == pytest.approx(dict.fromkeys(study.comparisons(), 1 / 3))
+
+
+def test_a_comparison_allocated_more_than_its_pairs_hands_the_rest_on():
+    cells = {("a_vs_b", "d1"): 1, ("a_vs_b", "d2"): 1, ("a_vs_c", "d1"): 4, ("a_vs_c", "d2"): 4,
+             ("b_vs_c", "d1"): 4, ("b_vs_c", "d2"): 4}  # fmt: skip
+    options, pk = [], 0
+    for cell, size in cells.items():
+        for _ in range(size):
+            pk += 1
+            options.append(PairOption(pk=pk, cell=cell, image=(cell[1], f"i{pk}"), stimuli=(2 * pk, 2 * pk + 1)))
+    probabilities = {"a_vs_b": 0.8, "a_vs_c": 0.15, "b_vs_c": 0.05}
+    need = adaptive_per_cell(options, probabilities, 3, random.Random(0))  # 1 + 1 + 3·4 = 14 questions
+    assert sum(need.values()) == 14 and all(need[cell] <= size for cell, size in cells.items())
+    assert need[("a_vs_b", "d1")] == need[("a_vs_b", "d2")] == 1  # both of its pairs, the rest handed on
+    per_comparison = Counter()
+    for (comparison, _), n in need.items():
+        per_comparison[comparison] += n
+    assert per_comparison["a_vs_c"] >= per_comparison["b_vs_c"]  # the likelier one takes the rest first
+    planned = plan_sequence(options, {}, need, random.Random(0))
+    assert len(planned) == 14 and len({item.pair for item in planned}) == 14
 
 
 def _read(path: Path) -> list[dict[str, str]]:
