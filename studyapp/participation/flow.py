@@ -299,9 +299,11 @@ def screen_out_if_failed(participant: Participant, usefulness: bool) -> bool:
         return False
     now = timezone.now()
     reason = f"screened out: failed {failed} attention checks, more than the study allows ({allowed})"
+    # A failed check on the last item has just completed the sequence: screened out is the outcome, not complete.
     Participant.objects.filter(pk=participant.pk, screened_out_at__isnull=True).update(
-        screened_out_at=now, excluded=True,
+        screened_out_at=now, excluded=True, completed_at=None,
         exclusion_reason=Case(When(exclusion_reason="", then=Value(reason)), default=F("exclusion_reason")),
     )  # fmt: skip
     participant.screened_out_at = participant.screened_out_at or now
+    participant.completed_at = None
     return True

@@ -185,6 +185,27 @@ def test_one_failed_check_is_allowed_and_the_second_screens_out(checked_study: S
     assert sum(pair_exposure(checked_study.pk).values()) == 0
 
 
+def test_a_failed_check_on_the_last_item_screens_out_instead_of_completing(checked_study: Study):
+    Study.objects.filter(pk=checked_study.pk).update(max_failed_checks=0)
+    client = Client()
+    participant = _ready(client, checked_study)
+    items = SequenceItem.objects.filter(participant=participant)
+    check, last = items.exclude(expected_choice="").first(), items.order_by("position").last()
+    if check.pk != last.pk:  # move a check to the end: swap its position with the last item's
+        positions = check.position, last.position
+        items.filter(pk=check.pk).update(position=999)
+        items.filter(pk=last.pk).update(position=positions[0])
+        items.filter(pk=check.pk).update(position=positions[1])
+    for position in range(1, participant.sequence_length):  # the other check passed
+        answer_current(client, participant, _answer_to(participant, position))
+    assert answer_current(client, participant, "B") == reverse("studyapp:screened_out", args=[participant.token])
+    participant.refresh_from_db()
+    assert participant.answered == participant.sequence_length and participant.completed_at is None
+    assert participant.outcome == Outcome.SCREENED_OUT and participant.excluded
+    assert client.get(reverse("studyapp:done", args=[participant.token]))["Location"] == reverse(
+        "studyapp:screened_out", args=[participant.token])
+
+
 def test_with_max_failed_checks_0_a_single_failure_screens_out(checked_study: Study):
     Study.objects.filter(pk=checked_study.pk).update(max_failed_checks=0, completion_redirect_url=PROLIFIC)
     client = Client()
