@@ -504,7 +504,8 @@ code {{ background: #f3f3f3; padding: 0 0.2rem; }}
 confidence {options.confidence:g}; decimals {options.decimals};
 include incomplete {options.include_incomplete}, excluded {options.include_excluded},
 simulated {options.include_simulated}; keep inattentive {options.keep_inattentive},
-max failed checks {selection.max_failed_checks} ({esc(selection.max_failed_rule)}); speeder below {options.quality.speeder_ms:g} ms,
+max failed checks {selection.max_failed_checks} ({esc(selection.max_failed_rule)});
+speeder below {options.quality.speeder_ms:g} ms,
 straight-liner from {options.quality.straight_line_share:g} of answers.</p>
 </body></html>
 """

@@ -89,7 +89,8 @@ def test_a_weight_counts_as_that_many_copies_of_the_participant_in_the_ranking(t
     people = 6
     rows = design_answers({("bla_t_vs_cam", "A"): (8, 3, 1), ("bla_t_vs_l2x_f", "A"): (5, 5, 2),
                            ("bla_t_vs_random", "A"): (9, 2, 1)}, people, 2)
-    doubled = rows + [{**row, "participant": "p000b"} for row in rows if row["participant"] == "p000"]
+    doubled = rows + [{**row, "participant": "p000b"}
+                      for row in rows if row["participant"] == "p000"]
     weights = {f"p{i:03d}": "2" if i == 0 else "1" for i in range(people)}
     weighted = load_export(*weighted_export(tmp_path / "w", rows, weights))
     copied = load_export(*write_export(tmp_path / "c", doubled, [
@@ -119,7 +120,8 @@ def test_a_balanced_export_gives_bit_identical_results_with_or_without_the_colum
     pd.testing.assert_frame_equal(old.ranking.table, new.ranking.table, check_exact=True)
     for name in ("comparisons.csv", "preferences.csv", "ranking.csv", "comparisons.md",
                  "preferences.md"):
-        assert (tmp_path / "old_out" / name).read_bytes() == (tmp_path / "new_out" / name).read_bytes()
+        old_file, new_file = tmp_path / "old_out" / name, tmp_path / "new_out" / name
+        assert old_file.read_bytes() == new_file.read_bytes()
     assert WEIGHTED_SENTENCE not in (tmp_path / "new_out" / "comparisons.md").read_text()
 
 
