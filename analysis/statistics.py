@@ -45,7 +45,6 @@ from statsmodels.stats.proportion import proportion_confint
 from analysis.percentages import DEFAULT_DECIMALS, WEIGHTED, format_shares
 from contracts.columns import DESIGN_WEIGHT
 from contracts.comparisons import RESULTS
-from contracts.intervals import ComparisonSums, clustered_variance
 from contracts.vocabulary import paper_question_types
 
 MIN_INTERVAL_PARTICIPANTS = 2
@@ -155,21 +154,6 @@ def cluster_bootstrap_ci(hits: np.ndarray, totals: np.ndarray, n_boot: int,
     [0, 1]; NaN where no replicate is usable.
     """
     return percentile_bounds(cluster_bootstrap_shares(hits, totals, n_boot, rng), confidence)
-
-
-def clustered_wilson_interval(sums: ComparisonSums, confidence: float = DEFAULT_CONFIDENCE,
-                              ) -> tuple[float, float] | None:
-    """Method 1's share's Wilson score interval at the participant-clustered effective sample
-    size n_eff = p(1−p) / V (V the sandwich variance of contracts.intervals; the answers
-    themselves where V is 0). Unlike the Wald interval p ± z·√V it stays inside [0, 1] and keeps
-    its coverage for shares near 0 or 1; the same sums, weighted or not. None under two people."""
-    variance = clustered_variance(sums)
-    if variance is None:
-        return None
-    p = sums.method_1 / sums.answers
-    n_eff = p * (1 - p) / variance if variance > 0 and 0 < p < 1 else sums.answers
-    low, high = proportion_confint(p * n_eff, n_eff, alpha=1.0 - confidence, method="wilson")
-    return float(low), float(high)
 
 
 def sign_test(wins: int, losses: int) -> float:

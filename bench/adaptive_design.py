@@ -10,7 +10,7 @@ replay r meets the same people under every design (paired comparisons). The two 
 
 * pairwise: each comparison's (weighted) method-1 share with its participant-clustered 95 %
   interval — the Wilson score interval at the clustered effective sample size
-  (analysis.statistics.clustered_wilson_interval; the sandwich variance of contracts.intervals) —
+  (contracts.intervals.clustered_interval: Wilson at the sandwich variance's effective n) —
   the widest interval;
 * ranking: a Bradley–Terry logistic model of the decisive answers (statsmodels GLM, IPW weights,
   covariance clustered by participant, t quantile with participants − 1 degrees of freedom) — the
@@ -45,10 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analysis.planning import logit_centre
-from analysis.statistics import clustered_wilson_interval
 from contracts import adaptive
 from contracts.adaptive import adaptive_probabilities, allocate, design_weight
-from contracts.intervals import ComparisonSums
+from contracts.intervals import ComparisonSums, clustered_interval
 
 STRENGTHS = np.array([0.0, 0.3, 0.6, 1.5, 3.0])
 PAIRS = list(combinations(range(len(STRENGTHS)), 2))
@@ -118,7 +117,7 @@ def adaptive_questions(study: Study, rng: random.Random,
 
 def pairwise_intervals(study: Study, people: int) -> np.ndarray | None:
     """Each comparison's 95 % interval of method 1's share (weighted) after ``people``."""
-    intervals = [clustered_wilson_interval(study.sums(k, True, people)) for k in range(len(PAIRS))]
+    intervals = [clustered_interval(study.sums(k, True, people)) for k in range(len(PAIRS))]
     return None if any(i is None for i in intervals) else np.array(intervals)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -308,7 +308,7 @@ def forward_simulation_arms(datasets: Mapping[str, DatasetInputs]) -> list[str]:
 def _forward_trials(dataset: DatasetInputs, arms: Sequence[str],
                     options: UsefulnessOptions) -> tuple[list[TrialPlan], str | None]:
     """Pre, learn and post trials of one dataset on disjoint images that every method's model predicts alike."""
-    reference, labels = dataset.reference, dataset.reference.labels
+    reference = dataset.reference
     agree = np.logical_and.reduce([ex.preds == reference.preds for ex in dataset.by_method.values()])
     order, free = _order(options, dataset), agree.copy()
     plans: list[TrialPlan] = []

@@ -9,20 +9,18 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from statsmodels.stats.proportion import proportion_confint
 
 from analysis.comparisons import comparison_table, oriented
 from analysis.io import InputError, load_export
 from analysis.ranking import rank_methods
 from analysis.report import ReportOptions, build_report
-from analysis.statistics import clustered_wilson_interval, sampled_sign_flip_test, sign_flip_test
+from analysis.statistics import sampled_sign_flip_test, sign_flip_test
 from analysis_exports import (
     answer_row, check_row, design_answers, participant_row, sign_flip_p, write_csv, write_export,
 )
 from contracts.columns import (
     DESIGN_WEIGHT, OPTIONAL_ANSWER_COLUMNS, PARTICIPANT_COLUMNS, REQUIRED_ANSWER_COLUMNS,
 )
-from contracts.intervals import ComparisonSums
 
 WEIGHTED_SENTENCE = "Adaptive design: estimates inverse-probability weighted"
 
@@ -147,24 +145,6 @@ def test_the_sign_flip_test_of_weighted_differences_matches_enumeration():
     assert sign_flip_test(np.array(differences)) == pytest.approx(expected, abs=0.01)
     assert sign_flip_test(np.array([2.0, 1.0, -1.0])) == sign_flip_test(np.array([2, 1, -1]))
     assert math.isnan(sampled_sign_flip_test(np.zeros(3)))
-
-
-def test_the_clustered_wilson_interval_uses_the_effective_sample_size():
-    # (a, n) = (2, 3), (0, 2), (1, 1): p = 1/2, V = 0.0625, n_eff = 0.25 / 0.0625 = 4.
-    sums = ComparisonSums("a_vs_b", participants=3, method_1=3, method_2=2, equal=1, a2=5,
-                          an=7, n2=14)
-    z = 1.959963984540054
-    half = z / (1 + z * z / 4) * math.sqrt(0.25 / 4 + z * z / 64)
-    assert clustered_wilson_interval(sums) == pytest.approx((0.5 - half, 0.5 + half))
-    # Without spread between people: the Wilson interval of the answers themselves.
-    unanimous = ComparisonSums("a_vs_b", 2, 6, 0, 0, 18, 18, 18)
-    assert clustered_wilson_interval(unanimous) == pytest.approx(
-        proportion_confint(6, 6, method="wilson"))
-    assert clustered_wilson_interval(ComparisonSums("a_vs_b", 1, 2, 1, 0, 4, 6, 9)) is None
-    # A rare outcome: the interval stays above 0 (Wald's would reach below it).
-    rare = ComparisonSums("a_vs_b", 10, 1, 19, 0, 1, 2, 40)
-    low, high = clustered_wilson_interval(rare)
-    assert 0 < low < 0.05 < high < 0.5
 
 
 def with_checks(tmp_path, manifest: dict | None):

@@ -4,6 +4,7 @@ the answers, the participant-clustered interval, and the paginated, searchable p
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -149,14 +150,15 @@ def _checks_answered(participant: Participant) -> int:
     return participant.items.exclude(expected_choice="").filter(answer__isnull=False).count()
 
 
-def test_the_clustered_interval_equals_the_hand_computed_sandwich():
+def test_the_clustered_interval_is_wilson_at_the_sandwich_effective_n():
     # Participants (a, n): (2, 3), (0, 2), (1, 1): p = 3/6; residuals 0.5, -1, 0.5; Σr² = 1.5;
-    # V = 3/2 · 1.5 / 36 = 0.0625, SE = 0.25; 95 %: 0.5 ± 1.959964 · 0.25.
+    # V = 3/2 · 1.5 / 36 = 0.0625, so n_eff = p(1 − p)/V = 4: the Wilson interval of 2 in 4.
     sums = ComparisonSums(
         "a_vs_b", participants=3, method_1=3, method_2=2, equal=1, a2=5, an=7, n2=14
     )
-    low, high = clustered_interval(sums)
-    assert (low, high) == pytest.approx((0.5 - 0.489991, 0.5 + 0.489991), abs=1e-6)
+    z = 1.959963984540054
+    half = z / (1 + z * z / 4) * math.sqrt(0.25 / 4 + z * z / 64)
+    assert clustered_interval(sums) == pytest.approx((0.5 - half, 0.5 + half), abs=1e-9)
     # Every answer for method 1: no clustered spread, so the Wilson interval of the 6 answers.
     unanimous = ComparisonSums(
         "a_vs_b", participants=2, method_1=6, method_2=0, equal=0, a2=18, an=18, n2=18
@@ -166,12 +168,16 @@ def test_the_clustered_interval_equals_the_hand_computed_sandwich():
         "a_vs_b", participants=1, method_1=2, method_2=1, equal=0, a2=4, an=6, n2=9
     )
     assert clustered_interval(alone) is None
-    # A wide interval is clipped to [0, 1], never beyond.
+    # A rare outcome: the interval stays above 0 (Wald's, 0.05 ± 0.05, would reach it).
+    rare = ComparisonSums("a_vs_b", 10, 1, 19, 0, 1, 2, 40)
+    low, high = clustered_interval(rare)
+    assert 0 < low < 0.05 < high < 0.5
+    # A wide interval stays inside [0, 1].
     spread = ComparisonSums(
         "a_vs_b", participants=2, method_1=1, method_2=9, equal=0, a2=1, an=1, n2=82
     )
     low, high = clustered_interval(spread)
-    assert low == 0.0 and 0.1 < high < 1.0
+    assert 0.0 <= low < 0.1 < high < 1.0
 
 
 def test_participants_are_paginated_and_searchable(study):
