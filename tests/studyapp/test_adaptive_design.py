@@ -110,7 +110,10 @@ def test_newcomers_get_more_of_the_unsettled_comparison_and_keep_the_floor(answe
     probabilities = design_probabilities(study)
     assert sorted(probabilities) == comparisons and k == 3
     assert math.isclose(sum(probabilities.values()), 1.0)
-    assert probabilities[SETTLED] < 1 / k < probabilities[OPEN]
+    # The settled comparison gets less than its balanced share, each 50/50 one more than it (which of
+    # the two 50/50 ones gets most depends on the random tokens' sequences).
+    assert probabilities[SETTLED] < 1 / k
+    assert all(probabilities[SETTLED] < p for c, p in probabilities.items() if c != SETTLED)
     assert min(probabilities.values()) >= DEFAULT_MIN_SHARE / k
 
     newcomers = [enrol(study, external_id=f"late-{i}") for i in range(12)]
@@ -219,9 +222,13 @@ def test_export_weights_are_one_over_k_p_and_the_weighted_share_matches_the_dash
     for comparison in total:
         assert pooled[comparison] == pytest.approx(bars[" vs ".join(comparison_title(comparison))].segments[0].percent,
                                                    rel=1e-9)  # fmt: skip
-    unweighted = {s.comparison: s for s in comparison_sums(study)}
-    assert bars[" vs ".join(comparison_title(SETTLED))].segments[0].percent != pytest.approx(
-        100 * unweighted[SETTLED].method_1 / unweighted[SETTLED].answers, rel=1e-9)
+    # Weighting moves the settled comparison's share, unless its answers were unanimous (about 1 run in
+    # 20 at 95 %: the sequences follow random tokens), where every weighting gives the same share.
+    unweighted = {s.comparison: s for s in comparison_sums(study)}[SETTLED]
+    unanimous = unweighted.method_1 in (0, unweighted.answers)
+    same = bars[" vs ".join(comparison_title(SETTLED))].segments[0].percent == pytest.approx(
+        100 * unweighted.method_1 / unweighted.answers, rel=1e-9)
+    assert same == unanimous
 
 
 def test_the_dashboard_shows_the_design_and_the_current_probabilities(answered_adaptive):
