@@ -182,6 +182,12 @@ def anomalous_count(study: Study, include_simulated: bool = False) -> tuple[int,
     return summary.flagged, summary.scored
 
 
+def _cache_id(study: Study) -> str:
+    """The study in a cache key: its pk and creation time (a deleted study's pk may come back on SQLite)
+    and its attention-check rule (which participants count)."""
+    return f"{study.pk}@{study.created_at.timestamp():.6f}:{study.max_failed_checks}"
+
+
 def cached_anomaly_summary(study: Study, include_simulated: bool = False) -> AnomalySummary:
     """:func:`anomaly_summary`, cached under the study's participants: how many, their answers so far
     (every answer raises a participant's ``answered``) and which completed or are excluded — one
@@ -189,7 +195,7 @@ def cached_anomaly_summary(study: Study, include_simulated: bool = False) -> Ano
     state = Participant.objects.filter(study=study).aggregate(
         n=Count("id"), answered=Sum("answered"), done=Sum("id", filter=Q(completed_at__isnull=False)),
         out=Sum("id", filter=Q(excluded=True)))  # fmt: skip
-    key = "study-health:anomalous:{}:{}:{n}:{answered}:{done}:{out}".format(study.pk, include_simulated, **state)
+    key = "study-health:anomalous:{}:{}:{n}:{answered}:{done}:{out}".format(_cache_id(study), include_simulated, **state)
     summary = cache.get(key)
     if summary is None:
         summary = anomaly_summary(study, include_simulated)
@@ -290,7 +296,7 @@ def cached_planner_estimate(study: Study, target: float = PLANNER_TARGET_POWER,
     answers = Answer.objects.filter(item__participant__study=study).count()
     people = Participant.objects.filter(study=study).aggregate(
         n=Count("id"), done=Count("id", filter=Q(completed_at__isnull=False)), out=Count("id", filter=Q(excluded=True)))
-    key = f"study-health:plan:{study.pk}:{answers}:{people['n']}:{people['done']}:{people['out']}:{target}:{replays}"
+    key = f"study-health:plan:{_cache_id(study)}:{answers}:{people['n']}:{people['done']}:{people['out']}:{target}:{replays}"
     estimate = cache.get(key)
     if estimate is None:
         estimate = planner_estimate(study, target, replays)

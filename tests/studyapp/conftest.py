@@ -10,6 +10,15 @@ from studyapp.operations.bundle import import_bundle, validate_bundle
 from tests.synthetic_bundle import write_synthetic_bundle
 
 
+@pytest.fixture(autouse=True)
+def empty_cache() -> None:
+    """Each test starts with an empty cache: the dashboard caches summaries under a study's pk and
+    counts, and a rolled-back test's study pk comes back in the next test."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def media_root(tmp_path: Path, settings) -> Path:
     settings.MEDIA_ROOT = tmp_path / "media"

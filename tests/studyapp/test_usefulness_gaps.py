@@ -311,6 +311,24 @@ def test_the_dashboard_shows_the_summary_with_zero_one_and_more_participants(tas
         assert 'data-method="bla_t"' in html and 'data-method="cam"' in html
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_the_dashboards_pool_and_exposure_tables_list_the_trials(task, tmp_path):
+    study = usefulness_study(tmp_path, task, checks=1)
+    for seed in (1, 2):
+        _take_at_random(study, seed)
+    html = researcher_client("ada", study).get(reverse("studyapp:dashboard", args=[study.slug])).content.decode()
+    asked = TrialItem.objects.filter(participant__study=study, expected_answer="")
+    cells: dict[str, int] = defaultdict(int)
+    for method, phase, dataset in asked.values_list("trial__method", "trial__phase", "trial__dataset__key"):
+        group = method if task != FORWARD_SIMULATION else (f"learn · {method or 'none'}" if phase == "learn" else phase)
+        cells[f"{group}/{dataset}"] += 1
+    assert cells and all(f'<td data-cell="{cell}">{n}</td>' in html for cell, n in cells.items())
+    assert "Trial exposure" in html and "Pair exposure" not in html
+    trial = Trial.objects.filter(bundle__study=study).first()
+    shown = asked.filter(trial=trial).count()
+    assert re.search(rf"<code>{re.escape(trial.trial_id)}</code>.*?<td>{shown}</td><td>{shown}</td>", html, re.S)
+
+
 def test_the_dashboard_summary_costs_the_same_queries_for_more_participants(tmp_path):
     study = usefulness_study(tmp_path, DISTINCTION, checks=1)
     client = researcher_client("ada", study)

@@ -28,7 +28,8 @@ from studyapp.console.live_chart import (
 from studyapp.console.report import ReportUnavailable, study_report_html
 from studyapp.console.study_health import study_health
 from studyapp.console.usefulness_summary import SUMMARY_CONFIDENCE, check_counts, usefulness_summary
-from studyapp.models import Answer, Pair, Participant, Study
+from contracts.usefulness import FORWARD_SIMULATION, LEARN, NO_EXPLANATION
+from studyapp.models import Answer, Pair, Participant, Study, Trial
 from studyapp.operations.export import export_zip
 from studyapp.participation.blinding import study_text_leaks
 from studyapp.participation.design import design_probabilities
@@ -40,39 +41,59 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CellRow:
-    """Answers and pool of one question type × dataset cell."""
+    """Answers and pool of one cell: question type × dataset (pairs), or method × dataset × phase (trials)."""
 
-    question_type: str
+    group: str
     dataset: str
     pairs: int
     answers: int
     short: bool
 
 
-def _cells(study: Study, pairs: list[dict[str, object]]) -> list[CellRow]:
-    """Pairs and answers per cell, summed from the exposure rows (one pass over the answers, not two)."""
+def _cells(study: Study, rows: list[dict[str, object]]) -> list[CellRow]:
+    """Pool and answers per cell, summed from the exposure rows (one pass over the answers, not two).
+
+    A cell is short when it holds fewer items than a participant gets of it (forward simulation shows
+    every trial of a phase, so none of its cells is)."""
     cells: dict[tuple[str, str], list[int]] = {}
-    for pair in pairs:
-        cell = cells.setdefault((pair["question_type"], pair["dataset__key"]), [0, 0])
+    for row in rows:
+        cell = cells.setdefault((row["group"], row["dataset"]), [0, 0])
         cell[0] += 1
-        cell[1] += pair["answered"]
-    return [CellRow(question_type, dataset, n, answered, n < study.questions_per_cell)
-            for (question_type, dataset), (n, answered) in sorted(cells.items())]  # fmt: skip
+        cell[1] += row["answered"]
+    per_cell = 0 if study.task == FORWARD_SIMULATION else study.questions_per_cell
+    return [CellRow(group, dataset, n, answered, n < per_cell)
+            for (group, dataset), (n, answered) in sorted(cells.items())]  # fmt: skip
 
 
 def _exposure(study: Study) -> tuple[list[dict[str, object]], dict[str, int]]:
-    live = Q(sequence_items__participant__excluded=False, sequence_items__expected_choice="")  # questions, not checks
-    pairs = list(
-        Pair.objects.filter(bundle__study=study)
-        .annotate(
-            shown=Count("sequence_items", filter=live),
-            answered=Count("sequence_items__answer", filter=live),
-        )
-        .values("pair_id", "question_type", "dataset__key", "image_id", "shown", "answered")
-        .order_by("question_type", "dataset__key", "shown", "pair_id")
-    )
-    shown = [p["shown"] for p in pairs] or [0]
-    return pairs, {"min": min(shown), "max": max(shown)}
+    """One row per pair (or trial, in a usefulness study): id, cell group, dataset, image, shown, answered.
+
+    Shown and answered count the items of not-excluded participants, attention checks left out. A
+    trial's group is its method (forward simulation: its phase, and a learning trial's arm)."""
+    if study.is_usefulness:
+        live = Q(items__participant__excluded=False, items__expected_answer="")
+        found = Trial.objects.filter(bundle__study=study).annotate(
+            shown=Count("items", filter=live), answered=Count("items__answer", filter=live))
+        rows = [{"id": t["trial_id"], "dataset": t["dataset__key"], "image": t["image_id"], "shown": t["shown"],
+                 "answered": t["answered"], "group": _trial_group(study.task, t["method"], t["phase"])}
+                for t in found.values("trial_id", "method", "phase", "dataset__key", "image_id", "shown", "answered")]
+    else:
+        live = Q(sequence_items__participant__excluded=False, sequence_items__expected_choice="")
+        found = Pair.objects.filter(bundle__study=study).annotate(
+            shown=Count("sequence_items", filter=live), answered=Count("sequence_items__answer", filter=live))
+        rows = [{"id": p["pair_id"], "group": p["question_type"], "dataset": p["dataset__key"], "image": p["image_id"],
+                 "shown": p["shown"], "answered": p["answered"]}
+                for p in found.values("pair_id", "question_type", "dataset__key", "image_id", "shown", "answered")]
+    rows.sort(key=lambda row: (row["group"], row["dataset"], row["shown"], row["id"]))
+    shown = [row["shown"] for row in rows] or [0]
+    return rows, {"min": min(shown), "max": max(shown)}
+
+
+def _trial_group(task: str, method: str, phase: str) -> str:
+    """The dashboard's cell of a trial: its method; in forward simulation its phase (learning: with its arm)."""
+    if task != FORWARD_SIMULATION:
+        return method
+    return f"{phase} · {method or NO_EXPLANATION}" if phase == LEARN else phase
 
 
 def _participant(request: HttpRequest, slug: str, public_id: str, perm: str) -> Participant:
@@ -142,7 +163,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     study = study_or_403(request.user, slug)
     counts = _counts(study)
     page, query = _participant_page(study, request)
-    pairs, exposure = _exposure(study)
+    rows, exposure = _exposure(study)
     refresh = study.status == Study.Status.OPEN and request.GET.get("refresh") != "0"
     include_simulated = request.GET.get("simulated") == "1"
     bars = comparison_bars(study, include_simulated)
@@ -159,8 +180,8 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "progress": completion_progress(study, started, counts["completed"]),
         "can_change": request.user.has_perm("studyapp.change_study", study),
         "status_form": StudyStatusForm(study=study),
-        "cells": _cells(study, pairs),
-        "pairs": pairs,
+        "cells": _cells(study, rows),
+        "pairs": rows,
         "exposure": exposure,
         "participants": page.object_list,
         "health": study_health(study, page.object_list, include_simulated),
