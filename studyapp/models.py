@@ -588,6 +588,8 @@ class SequenceItem(models.Model):
 
     class Meta:
         ordering = ["participant_id", "position"]
+        # The few attention-check items, for the failed-check count of the live chart and the adaptive design.
+        indexes = [models.Index(fields=["participant"], condition=~Q(expected_choice=""), name="item_check_idx")]
         constraints = [
             models.UniqueConstraint(fields=["participant", "position"], name="item_position_unique"),
             models.UniqueConstraint(
@@ -769,6 +771,7 @@ class TrialItem(models.Model):
 
     class Meta:
         ordering = ["participant_id", "position"]
+        indexes = [models.Index(fields=["participant"], condition=~Q(expected_answer=""), name="trial_item_check_idx")]
         constraints = [
             models.UniqueConstraint(fields=["participant", "position"], name="trial_item_position_unique"),
             models.CheckConstraint(condition=Q(position__gte=1), name="trial_item_position_positive"),

@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -29,7 +29,7 @@ from studyapp.console.report import ReportUnavailable, study_report_html
 from studyapp.console.study_health import study_health
 from studyapp.console.usefulness_summary import SUMMARY_CONFIDENCE, check_counts, usefulness_summary
 from contracts.usefulness import FORWARD_SIMULATION, LEARN, NO_EXPLANATION
-from studyapp.models import Answer, Pair, Participant, Study, Trial
+from studyapp.models import Answer, Pair, Participant, SequenceItem, Study, Trial, TrialItem
 from studyapp.operations.export import export_zip
 from studyapp.participation.blinding import study_text_leaks
 from studyapp.participation.design import design_probabilities
@@ -71,22 +71,32 @@ def _exposure(study: Study) -> tuple[list[dict[str, object]], dict[str, int]]:
     Shown and answered count the items of not-excluded participants, attention checks left out. A
     trial's group is its method (forward simulation: its phase, and a learning trial's arm)."""
     if study.is_usefulness:
-        live = Q(items__participant__excluded=False, items__expected_answer="")
-        found = Trial.objects.filter(bundle__study=study).annotate(
-            shown=Count("items", filter=live), answered=Count("items__answer", filter=live))
-        rows = [{"id": t["trial_id"], "dataset": t["dataset__key"], "image": t["image_id"], "shown": t["shown"],
-                 "answered": t["answered"], "group": _trial_group(study.task, t["method"], t["phase"])}
-                for t in found.values("trial_id", "method", "phase", "dataset__key", "image_id", "shown", "answered")]
+        counts = _item_counts(TrialItem.objects.filter(participant__study=study, expected_answer=""), "trial_id")
+        found = Trial.objects.filter(bundle__study=study).values_list(
+            "pk", "trial_id", "method", "phase", "dataset__key", "image_id")
+        described = [(pk, name, _trial_group(study.task, method, phase), dataset, image)
+                     for pk, name, method, phase, dataset, image in found]
     else:
-        live = Q(sequence_items__participant__excluded=False, sequence_items__expected_choice="")
-        found = Pair.objects.filter(bundle__study=study).annotate(
-            shown=Count("sequence_items", filter=live), answered=Count("sequence_items__answer", filter=live))
-        rows = [{"id": p["pair_id"], "group": p["question_type"], "dataset": p["dataset__key"], "image": p["image_id"],
-                 "shown": p["shown"], "answered": p["answered"]}
-                for p in found.values("pair_id", "question_type", "dataset__key", "image_id", "shown", "answered")]
+        counts = _item_counts(SequenceItem.objects.filter(participant__study=study, expected_choice=""), "pair_id")
+        described = Pair.objects.filter(bundle__study=study).values_list(
+            "pk", "pair_id", "question_type", "dataset__key", "image_id")
+    rows = [{"id": name, "group": group, "dataset": dataset, "image": image,
+             "shown": counts.get(pk, (0, 0))[0], "answered": counts.get(pk, (0, 0))[1]}
+            for pk, name, group, dataset, image in described]
     rows.sort(key=lambda row: (row["group"], row["dataset"], row["shown"], row["id"]))
     shown = [row["shown"] for row in rows] or [0]
     return rows, {"min": min(shown), "max": max(shown)}
+
+
+def _item_counts(items: QuerySet, key: str) -> dict[int, tuple[int, int]]:
+    """Per pair or trial (``key``): the ``items`` of not-excluded participants, and how many are answered.
+
+    A participant's answers are always their positions 1..answered (flow.store_once), so an item is
+    answered when its position is at most their ``answered``: one pass over the items, no join to the answers.
+    """
+    answered = Count("id", filter=Q(position__lte=F("participant__answered")))
+    rows = items.filter(participant__excluded=False).values(key).order_by().annotate(shown=Count("id"), done=answered)
+    return {row[key]: (row["shown"], row["done"]) for row in rows}
 
 
 def _trial_group(task: str, method: str, phase: str) -> str:
