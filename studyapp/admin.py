@@ -23,6 +23,8 @@ from studyapp.models import (
     SequenceItem,
     Stimulus,
     Study,
+    Trial,
+    TrialAnswer,
 )
 
 admin.site.login_form = ThrottledLoginForm
@@ -140,7 +142,7 @@ class ParticipantAdmin(StudyScopedAdmin):
     fields = [
         "study", "public_id", "external_id", "simulated", "started_at", "demographics_at", "instructions_at",
         "completed_at", "excluded", "exclusion_reason", "gender", "age", "ml_experience", "xai_experience",
-        "sequence_length",
+        "sequence_length", "language", "arm", "last_active_at", "screened_out_at",
     ]  # fmt: skip
     readonly_fields = [f for f in fields if f not in ("excluded", "exclusion_reason")]
     inlines = [SequenceItemInline]
@@ -163,3 +165,25 @@ class AnswerAdmin(ReadOnlyAdmin):
     list_display = ["item", "choice", "chosen_method", "response_ms", "answered_at"]
     list_filter = ["choice", ("item__participant__study", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["item__stimulus_a", "item__stimulus_b"]
+
+
+@admin.register(Trial)
+class TrialAdmin(ReadOnlyAdmin):
+    """A usefulness study's imported trials (its answers: TrialAnswerAdmin)."""
+
+    list_display = ["trial_id", "dataset", "method", "phase", "predicted_class", "true_class", "model_correct"]
+    list_filter = [("bundle__study", admin.RelatedOnlyFieldListFilter), "phase", "model_correct"]
+    search_fields = ["trial_id", "image_id"]
+
+
+@admin.register(TrialAnswer)
+class TrialAnswerAdmin(ReadOnlyAdmin):
+    """Participants' answers to usefulness trials, read-only like the preference answers."""
+
+    list_display = ["item", "trial", "answer", "confidence", "response_ms", "answered_at"]
+    list_filter = [("item__participant__study", admin.RelatedOnlyFieldListFilter), "confidence"]
+    list_select_related = ["item__trial"]
+
+    @admin.display(description="trial")
+    def trial(self, answer: TrialAnswer) -> str:
+        return answer.item.trial.trial_id

@@ -26,6 +26,10 @@ from studyapp.models import (
     SequenceItem,
     Stimulus,
     Study,
+    Trial,
+    TrialAnswer,
+    TrialItem,
+    TrialPanel,
 )
 
 # How each model reaches its study, as a query path ("" for the study itself).
@@ -38,12 +42,17 @@ STUDY_PATHS: dict[type[models.Model], str] = {
     Participant: "study",
     SequenceItem: "participant__study",
     Answer: "item__participant__study",
+    Trial: "bundle__study",
+    TrialPanel: "trial__bundle__study",
+    TrialItem: "participant__study",
+    TrialAnswer: "item__participant__study",
 }
 RESEARCHER_GROUP = "researchers"
 # What the group create_researcher puts researchers in may do (to their own studies only).
 RESEARCHER_PERMISSIONS = (
     "view_study", "change_study", "add_study", "view_bundle", "view_dataset", "view_pair", "view_stimulus",
     "view_participant", "change_participant", "delete_participant", "view_sequenceitem", "view_answer",
+    "view_trial", "view_trialpanel", "view_trialitem", "view_trialanswer",
 )  # fmt: skip
 User = AbstractBaseUser | AnonymousUser
 

@@ -361,6 +361,28 @@ def test_a_researcher_sees_only_the_dashboard_and_preview_of_their_own_usefulnes
     assert "mine" in listing and "theirs" not in listing
 
 
+def test_the_admin_shows_a_researcher_the_trials_and_trial_answers_of_their_own_study_only(tmp_path):
+    mine = usefulness_study(tmp_path, AGREEMENT, slug="mine")
+    theirs = usefulness_study(tmp_path / "other", DISTINCTION, slug="theirs")
+    _take_at_random(mine, 1)
+    _take_at_random(theirs, 2)
+    client = researcher_client("ada", mine)
+    answers = client.get(reverse("admin:studyapp_trialanswer_changelist")).content.decode()
+    own = TrialAnswer.objects.filter(item__participant__study=mine)
+    other = TrialAnswer.objects.filter(item__participant__study=theirs)
+    assert own.exists() and other.exists()
+    assert f"{own.count()} trial answers" in answers
+    assert client.get(reverse("admin:studyapp_trialanswer_change", args=[own.first().pk])).status_code == 200
+    assert client.get(reverse("admin:studyapp_trialanswer_change", args=[other.first().pk])).status_code == 302
+    trials = client.get(reverse("admin:studyapp_trial_changelist")).content.decode()
+    assert f"{Trial.objects.filter(bundle__study=mine).count()} trials" in trials  # the bundles' ids coincide
+    theirs_trial = Trial.objects.filter(bundle__study=theirs).first()
+    assert client.get(reverse("admin:studyapp_trial_change", args=[theirs_trial.pk])).status_code == 302
+    assert client.post(reverse("admin:studyapp_trialanswer_delete", args=[own.first().pk]),
+                       {"post": "yes"}).status_code == 403 and own.count() == TrialAnswer.objects.filter(
+        item__participant__study=mine).count()
+
+
 # --- the researcher's preview ------------------------------------------------------------------
 
 
