@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.percentages import DEFAULT_DECIMALS, WEIGHTED, format_shares
+from analysis.percentages import DEFAULT_DECIMALS, format_shares
 from analysis.statistics import (
     ALL_DATASETS,
     DEFAULT_BOOTSTRAP,
@@ -28,6 +28,7 @@ from analysis.statistics import (
     design_weights,
     holm,
     result_summary,
+    weighted_columns,
     with_weighted_columns,
 )
 from analysis.vocabulary import COMPARISON_COLUMNS, EQUAL
@@ -102,10 +103,7 @@ def comparison_numbers(data: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, seed
                 "method_2_pct": summary["second_pct"], "equal_pct": summary["equal_pct"],
                 "ci_low": summary["ci_low"], "ci_high": summary["ci_high"],
                 "p_value": summary["p_value"], "p_value_holm": np.nan,
-                **({} if weighted is None else {
-                    f"{WEIGHTED}method_1_count": weighted[0],
-                    f"{WEIGHTED}method_2_count": weighted[1], f"{WEIGHTED}equal": weighted[2],
-                    f"{WEIGHTED}n_answers": sum(weighted)}),
+                **weighted_columns(("method_1_count", "method_2_count", "equal"), weighted),
             })
     table = pd.DataFrame(rows, columns=with_weighted_columns(COMPARISON_COLUMNS, rows))
     table["p_value_holm"] = table.groupby("dataset", sort=False)["p_value"].transform(holm)

@@ -44,14 +44,14 @@ from analysis.vocabulary import (
     STATUSES,
     TRUE_WORDS,
 )
-from contracts.columns import DESIGN_WEIGHT
+from contracts.columns import DESIGN_WEIGHT, EXPORT_MANIFEST_NAME
 from contracts.comparisons import METHOD_1, METHOD_2, RESULT, RESULTS, comparison_sides
 from contracts.vocabulary import parse_question_type, validate_method_key
 
 ANSWER_KEY = ["study", "participant", "position"]
 PARTICIPANT_KEY = ["study", "participant"]
 MAX_AGE = 130
-MANIFEST_NAME = "export_manifest.json"  # as studyapp.operations.export writes it
+MANIFEST_NAME = EXPORT_MANIFEST_NAME
 
 
 class InputError(ValueError):

@@ -337,6 +337,15 @@ def preference_table(answers: pd.DataFrame, n_boot: int = DEFAULT_BOOTSTRAP, see
                          decimals)
 
 
+def weighted_columns(counts: tuple[str, str, str], weighted: tuple[float, ...] | None) -> dict[str, float]:
+    """A row's ``weighted_*`` columns: the weighted sums of its three ``counts`` columns and of
+    n_answers; none without weights."""
+    if weighted is None:
+        return {}
+    return {f"{WEIGHTED}{name}": value
+            for name, value in zip((*counts, "n_answers"), (*weighted, sum(weighted)), strict=True)}
+
+
 def with_weighted_columns(columns: tuple[str, ...], rows: list[dict]) -> list[str]:
     """A numbers table's columns: ``columns``, then the ``weighted_*`` ones its rows carry."""
     return [*columns, *(key for key in (rows[0] if rows else {}) if key.startswith(WEIGHTED))]
@@ -351,9 +360,7 @@ def _cell_row(dataset: str, question_type: str, other_methods: str, cell: np.nda
     weighted = summary.get("weighted")
     w_bla, w_other, w_n = (bla, other, n) if weighted is None else (
         weighted[0], weighted[1], sum(weighted))
-    columns = {} if weighted is None else {
-        f"{WEIGHTED}bla_t": weighted[0], f"{WEIGHTED}other": weighted[1],
-        f"{WEIGHTED}equal": weighted[2], f"{WEIGHTED}n_answers": w_n}
+    columns = weighted_columns(("bla_t", "other", "equal"), weighted)
     return {
         "dataset": dataset, "question_type": question_type, "other_methods": other_methods,
         "n_answers": n, "n_participants": summary["n_participants"],
@@ -438,13 +445,11 @@ def result_summary(cell: np.ndarray, interval: np.ndarray, raw: np.ndarray | Non
     n = first + second + equal
     share = (first, second, equal) if raw is None else tuple(float(v) for v in cell.sum(axis=0))
     total = sum(share)
-    differences = cell[:, 0] - cell[:, 1] if raw is not None else (
-        cell[:, 0].astype(np.int64) - cell[:, 1])
     return {
         "n_answers": n, "n_participants": int((counted.sum(axis=1) > 0).sum()),
         "first": first, "second": second, "equal": equal,
         "first_pct": 100.0 * share[0] / total, "second_pct": 100.0 * share[1] / total,
         "equal_pct": 100.0 * share[2] / total, "ci_low": 100.0 * float(interval[0]),
-        "ci_high": 100.0 * float(interval[1]), "p_value": sign_flip_test(differences),
+        "ci_high": 100.0 * float(interval[1]), "p_value": sign_flip_test(cell[:, 0] - cell[:, 1]),
         **({} if raw is None else {"weighted": share}),
     }

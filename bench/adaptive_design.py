@@ -10,8 +10,7 @@ replay r meets the same people under every design (paired comparisons). The two 
 
 * pairwise: each comparison's (weighted) method-1 share with its participant-clustered 95 %
   interval — the Wilson score interval at the clustered effective sample size
-  (contracts.intervals.clustered_interval: Wilson at the sandwich variance's effective n) —
-  the widest interval;
+  (contracts.intervals.clustered_interval, the dashboard's) — the widest interval;
 * ranking: a Bradley–Terry logistic model of the decisive answers (statsmodels GLM, IPW weights,
   covariance clustered by participant, t quantile with participants − 1 degrees of freedom) — the
   widest 95 % interval of a strength against the first method.

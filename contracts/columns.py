@@ -26,6 +26,8 @@ REQUIRED_PARTICIPANT_COLUMNS: tuple[str, ...] = (
     "ml_experience", "xai_experience", "simulated",
 )
 PARTICIPANT_COLUMNS: tuple[str, ...] = (*REQUIRED_PARTICIPANT_COLUMNS, *OPTIONAL_PARTICIPANT_COLUMNS)
+# Beside the CSVs: their SHA-256, sizes, row counts and the study's design and attention-check rule.
+EXPORT_MANIFEST_NAME = "export_manifest.json"
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "answers.csv": ANSWER_COLUMNS, "participants.csv": PARTICIPANT_COLUMNS,
 }

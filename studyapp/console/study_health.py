@@ -15,8 +15,8 @@ costs one aggregate over the participant rows, and the table scores only the pag
 far are the pilot of ``analysis.planning``: its pilot design, simulated at its participant grid
 with a bounded number of replays, gives the participants needed for the target power on every
 comparison (Holm), with the Monte-Carlo interval from the power's Wilson interval. Estimates are
-cached under the study's answer and participant counts, so reopening the page costs nothing until
-someone answers.
+cached under the study's participants' state (answers so far, completed, excluded), so reopening the
+page costs nothing until someone answers.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from contracts.anomaly import DEFAULT_ANOMALY_ALPHA, AnomalyTerms, combined_anom
 from contracts.comparisons import RESULTS
 from studyapp.console.access import study_or_403
 from studyapp.console.live_chart import inattentive_participants
-from studyapp.models import Answer, ComparisonCount, Participant, Study
+from studyapp.models import ComparisonCount, Participant, Study
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +47,7 @@ PLANNER_TARGET_POWER = 0.8
 PLANNER_MIN_PARTICIPANTS = 5  # counted participants the planner needs as a pilot
 PLANNER_REPLAYS = 100  # simulated studies per participant number: the page answers in seconds
 PLANNER_SEED = 0
-PLANNER_CACHE_SECONDS = 24 * 60 * 60  # keyed by the answer counts, so only unused entries expire
+PLANNER_CACHE_SECONDS = 24 * 60 * 60  # keyed by the participants' state, so only unused entries expire
 ANOMALY_CACHE_SECONDS = 60 * 60  # keyed by the participants' state, so only unused entries expire
 logger = logging.getLogger(__name__)
 CountRow = tuple[int, str, int, int, int, bool]  # participant, comparison, method 1, method 2, equal, counted
@@ -182,20 +182,22 @@ def anomalous_count(study: Study, include_simulated: bool = False) -> tuple[int,
     return summary.flagged, summary.scored
 
 
-def _cache_id(study: Study) -> str:
-    """The study in a cache key: its pk and creation time (a deleted study's pk may come back on SQLite)
-    and its attention-check rule (which participants count)."""
-    return f"{study.pk}@{study.created_at.timestamp():.6f}:{study.max_failed_checks}"
-
-
-def cached_anomaly_summary(study: Study, include_simulated: bool = False) -> AnomalySummary:
-    """:func:`anomaly_summary`, cached under the study's participants: how many, their answers so far
-    (every answer raises a participant's ``answered``) and which completed or are excluded — one
-    aggregate over the participant rows instead of a pass over every count row on each refresh."""
+def _state_key(study: Study) -> str:
+    """The study and its participants' state, for cache keys: pk and creation time (a deleted study's pk
+    may come back on SQLite), the attention-check rule (which participants count), and how many
+    participants there are, their answers so far (every answer raises a participant's ``answered``)
+    and which completed or are excluded — one aggregate over the participant rows."""
     state = Participant.objects.filter(study=study).aggregate(
         n=Count("id"), answered=Sum("answered"), done=Sum("id", filter=Q(completed_at__isnull=False)),
         out=Sum("id", filter=Q(excluded=True)))  # fmt: skip
-    key = "study-health:anomalous:{}:{}:{n}:{answered}:{done}:{out}".format(_cache_id(study), include_simulated, **state)
+    return ("{}@{:.6f}:{}:{n}:{answered}:{done}:{out}"
+            .format(study.pk, study.created_at.timestamp(), study.max_failed_checks, **state))
+
+
+def cached_anomaly_summary(study: Study, include_simulated: bool = False) -> AnomalySummary:
+    """:func:`anomaly_summary`, cached under the study's participants' state (:func:`_state_key`): one
+    aggregate over the participant rows instead of a pass over every count row on each refresh."""
+    key = f"study-health:anomalous:{_state_key(study)}:{include_simulated}"
     summary = cache.get(key)
     if summary is None:
         summary = anomaly_summary(study, include_simulated)
@@ -291,12 +293,9 @@ def planner_estimate(study: Study, target: float = PLANNER_TARGET_POWER, replays
 
 def cached_planner_estimate(study: Study, target: float = PLANNER_TARGET_POWER,
                             replays: int | None = None) -> PlannerEstimate:  # fmt: skip
-    """:func:`planner_estimate`, cached under the study's answer count and participant statuses."""
+    """:func:`planner_estimate`, cached under the study's participants' state (:func:`_state_key`)."""
     replays = PLANNER_REPLAYS if replays is None else replays
-    answers = Answer.objects.filter(item__participant__study=study).count()
-    people = Participant.objects.filter(study=study).aggregate(
-        n=Count("id"), done=Count("id", filter=Q(completed_at__isnull=False)), out=Count("id", filter=Q(excluded=True)))
-    key = f"study-health:plan:{_cache_id(study)}:{answers}:{people['n']}:{people['done']}:{people['out']}:{target}:{replays}"
+    key = f"study-health:plan:{_state_key(study)}:{target}:{replays}"
     estimate = cache.get(key)
     if estimate is None:
         estimate = planner_estimate(study, target, replays)

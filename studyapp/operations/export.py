@@ -21,7 +21,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from contracts.adaptive import design_weight
-from contracts.columns import ANSWER_COLUMNS, EXPORT_COLUMNS, PARTICIPANT_COLUMNS, USEFULNESS_EXPORT_COLUMNS
+from contracts.columns import (
+    ANSWER_COLUMNS,
+    EXPORT_COLUMNS,
+    EXPORT_MANIFEST_NAME,
+    PARTICIPANT_COLUMNS,
+    USEFULNESS_EXPORT_COLUMNS,
+)
 from contracts.comparisons import oriented_answer
 from contracts.files import atomic_binary
 from contracts.usefulness import ARM, EXPECTED_ANSWER, LEARN, TRIAL_COLUMNS, matches_model, panel_classes_value
@@ -30,7 +36,7 @@ from studyapp.models import ATTENTION_CHECK, Answer, Participant, Study, TrialAn
 EXPORT_FILES = tuple(EXPORT_COLUMNS)
 # A text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-MANIFEST_NAME = "export_manifest.json"
+MANIFEST_NAME = EXPORT_MANIFEST_NAME
 
 
 def iso_utc(moment: datetime | None) -> str:

@@ -99,6 +99,13 @@ def _item_counts(items: QuerySet, key: str) -> dict[int, tuple[int, int]]:
     return {row[key]: (row["shown"], row["done"]) for row in rows}
 
 
+def _table_labels(study: Study) -> dict[str, str]:
+    """What the pool and exposure tables list (``item``) and group them by (``group``), as _exposure does."""
+    if not study.is_usefulness:
+        return {"item": "Pair", "group": "Question type"}
+    return {"item": "Trial", "group": "Phase" if study.task == FORWARD_SIMULATION else "Method"}
+
+
 def _trial_group(task: str, method: str, phase: str) -> str:
     """The dashboard's cell of a trial: its method; in forward simulation its phase (learning: with its arm)."""
     if task != FORWARD_SIMULATION:
@@ -191,6 +198,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "can_change": request.user.has_perm("studyapp.change_study", study),
         "status_form": StudyStatusForm(study=study),
         "cells": _cells(study, rows),
+        "labels": _table_labels(study),
         "pairs": rows,
         "exposure": exposure,
         "participants": page.object_list,
