@@ -324,6 +324,8 @@ def test_the_dashboards_pool_and_exposure_tables_list_the_trials(task, tmp_path)
         cells[f"{group}/{dataset}"] += 1
     assert cells and all(f'<td data-cell="{cell}">{n}</td>' in html for cell, n in cells.items())
     assert "Trial exposure" in html and "Pair exposure" not in html
+    # The preference chart's empty note and the design (of comparisons) are not a usefulness study's.
+    assert "No answers to draw yet." not in html and "data-design=" not in html
     trial = Trial.objects.filter(bundle__study=study).first()
     shown = asked.filter(trial=trial).count()
     assert re.search(rf"<code>{re.escape(trial.trial_id)}</code>.*?<td>{shown}</td><td>{shown}</td>", html, re.S)
